@@ -1,0 +1,51 @@
+"""The one list of commands: what each does and its one-line description.
+
+Adapters build their command menus from this list (Telegram setMyCommands,
+Discord slash commands), so the limits of both apply here.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Action(StrEnum):
+    """Commands the engine carries out itself instead of starting a flow."""
+
+    STOP = "stop"
+
+
+class CommandSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Telegram: 1-32 of a-z, 0-9, _; Discord is the same or looser.
+    name: str = Field(pattern=r"^[a-z0-9_]{1,32}$")
+    # Telegram wants 3-256 characters, Discord at most 100.
+    description: str = Field(min_length=3, max_length=100)
+    flow: str | None = None
+    action: Action | None = None
+    # Hidden commands work but stay out of the menus (for example /start on Discord).
+    in_menu: bool = True
+
+    @model_validator(mode="after")
+    def _one_target(self) -> CommandSpec:
+        if (self.flow is None) == (self.action is None):
+            raise ValueError("a command needs exactly one of 'flow' or 'action'")
+        return self
+
+
+class CommandList(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    commands: tuple[CommandSpec, ...] = Field(min_length=1)
+
+    def get(self, name: str) -> CommandSpec | None:
+        for c in self.commands:
+            if c.name == name:
+                return c
+        return None
+
+    def menu(self) -> list[CommandSpec]:
+        return [c for c in self.commands if c.in_menu]

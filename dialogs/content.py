@@ -1,0 +1,182 @@
+"""Loading the whole content directory: flows, commands, copy and safety data.
+
+Two passes, like a compiler: every file is parsed and schema-checked first, then
+the graph pass runs over whatever parsed, and every error from both is returned
+together, each with its file and line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from dialogs.commands import CommandList
+from dialogs.content_errors import ContentError, ContentInvalid
+from dialogs.copy import ALLOWED_FIELDS, EngineCopy
+from dialogs.flow_graph import check_flow
+from dialogs.flow_model import Flow
+from dialogs.templates import TemplateError, template_fields
+from dialogs.yaml_source import SourceMap, load_yaml
+
+M = TypeVar("M", bound=BaseModel)
+
+# Flows the engine starts by name, and the variables it fills in when it does.
+REQUIRED_FLOWS: dict[str, set[str]] = {
+    "start": set(),
+    "help": set(),
+    "pause": set(),
+    "crisis": {"resources"},
+    "danger": {"resources"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    directory: Path
+    flows: Mapping[str, Flow]
+    versions: Mapping[str, str]
+    commands: CommandList
+    copy: EngineCopy
+    files: Mapping[str, Path] = field(default_factory=dict)
+
+
+def check_content(directory: Path) -> tuple[Content | None, list[ContentError]]:
+    """Load and validate everything; returns the content only when there are no errors."""
+    errors: list[ContentError] = []
+    if not directory.is_dir():
+        return None, [ContentError(directory, 1, "content directory not found")]
+    flows: dict[str, Flow] = {}
+    sources: dict[str, SourceMap] = {}
+    versions: dict[str, str] = {}
+    files: dict[str, Path] = {}
+    flow_dir = directory / "flows"
+    flow_files = sorted(flow_dir.glob("*.yaml")) if flow_dir.is_dir() else []
+    if not flow_files:
+        errors.append(ContentError(flow_dir, 1, "no flow files (*.yaml) found"))
+    for path in flow_files:
+        flow, source = _parse(path, Flow, errors)
+        if flow is None or source is None:
+            continue
+        if flow.id != path.stem:
+            errors.append(ContentError(path, source.line_for(("id",)),
+                                       f"flow id {flow.id!r} must match the file name {path.stem!r}",
+                                       flow.id))
+            continue
+        flows[flow.id] = flow
+        sources[flow.id] = source
+        files[flow.id] = path
+        versions[flow.id] = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    # A flow whose file exists but failed its schema pass is already reported;
+    # references to it should not pile up as "missing flow" errors too.
+    known = set(flows) | {p.stem for p in flow_files}
+    for flow_id, flow in flows.items():
+        errors.extend(check_flow(flow, sources[flow_id], known))
+    if flow_files:
+        _check_required(flows, sources, flow_dir, known, errors)
+
+    commands, cmd_source = _parse(directory / "commands.yaml", CommandList, errors)
+    if commands is not None and cmd_source is not None:
+        _check_commands(commands, cmd_source, known, errors)
+    copy, copy_source = _parse(directory / "copy.yaml", EngineCopy, errors)
+    if copy is not None and copy_source is not None:
+        _check_copy(copy, copy_source, errors)
+
+    if errors or commands is None or copy is None:
+        return None, sorted(errors)
+    return Content(directory, flows, versions, commands, copy, files), []
+
+
+def load_content(directory: Path) -> Content:
+    content, errors = check_content(directory)
+    if content is None:
+        raise ContentInvalid(errors)
+    return content
+
+
+def _parse(path: Path, model: type[M], errors: list[ContentError]) -> tuple[M | None, SourceMap | None]:
+    if not path.exists():
+        errors.append(ContentError(path, 1, "file not found"))
+        return None, None
+    loaded = load_yaml(path)
+    errors.extend(loaded.errors)
+    if loaded.data is None:
+        return None, None
+    try:
+        return model.model_validate(loaded.data), loaded.source
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+                # Point at the `kind:` line itself, not the start of the step.
+                loc = (*loc, "kind")
+            errors.append(ContentError(path, loaded.source.line_for(loc),
+                                       _describe(err), *_flow_and_step(loaded.data, err["loc"])))
+        return None, loaded.source
+
+
+def _describe(err: Any) -> str:
+    loc = ".".join(str(p) for p in err["loc"])
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return f"{loc}: {msg}" if loc else msg
+
+
+def _flow_and_step(data: Any, loc: tuple[Any, ...]) -> tuple[str | None, str | None]:
+    flow = data.get("id") if isinstance(data, dict) and isinstance(data.get("id"), str) else None
+    step = None
+    if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int) and isinstance(data, dict):
+        steps = data.get("steps")
+        if isinstance(steps, list) and 0 <= loc[1] < len(steps) and isinstance(steps[loc[1]], dict):
+            raw = steps[loc[1]].get("id")
+            step = raw if isinstance(raw, str) else None
+    return flow, step
+
+
+def _check_required(flows: Mapping[str, Flow], sources: Mapping[str, SourceMap], flow_dir: Path,
+                    known: set[str], errors: list[ContentError]) -> None:
+    for flow_id, needed in REQUIRED_FLOWS.items():
+        flow = flows.get(flow_id)
+        if flow is None and flow_id in known:
+            continue
+        if flow is None:
+            errors.append(ContentError(flow_dir / f"{flow_id}.yaml", 1,
+                                       f"the engine needs a flow called {flow_id!r}"))
+            continue
+        missing = needed - set(flow.variables)
+        if missing:
+            errors.append(ContentError(sources[flow_id].file, sources[flow_id].line_for(("variables",)),
+                                       f"must declare variable(s) {sorted(missing)}, which the "
+                                       "engine fills in", flow_id))
+
+
+def _check_commands(commands: CommandList, source: SourceMap, flows: set[str],
+                    errors: list[ContentError]) -> None:
+    seen: set[str] = set()
+    for i, c in enumerate(commands.commands):
+        if c.name in seen:
+            errors.append(ContentError(source.file, source.line_for(("commands", i, "name")),
+                                       f"duplicate command /{c.name}"))
+        seen.add(c.name)
+        if c.flow is not None and c.flow not in flows:
+            errors.append(ContentError(source.file, source.line_for(("commands", i, "flow")),
+                                       f"/{c.name} names flow {c.flow!r}, which does not exist"))
+
+
+def _check_copy(copy: EngineCopy, source: SourceMap, errors: list[ContentError]) -> None:
+    for name, value in copy.model_dump().items():
+        texts = value if isinstance(value, list | tuple) else [value]
+        for i, text in enumerate(texts):
+            loc = (name, i) if isinstance(value, list | tuple) else (name,)
+            try:
+                used = set(template_fields(text))
+            except TemplateError as exc:
+                errors.append(ContentError(source.file, source.line_for(loc), f"{name}: {exc}"))
+                continue
+            extra = used - ALLOWED_FIELDS.get(name, set())
+            if extra:
+                errors.append(ContentError(source.file, source.line_for(loc),
+                                           f"{name}: unknown template variable(s) {sorted(extra)}"))

@@ -1,0 +1,34 @@
+"""The engine's own words (replies outside any flow), loaded from `content/copy.yaml`."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Placeholders each text may use; anything else is a content error.
+ALLOWED_FIELDS: dict[str, set[str]] = {
+    "unknown_command": {"command"},
+    "trimmed_answer": {"limit"},
+    "stopped_with_followups": {"count"},
+}
+
+Text = str
+
+
+class EngineCopy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    idle: Text = Field(min_length=1, max_length=2000)
+    idle_pause_label: Text = Field(min_length=1, max_length=64)
+    idle_help_label: Text = Field(min_length=1, max_length=64)
+    didnt_catch: Text = Field(min_length=1, max_length=2000)
+    scale_reprompt: Text = Field(min_length=1, max_length=2000)
+    empty_message: Text = Field(min_length=1, max_length=2000)
+    trimmed_answer: Text = Field(min_length=1, max_length=2000)
+    stale_button: Text = Field(min_length=1, max_length=2000)
+    unknown_command: Text = Field(min_length=1, max_length=2000)
+    stopped: Text = Field(min_length=1, max_length=2000)
+    stopped_with_followups: Text = Field(min_length=1, max_length=2000)
+    nothing_to_stop: Text = Field(min_length=1, max_length=2000)
+    welcome_back: Text = Field(min_length=1, max_length=2000)
+    content_changed: Text = Field(min_length=1, max_length=2000)
+    error_apology: Text = Field(min_length=1, max_length=2000)

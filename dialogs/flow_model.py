@@ -1,0 +1,219 @@
+"""Typed models of a flow file: one small model per step kind.
+
+These are the schema pass of validation; graph checks live in `flow_graph`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time, timedelta
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from dialogs.durations import parse_duration
+
+Ident = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", min_length=1, max_length=32)]
+VarValue = str | int
+
+# Discord's message limit is the tighter of the two platforms.
+MAX_TEXT = 2000
+MAX_LABEL = 64
+# Telegram's callback_data limit, in bytes.
+MAX_PAYLOAD_BYTES = 64
+
+
+def _as_texts(value: object) -> object:
+    if isinstance(value, str):
+        return (value,)
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Step(_Strict):
+    id: Ident
+    text: tuple[str, ...] = ()
+
+    _normalise_text = field_validator("text", mode="before")(_as_texts)
+
+    def targets(self) -> list[str]:
+        """Node ids this step can move to, in the same flow."""
+        return []
+
+
+class MessageStep(_Step):
+    """Says something and moves on."""
+
+    kind: Literal["message"]
+    text: tuple[str, ...] = Field(min_length=1)
+    next: Ident
+
+    def targets(self) -> list[str]:
+        return [self.next]
+
+
+class Option(_Strict):
+    id: Ident
+    label: str = Field(min_length=1)
+    next: Ident
+    aliases: tuple[str, ...] = ()
+    set: dict[Ident, VarValue] = Field(default_factory=dict)
+
+
+class ChoiceStep(_Step):
+    """Offers buttons. Typed text is matched to an option by number, label or close
+    spelling; `other` names the option that unmatched text chooses, if any."""
+
+    kind: Literal["choice"]
+    text: tuple[str, ...] = Field(min_length=1)
+    options: tuple[Option, ...] = Field(min_length=1, max_length=12)
+    save_as: Ident | None = None
+    other: Ident | None = None
+
+    @model_validator(mode="after")
+    def _other_is_an_option(self) -> ChoiceStep:
+        if self.other is not None and self.other not in {o.id for o in self.options}:
+            raise ValueError(f"'other' names {self.other!r}, which is not one of the options")
+        return self
+
+    def targets(self) -> list[str]:
+        return [o.next for o in self.options]
+
+
+class ScaleStep(_Step):
+    """Asks for a number from 0 to 10."""
+
+    kind: Literal["scale"]
+    text: tuple[str, ...] = Field(min_length=1)
+    save_as: Ident
+    next: Ident
+
+    def targets(self) -> list[str]:
+        return [self.next]
+
+
+class AskStep(_Step):
+    """Takes a free-text answer into a variable. The answer lives only in the running
+    conversation and is dropped when the flow ends; it is never journaled."""
+
+    kind: Literal["ask"]
+    text: tuple[str, ...] = Field(min_length=1)
+    save_as: Ident
+    next: Ident
+    max_length: int = Field(default=300, ge=1, le=1000)
+
+    def targets(self) -> list[str]:
+        return [self.next]
+
+
+class Condition(_Strict):
+    var: Ident
+    equals: VarValue | None = None
+    one_of: tuple[VarValue, ...] | None = None
+    at_least: int | None = None
+    below: int | None = None
+    is_set: bool | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_test(self) -> Condition:
+        tests = [self.equals, self.one_of, self.at_least, self.below, self.is_set]
+        if sum(t is not None for t in tests) != 1:
+            raise ValueError("a condition needs exactly one of equals, one_of, at_least, below, is_set")
+        return self
+
+
+class Case(_Strict):
+    when: Condition
+    next: Ident
+
+
+class BranchStep(_Step):
+    """Chooses the next step from variables; the first matching case wins."""
+
+    kind: Literal["branch"]
+    cases: tuple[Case, ...] = Field(min_length=1)
+    otherwise: Ident
+
+    def targets(self) -> list[str]:
+        return [c.next for c in self.cases] + [self.otherwise]
+
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class ScheduleStep(_Step):
+    """Asks for `flow` to start later: `after` a duration, or at the next `at` local time.
+    Past `expires_after` beyond its due time, a late follow-up is recorded as missed."""
+
+    kind: Literal["schedule"]
+    flow: Ident
+    after: str | None = None
+    at: str | None = None
+    expires_after: str = "6h"
+    next: Ident
+
+    @model_validator(mode="after")
+    def _when(self) -> ScheduleStep:
+        if (self.after is None) == (self.at is None):
+            raise ValueError("a schedule step needs exactly one of 'after' or 'at'")
+        if self.after is not None:
+            parse_duration(self.after)
+        if self.at is not None and not _HHMM.match(self.at):
+            raise ValueError(f"'at' must be a 24-hour time like '19:00', not {self.at!r}")
+        parse_duration(self.expires_after)
+        return self
+
+    def delay(self) -> timedelta | None:
+        return parse_duration(self.after) if self.after else None
+
+    def local_time(self) -> time | None:
+        return time.fromisoformat(self.at) if self.at else None
+
+    def expiry(self) -> timedelta:
+        return parse_duration(self.expires_after)
+
+    def targets(self) -> list[str]:
+        return [self.next]
+
+
+class HandoffStep(_Step):
+    """Ends this flow and starts another from its beginning."""
+
+    kind: Literal["handoff"]
+    flow: Ident
+
+
+class EndStep(_Step):
+    kind: Literal["end"]
+
+
+Step = Annotated[
+    MessageStep | ChoiceStep | ScaleStep | AskStep | BranchStep | ScheduleStep | HandoffStep | EndStep,
+    Field(discriminator="kind"),
+]
+WAITING_KINDS = (ChoiceStep, ScaleStep, AskStep)
+TERMINAL_KINDS = (HandoffStep, EndStep)
+
+
+class Flow(_Strict):
+    id: Ident
+    title: str = Field(min_length=1, max_length=80)
+    description: str = ""
+    # Personal flows are never shown in a group chat; adapters move them to private.
+    private: bool = True
+    start: Ident | None = None
+    variables: dict[Ident, VarValue] = Field(default_factory=dict)
+    steps: tuple[Step, ...] = Field(min_length=1)
+
+    @property
+    def start_id(self) -> str:
+        return self.start or self.steps[0].id
+
+    def step(self, step_id: str) -> Step | None:
+        for s in self.steps:
+            if s.id == step_id:
+                return s
+        return None
