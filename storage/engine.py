@@ -1,0 +1,80 @@
+"""Engine construction, including the SQLite settings the store relies on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from storage.errors import StorageError
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def create_engine_for(url: str) -> AsyncEngine:
+    """An async engine for `url`; SQLite file databases get their directory created."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_async_engine(parsed, pool_pre_ping=True)
+    in_memory = _is_memory(parsed)
+    if in_memory:
+        # Every session must see the same private database, so they share one connection.
+        engine = create_async_engine(parsed, poolclass=StaticPool)
+    else:
+        _prepare_file(Path(parsed.database or ""))
+        engine = create_async_engine(parsed)
+    _install_sqlite_hooks(engine, wal=not in_memory)
+    return engine
+
+
+def _is_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:")
+
+
+def _prepare_file(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create the directory for database {path}: {exc}") from exc
+    if path.is_dir():
+        raise StorageError(f"database path {path} is a directory")
+    if not path.exists():
+        return
+    try:
+        with path.open("rb") as file:
+            header = file.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        raise StorageError(f"cannot read database {path}: {exc}") from exc
+    # An empty file is what SQLite creates before the first write; anything else
+    # without the magic header would fail later with a message that hides the path.
+    if header and header != _SQLITE_HEADER:
+        raise StorageError(f"{path} is not an SQLite database (corrupt or another kind of file)")
+
+
+def _install_sqlite_hooks(engine: AsyncEngine, *, wal: bool) -> None:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take BEGIN away from the driver so that on_begin decides how it is issued.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            # Before journal_mode: switching to WAL itself may have to wait for a lock.
+            cursor.execute("PRAGMA busy_timeout=5000")
+            if wal:
+                # Readers no longer block the writer; meaningless for :memory:.
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+    def on_begin(connection: Connection) -> None:
+        # Taking the write lock up front makes concurrent writers queue on busy_timeout;
+        # a deferred transaction that reads first and then writes fails instead with
+        # "database is locked" when another writer got there in between.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    event.listen(engine.sync_engine, "connect", on_connect)
+    event.listen(engine.sync_engine, "begin", on_begin)

@@ -1,0 +1,104 @@
+"""The database schema. `migrations/versions` must stay in step with this file."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, MetaData, String, UniqueConstraint, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from storage.columns import UtcDateTime
+
+# Deterministic constraint names: Alembic's SQLite batch mode recreates tables and
+# can only drop or alter constraints it can name.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Ids of users and follow-ups are held outside the database (scheduler jobs, logs);
+# AUTOINCREMENT stops SQLite from reusing the id of a deleted row.
+_NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("platform", "platform_user_id"), _NEVER_REUSE_IDS)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    platform: Mapped[str] = mapped_column(String)
+    platform_user_id: Mapped[str] = mapped_column(String)
+    timezone: Mapped[str] = mapped_column(String, default="UTC", server_default="UTC")
+    preferences: Mapped[dict[str, Any]] = mapped_column(
+        JSON, default=dict, server_default=text("'{}'")
+    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ConversationRow(Base):
+    __tablename__ = "conversations"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    flow_id: Mapped[str | None] = mapped_column(String)
+    node_id: Mapped[str | None] = mapped_column(String)
+    variables: Mapped[dict[str, str | int]] = mapped_column(JSON)
+    turn: Mapped[int]
+    content_version: Mapped[str] = mapped_column(String)
+    chat_id: Mapped[str] = mapped_column(String)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class JournalEntryRow(Base):
+    """A choice or rating. There is deliberately no column for free text."""
+
+    __tablename__ = "journal"
+    __table_args__ = (_NEVER_REUSE_IDS,)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    flow_id: Mapped[str] = mapped_column(String)
+    node_id: Mapped[str] = mapped_column(String)
+    kind: Mapped[str] = mapped_column(String)
+    value: Mapped[str] = mapped_column(String)
+
+
+class FollowUpRow(Base):
+    __tablename__ = "followups"
+    __table_args__ = (
+        # Serves the dispatcher's "pending and due, oldest first" scan.
+        Index("ix_followups_status_due_at", "status", "due_at"),
+        _NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    # Indexed for cancel/list by user and so PostgreSQL's ON DELETE CASCADE is cheap.
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    chat_id: Mapped[str] = mapped_column(String)
+    flow_id: Mapped[str] = mapped_column(String)
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String)
+    dedupe_key: Mapped[str] = mapped_column(String, unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ProcessedEventRow(Base):
+    __tablename__ = "processed_events"
+
+    event_key: Mapped[str] = mapped_column(String, primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)

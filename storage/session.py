@@ -1,0 +1,200 @@
+"""`StoreSession` over one SQLAlchemy `AsyncSession` transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Select, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialogs.clock import Clock
+from dialogs.store import ConversationState, FollowUp, FollowUpRequest, FollowUpStatus, UserKey
+from storage.dialect_insert import insert_for
+from storage.errors import StorageError
+from storage.followup_rows import select_followups
+from storage.models import ConversationRow, FollowUpRow, JournalEntryRow, ProcessedEventRow, UserRow
+
+
+class SqlStoreSession:
+    """Every method runs in the caller's transaction; nothing here commits.
+
+    `clock` stamps audit columns for the methods whose protocol signature has no `at`.
+    """
+
+    def __init__(self, session: AsyncSession, dialect_name: str, clock: Clock) -> None:
+        self._session = session
+        self._dialect = dialect_name
+        self._clock = clock
+
+    async def claim_event(self, event_key: str, at: datetime) -> bool:
+        statement = (
+            insert_for(self._dialect, ProcessedEventRow)
+            .values(event_key=event_key, processed_at=at)
+            .on_conflict_do_nothing(index_elements=[ProcessedEventRow.event_key])
+            .returning(ProcessedEventRow.event_key)
+        )
+        return await self._session.scalar(statement) is not None
+
+    async def load_state(self, user: UserKey, at: datetime) -> ConversationState:
+        user_id = await self._user_id(user, at, lock=True)
+        await self._session.execute(
+            update(UserRow).where(UserRow.id == user_id).values(last_seen_at=at)
+        )
+        row = await self._session.get(ConversationRow, user_id)
+        if row is None:
+            empty = ConversationState()
+            self._session.add(_conversation_row(user_id, empty, at))
+            # Never written by the engine, so no `updated_at` to report.
+            return empty
+        return ConversationState(
+            flow_id=row.flow_id,
+            node_id=row.node_id,
+            variables=dict(row.variables),
+            turn=row.turn,
+            content_version=row.content_version,
+            chat_id=row.chat_id,
+            updated_at=row.updated_at,
+        )
+
+    async def save_state(self, user: UserKey, state: ConversationState, at: datetime) -> None:
+        user_id = await self._user_id(user, at)
+        row = await self._session.get(ConversationRow, user_id)
+        if row is None:
+            self._session.add(_conversation_row(user_id, state, at))
+            return
+        row.flow_id = state.flow_id
+        row.node_id = state.node_id
+        # A fresh dict: the ORM only notices reassignment of a JSON column, not mutation.
+        row.variables = dict(state.variables)
+        row.turn = state.turn
+        row.content_version = state.content_version
+        row.chat_id = state.chat_id
+        row.updated_at = at
+
+    async def append_journal(
+        self, user: UserKey, at: datetime, flow_id: str, node_id: str, kind: str, value: str
+    ) -> None:
+        user_id = await self._user_id(user, at)
+        self._session.add(
+            JournalEntryRow(
+                user_id=user_id, at=at, flow_id=flow_id, node_id=node_id, kind=kind, value=value
+            )
+        )
+
+    async def schedule_followup(self, user: UserKey, request: FollowUpRequest) -> bool:
+        now = self._clock.now()
+        user_id = await self._user_id(user, now)
+        statement = (
+            insert_for(self._dialect, FollowUpRow)
+            .values(
+                user_id=user_id,
+                chat_id=request.chat_id,
+                flow_id=request.flow_id,
+                due_at=request.due_at,
+                expires_at=request.expires_at,
+                status=FollowUpStatus.PENDING.value,
+                dedupe_key=request.dedupe_key,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=[FollowUpRow.dedupe_key])
+            .returning(FollowUpRow.id)
+        )
+        return await self._session.scalar(statement) is not None
+
+    async def cancel_followups(self, user: UserKey) -> int:
+        statement = (
+            update(FollowUpRow)
+            .where(
+                FollowUpRow.user_id == _user_id_of(user).scalar_subquery(),
+                FollowUpRow.status == FollowUpStatus.PENDING.value,
+            )
+            .values(status=FollowUpStatus.CANCELLED.value, updated_at=self._clock.now())
+            .returning(FollowUpRow.id)
+        )
+        return len((await self._session.scalars(statement)).all())
+
+    async def pending_followups(self, user: UserKey) -> list[FollowUp]:
+        return await select_followups(
+            self._session,
+            UserRow.platform == user.platform,
+            UserRow.platform_user_id == user.user_id,
+            FollowUpRow.status == FollowUpStatus.PENDING.value,
+        )
+
+    async def get_followup(self, followup_id: int) -> FollowUp | None:
+        found = await select_followups(self._session, FollowUpRow.id == followup_id)
+        return found[0] if found else None
+
+    async def set_followup_status(
+        self, followup_id: int, status: FollowUpStatus, at: datetime
+    ) -> None:
+        row = await self._followup_row(followup_id)
+        if row is None:
+            # Deleting a user cascades to their follow-ups, possibly while the
+            # dispatcher still holds one; there is nothing left to record.
+            return
+        row.status = status.value
+        row.updated_at = at
+        if status is FollowUpStatus.CLAIMED:
+            row.claimed_at = at
+        elif status is FollowUpStatus.SENT:
+            row.sent_at = at
+
+    async def postpone_followup(self, followup_id: int, due_at: datetime) -> None:
+        row = await self._followup_row(followup_id)
+        if row is None:
+            raise StorageError(f"no follow-up with id {followup_id}")
+        # Only the dispatcher holding the claim may postpone; reviving a cancelled or
+        # sent follow-up here would message someone who opted out or was already reached.
+        if row.status != FollowUpStatus.CLAIMED.value:
+            raise StorageError(f"follow-up {followup_id} is {row.status}, not claimed")
+        row.status = FollowUpStatus.PENDING.value
+        row.due_at = due_at
+        row.claimed_at = None
+        row.updated_at = self._clock.now()
+
+    async def _followup_row(self, followup_id: int) -> FollowUpRow | None:
+        return await self._session.get(
+            FollowUpRow, followup_id, with_for_update=True, populate_existing=True
+        )
+
+    async def _user_id(self, user: UserKey, at: datetime, *, lock: bool = False) -> int:
+        """The user's id, creating the user on first contact."""
+        query = _user_id_of(user)
+        if lock:
+            query = query.with_for_update()
+        found = await self._session.scalar(query)
+        if found is not None:
+            return found
+        # ON CONFLICT: a concurrent first event for the same person may insert first.
+        await self._session.execute(
+            insert_for(self._dialect, UserRow)
+            .values(
+                platform=user.platform,
+                platform_user_id=user.user_id,
+                created_at=at,
+                last_seen_at=at,
+            )
+            .on_conflict_do_nothing(index_elements=[UserRow.platform, UserRow.platform_user_id])
+        )
+        return (await self._session.scalars(query)).one()
+
+
+def _user_id_of(user: UserKey) -> Select[int]:
+    return select(UserRow.id).where(
+        UserRow.platform == user.platform, UserRow.platform_user_id == user.user_id
+    )
+
+
+def _conversation_row(user_id: int, state: ConversationState, at: datetime) -> ConversationRow:
+    return ConversationRow(
+        user_id=user_id,
+        flow_id=state.flow_id,
+        node_id=state.node_id,
+        variables=dict(state.variables),
+        turn=state.turn,
+        content_version=state.content_version,
+        chat_id=state.chat_id,
+        updated_at=at,
+    )

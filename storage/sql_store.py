@@ -1,0 +1,87 @@
+"""`Store` on SQLAlchemy: sessions, and the dispatcher's claim of due follow-ups."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from dialogs.clock import Clock, SystemClock
+from dialogs.store import FollowUp, FollowUpStatus, Store
+from storage.followup_rows import select_followups
+from storage.models import FollowUpRow, UserRow
+from storage.session import SqlStoreSession
+
+_PENDING = FollowUpStatus.PENDING.value
+_Query = TypeVar("_Query", bound=Select[Any])
+
+
+class SqlStore:
+    def __init__(self, engine: AsyncEngine, *, clock: Clock | None = None) -> None:
+        self._engine = engine
+        self._clock: Clock = clock or SystemClock()
+        # Results are plain dataclasses built inside the transaction; nothing needs
+        # reloading after commit.
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[SqlStoreSession]:
+        async with self._sessions() as session, session.begin():
+            yield SqlStoreSession(session, self._engine.dialect.name, self._clock)
+
+    async def claim_due(
+        self, now: datetime, limit: int, platforms: Collection[str] | None = None
+    ) -> list[FollowUp]:
+        async with self._sessions() as session, session.begin():
+            due = _pending(select(FollowUpRow.id), platforms).where(FollowUpRow.due_at <= now)
+            candidates = (
+                await session.scalars(
+                    due.order_by(FollowUpRow.due_at, FollowUpRow.id)
+                    .limit(limit)
+                    # PostgreSQL: concurrent dispatchers take different rows instead of
+                    # waiting. SQLite ignores it; BEGIN IMMEDIATE serialises them.
+                    .with_for_update(skip_locked=True, of=FollowUpRow)
+                )
+            ).all()
+            if not candidates:
+                return []
+            # Re-checking the status keeps the claim exclusive even without row locks.
+            claimed = (
+                await session.scalars(
+                    update(FollowUpRow)
+                    .where(FollowUpRow.id.in_(candidates), FollowUpRow.status == _PENDING)
+                    .values(status=FollowUpStatus.CLAIMED.value, claimed_at=now, updated_at=now)
+                    .returning(FollowUpRow.id)
+                )
+            ).all()
+            if not claimed:
+                return []
+            return await select_followups(session, FollowUpRow.id.in_(claimed))
+
+    async def next_due_at(self, platforms: Collection[str] | None = None) -> datetime | None:
+        """`platforms` should match what is passed to `claim_due`: otherwise a process
+        keeps waking for rows it will never claim."""
+        async with self._sessions() as session, session.begin():
+            return await session.scalar(_pending(select(func.min(FollowUpRow.due_at)), platforms))
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+
+def _pending(query: _Query, platforms: Collection[str] | None) -> _Query:
+    query = query.where(FollowUpRow.status == _PENDING)
+    if platforms is not None:
+        query = query.join(UserRow, UserRow.id == FollowUpRow.user_id).where(
+            UserRow.platform.in_(platforms)
+        )
+    return query
+
+
+if TYPE_CHECKING:
+    # Fails type checking here, not in a caller, when dialogs.store's protocols change.
+    def _conforms(store: SqlStore) -> Store:
+        return store
