@@ -63,9 +63,14 @@ def check_content(directory: Path) -> tuple[Content | None, list[ContentError]]:
         if flow is None or source is None:
             continue
         if flow.id != path.stem:
-            errors.append(ContentError(path, source.line_for(("id",)),
-                                       f"flow id {flow.id!r} must match the file name {path.stem!r}",
-                                       flow.id))
+            errors.append(
+                ContentError(
+                    path,
+                    source.line_for(("id",)),
+                    f"flow id {flow.id!r} must match the file name {path.stem!r}",
+                    flow.id,
+                )
+            )
             continue
         flows[flow.id] = flow
         sources[flow.id] = source
@@ -98,7 +103,9 @@ def load_content(directory: Path) -> Content:
     return content
 
 
-def _parse(path: Path, model: type[M], errors: list[ContentError]) -> tuple[M | None, SourceMap | None]:
+def _parse(
+    path: Path, model: type[M], errors: list[ContentError]
+) -> tuple[M | None, SourceMap | None]:
     if not path.exists():
         errors.append(ContentError(path, 1, "file not found"))
         return None, None
@@ -114,8 +121,14 @@ def _parse(path: Path, model: type[M], errors: list[ContentError]) -> tuple[M | 
             if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
                 # Point at the `kind:` line itself, not the start of the step.
                 loc = (*loc, "kind")
-            errors.append(ContentError(path, loaded.source.line_for(loc),
-                                       _describe(err), *_flow_and_step(loaded.data, err["loc"])))
+            errors.append(
+                ContentError(
+                    path,
+                    loaded.source.line_for(loc),
+                    _describe(err),
+                    *_flow_and_step(loaded.data, err["loc"]),
+                )
+            )
         return None, loaded.source
 
 
@@ -136,34 +149,58 @@ def _flow_and_step(data: Any, loc: tuple[Any, ...]) -> tuple[str | None, str | N
     return flow, step
 
 
-def _check_required(flows: Mapping[str, Flow], sources: Mapping[str, SourceMap], flow_dir: Path,
-                    known: set[str], errors: list[ContentError]) -> None:
+def _check_required(
+    flows: Mapping[str, Flow],
+    sources: Mapping[str, SourceMap],
+    flow_dir: Path,
+    known: set[str],
+    errors: list[ContentError],
+) -> None:
     for flow_id, needed in REQUIRED_FLOWS.items():
         flow = flows.get(flow_id)
         if flow is None and flow_id in known:
             continue
         if flow is None:
-            errors.append(ContentError(flow_dir / f"{flow_id}.yaml", 1,
-                                       f"the engine needs a flow called {flow_id!r}"))
+            errors.append(
+                ContentError(
+                    flow_dir / f"{flow_id}.yaml", 1, f"the engine needs a flow called {flow_id!r}"
+                )
+            )
             continue
         missing = needed - set(flow.variables)
         if missing:
-            errors.append(ContentError(sources[flow_id].file, sources[flow_id].line_for(("variables",)),
-                                       f"must declare variable(s) {sorted(missing)}, which the "
-                                       "engine fills in", flow_id))
+            errors.append(
+                ContentError(
+                    sources[flow_id].file,
+                    sources[flow_id].line_for(("variables",)),
+                    f"must declare variable(s) {sorted(missing)}, which the engine fills in",
+                    flow_id,
+                )
+            )
 
 
-def _check_commands(commands: CommandList, source: SourceMap, flows: set[str],
-                    errors: list[ContentError]) -> None:
+def _check_commands(
+    commands: CommandList, source: SourceMap, flows: set[str], errors: list[ContentError]
+) -> None:
     seen: set[str] = set()
     for i, c in enumerate(commands.commands):
         if c.name in seen:
-            errors.append(ContentError(source.file, source.line_for(("commands", i, "name")),
-                                       f"duplicate command /{c.name}"))
+            errors.append(
+                ContentError(
+                    source.file,
+                    source.line_for(("commands", i, "name")),
+                    f"duplicate command /{c.name}",
+                )
+            )
         seen.add(c.name)
         if c.flow is not None and c.flow not in flows:
-            errors.append(ContentError(source.file, source.line_for(("commands", i, "flow")),
-                                       f"/{c.name} names flow {c.flow!r}, which does not exist"))
+            errors.append(
+                ContentError(
+                    source.file,
+                    source.line_for(("commands", i, "flow")),
+                    f"/{c.name} names flow {c.flow!r}, which does not exist",
+                )
+            )
 
 
 def _check_copy(copy: EngineCopy, source: SourceMap, errors: list[ContentError]) -> None:
@@ -178,5 +215,10 @@ def _check_copy(copy: EngineCopy, source: SourceMap, errors: list[ContentError])
                 continue
             extra = used - ALLOWED_FIELDS.get(name, set())
             if extra:
-                errors.append(ContentError(source.file, source.line_for(loc),
-                                           f"{name}: unknown template variable(s) {sorted(extra)}"))
+                errors.append(
+                    ContentError(
+                        source.file,
+                        source.line_for(loc),
+                        f"{name}: unknown template variable(s) {sorted(extra)}",
+                    )
+                )

@@ -69,7 +69,9 @@ def check_flow(flow: Flow, source: SourceMap, known_flows: Iterable[str]) -> lis
     reachable = _reachable(flow)
     for step in flow.steps:
         if step.id not in reachable:
-            report(f"step {step.id!r} can never be reached from the start", step.id, step_loc(step.id))
+            report(
+                f"step {step.id!r} can never be reached from the start", step.id, step_loc(step.id)
+            )
     _check_endings(flow, reachable, report, step_loc)
     _check_variables(flow, reachable, report, step_loc)
     _check_limits(flow, report, step_loc)
@@ -80,14 +82,20 @@ def _check_ids(flow: Flow, report: Report) -> None:
     seen: dict[str, int] = {}
     for i, step in enumerate(flow.steps):
         if step.id in seen:
-            report(f"duplicate step id {step.id!r} (also step #{seen[step.id] + 1})", step.id, ("steps", i, "id"))
+            report(
+                f"duplicate step id {step.id!r} (also step #{seen[step.id] + 1})",
+                step.id,
+                ("steps", i, "id"),
+            )
         else:
             seen[step.id] = i
         if isinstance(step, ChoiceStep):
             ids: set[str] = set()
             for j, o in enumerate(step.options):
                 if o.id in ids:
-                    report(f"duplicate option id {o.id!r}", step.id, ("steps", i, "options", j, "id"))
+                    report(
+                        f"duplicate option id {o.id!r}", step.id, ("steps", i, "options", j, "id")
+                    )
                 ids.add(o.id)
 
 
@@ -103,22 +111,35 @@ def _check_targets(
         if isinstance(step, ChoiceStep):
             for j, o in enumerate(step.options):
                 if o.next not in index:
-                    report(f"'next' of option {o.id!r} names missing step {o.next!r}", step.id,
-                           step_loc(step.id, "options", j, "next"))
+                    report(
+                        f"'next' of option {o.id!r} names missing step {o.next!r}",
+                        step.id,
+                        step_loc(step.id, "options", j, "next"),
+                    )
         elif isinstance(step, BranchStep):
             for j, c in enumerate(step.cases):
                 if c.next not in index:
-                    report(f"'next' of case {j + 1} names missing step {c.next!r}", step.id,
-                           step_loc(step.id, "cases", j, "next"))
+                    report(
+                        f"'next' of case {j + 1} names missing step {c.next!r}",
+                        step.id,
+                        step_loc(step.id, "cases", j, "next"),
+                    )
             if step.otherwise not in index:
-                report(f"'next' ('otherwise') names missing step {step.otherwise!r}", step.id,
-                       step_loc(step.id, "otherwise"))
+                report(
+                    f"'next' ('otherwise') names missing step {step.otherwise!r}",
+                    step.id,
+                    step_loc(step.id, "otherwise"),
+                )
         else:
             for t in step.targets():
                 if t not in index:
                     report(f"'next' names missing step {t!r}", step.id, step_loc(step.id, "next"))
         if isinstance(step, ScheduleStep | HandoffStep) and step.flow not in flows:
-            report(f"names flow {step.flow!r}, which does not exist", step.id, step_loc(step.id, "flow"))
+            report(
+                f"names flow {step.flow!r}, which does not exist",
+                step.id,
+                step_loc(step.id, "flow"),
+            )
 
 
 def _reachable(flow: Flow) -> set[str]:
@@ -157,11 +178,14 @@ def _check_endings(
     silent = {s.id for s in flow.steps if not isinstance(s, (*WAITING_KINDS, *TERMINAL_KINDS))}
     for s in flow.steps:
         if s.id in silent and s.id in reachable and _on_silent_cycle(flow, s.id, silent):
-            report(f"step {s.id!r} is on a loop that never waits for an answer", s.id, step_loc(s.id))
+            report(
+                f"step {s.id!r} is on a loop that never waits for an answer", s.id, step_loc(s.id)
+            )
 
 
 def _on_silent_cycle(flow: Flow, start: str, silent: set[str]) -> bool:
-    todo = [t for t in flow.step(start).targets() if t in silent] if flow.step(start) else []
+    first = flow.step(start)
+    todo = [t for t in first.targets() if t in silent] if first is not None else []
     seen: set[str] = set()
     while todo:
         current = todo.pop()
@@ -215,13 +239,19 @@ def _check_variables(
             for name in names:
                 if name not in must[s.id]:
                     hint = "" if name in may else " (nothing in this flow sets it)"
-                    report(f"template variable {{{name}}} may not be set here{hint}", s.id,
-                           step_loc(s.id, "text", j))
+                    report(
+                        f"template variable {{{name}}} may not be set here{hint}",
+                        s.id,
+                        step_loc(s.id, "text", j),
+                    )
         if isinstance(s, BranchStep):
             for j, c in enumerate(s.cases):
                 if c.when.var not in may:
-                    report(f"branch tests variable {c.when.var!r}, which nothing sets", s.id,
-                           step_loc(s.id, "cases", j, "when", "var"))
+                    report(
+                        f"branch tests variable {c.when.var!r}, which nothing sets",
+                        s.id,
+                        step_loc(s.id, "cases", j, "when", "var"),
+                    )
 
 
 def _all_vars(flow: Flow) -> set[str]:
@@ -238,17 +268,27 @@ def _check_limits(
     for s in flow.steps:
         for j, text in enumerate(s.text):
             if len(text) > MAX_TEXT:
-                report(f"text is {len(text)} characters; the limit is {MAX_TEXT} (Discord)", s.id,
-                       step_loc(s.id, "text", j))
+                report(
+                    f"text is {len(text)} characters; the limit is {MAX_TEXT} (Discord)",
+                    s.id,
+                    step_loc(s.id, "text", j),
+                )
             if not text.strip():
                 report("text is empty", s.id, step_loc(s.id, "text", j))
         if isinstance(s, ChoiceStep):
             for j, o in enumerate(s.options):
                 if len(o.label) > MAX_LABEL:
-                    report(f"label of option {o.id!r} is {len(o.label)} characters; the limit is {MAX_LABEL}",
-                           s.id, step_loc(s.id, "options", j, "label"))
+                    report(
+                        f"label of option {o.id!r} is {len(o.label)} characters; "
+                        f"the limit is {MAX_LABEL}",
+                        s.id,
+                        step_loc(s.id, "options", j, "label"),
+                    )
                 size = len(payload_prefix(flow.id, s.id, o.id).encode()) + PAYLOAD_TURN_RESERVE
                 if size > MAX_PAYLOAD_BYTES:
-                    report(f"button payload for option {o.id!r} needs {size} bytes; Telegram allows "
-                           f"{MAX_PAYLOAD_BYTES}: shorten the flow, step or option id", s.id,
-                           step_loc(s.id, "options", j, "id"))
+                    report(
+                        f"button payload for option {o.id!r} needs {size} bytes; Telegram allows "
+                        f"{MAX_PAYLOAD_BYTES}: shorten the flow, step or option id",
+                        s.id,
+                        step_loc(s.id, "options", j, "id"),
+                    )

@@ -121,7 +121,9 @@ class Condition(_Strict):
     def _exactly_one_test(self) -> Condition:
         tests = [self.equals, self.one_of, self.at_least, self.below, self.is_set]
         if sum(t is not None for t in tests) != 1:
-            raise ValueError("a condition needs exactly one of equals, one_of, at_least, below, is_set")
+            raise ValueError(
+                "a condition needs exactly one of equals, one_of, at_least, below, is_set"
+            )
         return self
 
 
@@ -191,7 +193,14 @@ class EndStep(_Step):
 
 
 Step = Annotated[
-    MessageStep | ChoiceStep | ScaleStep | AskStep | BranchStep | ScheduleStep | HandoffStep | EndStep,
+    MessageStep
+    | ChoiceStep
+    | ScaleStep
+    | AskStep
+    | BranchStep
+    | ScheduleStep
+    | HandoffStep
+    | EndStep,
     Field(discriminator="kind"),
 ]
 WAITING_KINDS = (ChoiceStep, ScaleStep, AskStep)

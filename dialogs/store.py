@@ -133,6 +133,8 @@ class Store(Protocol):
         cannot reach Telegram must leave Telegram's follow-ups for one that can."""
         ...
 
-    async def next_due_at(self) -> datetime | None:
-        """Due time of the earliest pending follow-up, for waking the dispatcher."""
+    async def next_due_at(self, platforms: Collection[str] | None = None) -> datetime | None:
+        """Due time of the earliest pending follow-up (on `platforms`, when given), for
+        waking the dispatcher. The filter matters: a due row this process cannot send
+        would otherwise wake it again and again."""
         ...

@@ -90,21 +90,28 @@ def test_missing_copy_key_and_bad_command_are_reported(tmp_path: Path) -> None:
     copy = directory / "copy.yaml"
     copy.write_text(copy.read_text().replace("stale_button:", "stale_buton:"))
     commands = directory / "commands.yaml"
-    commands.write_text(commands.read_text() + "  - name: Bad-Name\n    description: x\n    flow: nope\n")
+    commands.write_text(
+        commands.read_text() + "  - name: Bad-Name\n    description: x\n    flow: nope\n"
+    )
     _, errors = check_content(directory)
     messages = [(e.file.name, e.message) for e in errors]
     assert any(f == "copy.yaml" and "stale_button: Field required" in m for f, m in messages)
     assert any(f == "copy.yaml" and "stale_buton: Extra inputs" in m for f, m in messages)
-    assert any(f == "commands.yaml" and "name: String should match pattern" in m for f, m in messages)
-    assert any(f == "commands.yaml" and "description: String should have at least 3" in m
-               for f, m in messages)
+    assert any(
+        f == "commands.yaml" and "name: String should match pattern" in m for f, m in messages
+    )
+    assert any(
+        f == "commands.yaml" and "description: String should have at least 3" in m
+        for f, m in messages
+    )
 
 
 def test_command_pointing_at_missing_flow(tmp_path: Path) -> None:
     directory = _content_with(tmp_path)
     commands = directory / "commands.yaml"
-    commands.write_text(commands.read_text() + "  - name: ghost\n    description: Nothing here\n"
-                        "    flow: ghost\n")
+    commands.write_text(
+        commands.read_text() + "  - name: ghost\n    description: Nothing here\n    flow: ghost\n"
+    )
     _, errors = check_content(directory)
     assert [(e.file.name, e.message) for e in errors] == [
         ("commands.yaml", "/ghost names flow 'ghost', which does not exist")

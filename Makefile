@@ -1,0 +1,38 @@
+# Two commands set everything up: `make chat` talks to the guide, `make test` runs the tests.
+# Both create ./.venv and install the project into it on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: chat test lint typecheck check content-check bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+chat: $(STAMP)
+	$(BIN)/pausecheck console
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy dialogs storage bot
+
+content-check: $(STAMP)
+	$(BIN)/pausecheck content check
+
+check: lint typecheck content-check test
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.safety_eval
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

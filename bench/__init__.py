@@ -1,0 +1,1 @@
+"""Benchmarks and evaluations run by hand; not part of the bot."""

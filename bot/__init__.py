@@ -1,0 +1,1 @@
+"""Wiring, CLI, configuration, scheduling and the platform adapters."""

@@ -1,0 +1,97 @@
+"""Wiring: content, store, engine, dispatcher and scheduler, built once at start.
+
+Everything that can be wrong with the setup (content, database path) fails here,
+before any person is talked to, with a message naming the file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.config import Settings
+from bot.scheduler import DispatchScheduler
+from dialogs.clock import Clock
+from dialogs.content import Content, load_content
+from dialogs.dispatcher import Dispatcher, Sender
+from dialogs.engine import Engine
+from dialogs.safety_resources import SafetyResources
+from dialogs.safety_screen import SafetyScreen
+from dialogs.safety_text import resource_text
+from storage import SqlStore, open_store
+
+log = logging.getLogger(__name__)
+
+
+class SetupError(Exception):
+    """A problem with configuration or files that stops the guide from starting."""
+
+
+@dataclass(slots=True)
+class Guide:
+    content: Content
+    store: SqlStore
+    engine: Engine
+    dispatcher: Dispatcher
+    scheduler: DispatchScheduler
+
+    async def close(self) -> None:
+        await self.scheduler.shutdown()
+        await self.store.close()
+
+
+def local_zone(name: str | None) -> ZoneInfo:
+    if name:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise SetupError(
+                f"PAUSECHECK_TIMEZONE={name!r} is not an IANA zone name such as 'Europe/London'"
+            ) from exc
+    from tzlocal import get_localzone_name
+
+    try:
+        return ZoneInfo(get_localzone_name() or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+async def open_guide(
+    settings: Settings,
+    senders: Mapping[str, Sender],
+    clock: Clock,
+    *,
+    delay_scale: float = 1.0,
+    sweep_seconds: float | None = None,
+) -> Guide:
+    content = load_content(settings.content_dir)
+    safety_dir = settings.content_dir / "safety"
+    screen = SafetyScreen.from_file(safety_dir / "signals.yaml")
+    resources = SafetyResources.from_file(safety_dir / "resources.yaml")
+    store = await open_store(settings.database_url)
+    zone = local_zone(settings.timezone)
+    wake: list[DispatchScheduler] = []
+
+    def on_scheduled(due: datetime) -> None:
+        if wake:
+            wake[0].notify(due)
+
+    engine = Engine(
+        content,
+        store,
+        clock,
+        screen,
+        lambda signal: resource_text(resources, signal),
+        timezone=zone,
+        delay_scale=delay_scale,
+        on_followup_scheduled=on_scheduled,
+    )
+    dispatcher = Dispatcher(store, engine, senders, clock)
+    scheduler = DispatchScheduler(
+        dispatcher, store, sweep_seconds=sweep_seconds or settings.sweep_seconds
+    )
+    wake.append(scheduler)
+    return Guide(content, store, engine, dispatcher, scheduler)

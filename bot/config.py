@@ -1,0 +1,36 @@
+"""Settings from the environment (and an optional `.env`), read once at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The repository's own content directory; an installed copy can point elsewhere.
+DEFAULT_CONTENT_DIR = Path(__file__).resolve().parent.parent / "content"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PAUSECHECK_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./data/pausecheck.db",
+        description="SQLAlchemy async URL; the default is a SQLite file under ./data",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    content_dir: Path = DEFAULT_CONTENT_DIR
+    timezone: str | None = Field(
+        default=None, description="IANA zone for 'this evening' style times; default: the machine's"
+    )
+    sweep_seconds: float = Field(default=30.0, gt=0)
+
+    telegram_bot_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TELEGRAM_BOT_TOKEN")
+    )
+    discord_bot_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("DISCORD_BOT_TOKEN")
+    )

@@ -1,0 +1,86 @@
+"""APScheduler as an alarm clock for the dispatcher.
+
+The store's rows are the truth; APScheduler only holds two in-memory jobs: a
+periodic sweep, and a one-shot wake-up at the earliest known due time, moved
+earlier whenever the engine schedules something sooner. Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from dialogs.dispatcher import Dispatcher
+from dialogs.store import Store
+
+log = logging.getLogger(__name__)
+_WAKE = "wake"
+_SWEEP = "sweep"
+
+
+class DispatchScheduler:
+    def __init__(self, dispatcher: Dispatcher, store: Store, *, sweep_seconds: float) -> None:
+        self._dispatcher = dispatcher
+        self._store = store
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._sweep_seconds = sweep_seconds
+        self._wake_at: datetime | None = None
+        # One tick at a time (the sweep and the wake-up may coincide), and shutdown
+        # waits for a tick in flight so the store is never closed under it.
+        self._tick_lock = asyncio.Lock()
+        self._closed = False
+
+    async def start(self) -> None:
+        self._scheduler.add_job(
+            self._tick,
+            IntervalTrigger(seconds=self._sweep_seconds),
+            id=_SWEEP,
+            max_instances=1,
+            coalesce=True,
+        )
+        self._scheduler.start()
+        # Whatever came due while we were down goes out now, then the next wake is set.
+        await self._tick()
+
+    async def shutdown(self) -> None:
+        self._closed = True
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        async with self._tick_lock:
+            pass
+
+    def notify(self, due_at: datetime) -> None:
+        """Called when a follow-up is scheduled: wake at `due_at` if that is sooner."""
+        if self._closed or not self._scheduler.running:
+            return
+        if self._wake_at is not None and self._wake_at <= due_at:
+            return
+        self._wake_at = due_at
+        self._scheduler.add_job(
+            self._tick,
+            DateTrigger(run_date=due_at),
+            id=_WAKE,
+            replace_existing=True,
+            max_instances=1,
+            misfire_grace_time=None,
+        )
+
+    async def _tick(self) -> None:
+        async with self._tick_lock:
+            if not self._closed:
+                await self._tick_unlocked()
+
+    async def _tick_unlocked(self) -> None:
+        try:
+            await self._dispatcher.run_due()
+            self._wake_at = None
+            upcoming = await self._store.next_due_at(self._dispatcher.platforms)
+            if upcoming is not None:
+                self.notify(upcoming)
+        except Exception:
+            log.exception("dispatcher tick failed")

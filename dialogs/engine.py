@@ -1,0 +1,563 @@
+"""The dialog engine: one inbound event in, the replies out, one transaction between.
+
+Order of work for every inbound event, on every path:
+1. de-duplicate by event id (a redelivered event changes nothing);
+2. the safety screen, before any flow step (a crisis or danger signal is answered
+   by its own flow, and the running flow stops);
+3. a command, a button press or typed text moves the conversation;
+4. state, journal, follow-ups and the processed event id commit together.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from dialogs.clock import Clock
+from dialogs.commands import Action
+from dialogs.content import Content
+from dialogs.events import Address, Choice, Command, Inbound, Outbound
+from dialogs.flow_model import (
+    AskStep,
+    BranchStep,
+    ChoiceStep,
+    Condition,
+    EndStep,
+    Flow,
+    HandoffStep,
+    MessageStep,
+    ScaleStep,
+    ScheduleStep,
+    Step,
+)
+from dialogs.matching import clean_input, match_option, parse_number
+from dialogs.payloads import Payload, decode_payload, encode_payload
+from dialogs.safety_screen import SafetyScreen
+from dialogs.schedule_time import next_local_time
+from dialogs.store import (
+    ConversationState,
+    FollowUp,
+    FollowUpRequest,
+    FollowUpStatus,
+    Store,
+    StoreSession,
+    UserKey,
+    VarValue,
+)
+from dialogs.templates import render, template_fields
+from dialogs.user_ref import user_ref
+
+log = logging.getLogger(__name__)
+
+# A flow that runs this many steps without waiting is broken; the content check
+# rejects silent loops, so this only guards against a bug in the engine itself.
+_MAX_STEPS_PER_TURN = 200
+SCALE_LABELS = tuple(str(n) for n in range(11))
+
+
+class DueStatus(StrEnum):
+    DELIVERED = "delivered"
+    POSTPONED = "postponed"
+    MISSED = "missed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class DueOutcome:
+    status: DueStatus
+    address: Address | None = None
+    messages: tuple[Outbound, ...] = ()
+
+
+@dataclass(slots=True)
+class _Turn:
+    """The working copy of one person's conversation while an event is handled."""
+
+    session: StoreSession
+    user: UserKey
+    chat_id: str
+    at: datetime
+    event_key: str
+    flow_id: str | None
+    step_id: str | None
+    variables: dict[str, VarValue]
+    turn: int
+    version: str
+    out: list[Outbound] = field(default_factory=list)
+    scheduled: list[datetime] = field(default_factory=list)
+
+    def state(self) -> ConversationState:
+        return ConversationState(
+            flow_id=self.flow_id,
+            node_id=self.step_id,
+            variables=dict(self.variables),
+            turn=self.turn,
+            content_version=self.version,
+            chat_id=self.chat_id,
+        )
+
+    def idle(self) -> None:
+        # Dropping the variables is what keeps free-text answers out of the store
+        # once a flow is over.
+        self.flow_id = None
+        self.step_id = None
+        self.variables = {}
+        self.version = ""
+
+
+# Formats the helplines for a safety flow ("crisis" or "danger") as one message.
+ResourceText = Callable[[str], str]
+SAFETY_FLOWS = ("crisis", "danger")
+
+
+class Engine:
+    def __init__(
+        self,
+        content: Content,
+        store: Store,
+        clock: Clock,
+        safety: SafetyScreen,
+        resource_text: ResourceText,
+        *,
+        timezone: ZoneInfo | None = None,
+        delay_scale: float = 1.0,
+        postpone_by: timedelta = timedelta(minutes=10),
+        abandoned_after: timedelta = timedelta(minutes=30),
+        on_followup_scheduled: Callable[[datetime], None] | None = None,
+    ) -> None:
+        if delay_scale <= 0:
+            raise ValueError("delay_scale must be positive")
+        self._content = content
+        self._store = store
+        self._clock = clock
+        self._safety = safety
+        self._resource_text = resource_text
+        self._timezone = timezone or ZoneInfo("UTC")
+        self._delay_scale = delay_scale
+        self._postpone_by = postpone_by
+        self._abandoned_after = abandoned_after
+        self._on_scheduled = on_followup_scheduled
+
+    @property
+    def content(self) -> Content:
+        return self._content
+
+    # ----------------------------------------------------------------- entry points
+
+    async def handle(self, inbound: Inbound) -> list[Outbound]:
+        """Handle one inbound event; returns the messages to show in its chat."""
+        addr = inbound.address
+        user = UserKey(addr.platform, addr.user_id)
+        kind = "command" if inbound.command else "choice" if inbound.choice else "text"
+        event_key = f"{addr.platform}:{inbound.event_id}"
+        try:
+            async with self._store.session() as session:
+                if not await session.claim_event(event_key, inbound.at):
+                    log.info("duplicate event ignored kind=%s user=%s", kind, user_ref(*_k(user)))
+                    return []
+                state = await session.load_state(user, inbound.at)
+                turn = _Turn(
+                    session,
+                    user,
+                    addr.chat_id,
+                    inbound.at,
+                    event_key,
+                    state.flow_id,
+                    state.node_id,
+                    dict(state.variables),
+                    state.turn,
+                    state.content_version,
+                )
+                await self._dispatch(turn, inbound)
+                await session.save_state(user, turn.state(), inbound.at)
+        except Exception:
+            log.exception("event failed kind=%s user=%s", kind, user_ref(*_k(user)))
+            return [Outbound(self._content.copy.error_apology)]
+        log.debug(
+            "event handled kind=%s user=%s replies=%d", kind, user_ref(*_k(user)), len(turn.out)
+        )
+        self._announce(turn)
+        return turn.out
+
+    async def greet(self, address: Address) -> list[Outbound]:
+        """What to show when a person opens a session (the console starting): the
+        question they left off at, the welcome on first contact, else the idle menu.
+        Changes nothing but the content version check."""
+        user = UserKey(address.platform, address.user_id)
+        now = self._clock.now()
+        async with self._store.session() as session:
+            state = await session.load_state(user, now)
+            turn = _Turn(
+                session,
+                user,
+                address.chat_id,
+                now,
+                "",
+                state.flow_id,
+                state.node_id,
+                dict(state.variables),
+                state.turn,
+                state.content_version,
+            )
+            if turn.flow_id is not None and self._current_step(turn) is not None:
+                turn.out.append(Outbound(self._content.copy.welcome_back))
+                self._reprompt(turn)
+            elif turn.flow_id is not None:
+                await self._recover(turn)
+            elif turn.turn == 0:
+                await self._start_flow(turn, "start")
+            else:
+                self._idle_menu(turn)
+            await session.save_state(user, turn.state(), now)
+        return turn.out
+
+    async def start_due(self, followup: FollowUp) -> DueOutcome:
+        """Start a claimed follow-up's flow, unless it is late or the person is busy."""
+        now = self._clock.now()
+        address = Address(followup.user.platform, followup.user.user_id, followup.chat_id, True)
+        async with self._store.session() as session:
+            current = await session.get_followup(followup.id)
+            if current is None or current.status is not FollowUpStatus.CLAIMED:
+                return DueOutcome(DueStatus.SKIPPED)
+            if now > current.expires_at:
+                await session.set_followup_status(current.id, FollowUpStatus.MISSED, now)
+                log.info("follow-up missed id=%d flow=%s", current.id, current.flow_id)
+                return DueOutcome(DueStatus.MISSED)
+            state = await session.load_state(current.user, now)
+            if self._is_busy(state, now):
+                # Never interrupt someone mid-flow: try again a little later.
+                await session.postpone_followup(current.id, now + self._postpone_by)
+                return DueOutcome(DueStatus.POSTPONED)
+            turn = _Turn(
+                session,
+                current.user,
+                current.chat_id,
+                now,
+                f"followup:{current.id}",
+                None,
+                None,
+                {},
+                state.turn,
+                "",
+            )
+            await self._start_flow(turn, current.flow_id)
+            await session.save_state(current.user, turn.state(), now)
+            await session.set_followup_status(current.id, FollowUpStatus.SENT, now)
+        self._announce(turn)
+        return DueOutcome(DueStatus.DELIVERED, address, tuple(turn.out))
+
+    # ----------------------------------------------------------------- routing
+
+    async def _dispatch(self, turn: _Turn, inbound: Inbound) -> None:
+        said = ""
+        if inbound.text is not None:
+            said = clean_input(inbound.text)
+        elif inbound.command is not None:
+            said = " ".join(inbound.command.args)
+        finding = self._safety.screen(said) if said else None
+        if finding is not None:
+            log.info("safety signal=%s user=%s", finding.signal, user_ref(*_k(turn.user)))
+            turn.idle()
+            await self._start_flow(turn, str(finding.signal))
+            return
+        if inbound.command is not None:
+            await self._command(turn, inbound.command)
+        elif inbound.choice is not None:
+            await self._press(turn, inbound.choice)
+        else:
+            await self._typed(turn, said)
+
+    async def _command(self, turn: _Turn, command: Command) -> None:
+        spec = self._content.commands.get(command.name.casefold())
+        if spec is None:
+            turn.out.append(
+                Outbound(render(self._content.copy.unknown_command, {"command": command.name}))
+            )
+            self._reprompt(turn)
+            return
+        if spec.action is Action.STOP:
+            await self._stop(turn)
+        elif spec.flow is not None:
+            await self._start_flow(turn, spec.flow)
+
+    async def _stop(self, turn: _Turn) -> None:
+        was_running = turn.flow_id is not None
+        cancelled = await turn.session.cancel_followups(turn.user)
+        turn.idle()
+        copy = self._content.copy
+        if cancelled:
+            turn.out.append(Outbound(render(copy.stopped_with_followups, {"count": cancelled})))
+        elif was_running:
+            turn.out.append(Outbound(copy.stopped))
+        else:
+            turn.out.append(Outbound(copy.nothing_to_stop))
+
+    async def _press(self, turn: _Turn, raw: str) -> None:
+        if raw.startswith("/") and len(raw) > 1:
+            # Shortcut buttons outside flows (the idle menu) carry a command.
+            await self._command(turn, Command(raw[1:].split()[0]))
+            return
+        payload = decode_payload(raw)
+        step = self._current_step(turn)
+        if payload is None or step is None or not _same_step(payload, turn):
+            turn.out.append(Outbound(self._content.copy.stale_button))
+            self._reprompt(turn)
+            return
+        if isinstance(step, ChoiceStep):
+            option = next((o for o in step.options if o.id == payload.option), None)
+            if option is not None:
+                await self._choose(turn, step, step.options.index(option))
+                return
+        elif isinstance(step, ScaleStep) and payload.option in SCALE_LABELS:
+            await self._rate(turn, step, int(payload.option))
+            return
+        turn.out.append(Outbound(self._content.copy.stale_button))
+        self._reprompt(turn)
+
+    async def _typed(self, turn: _Turn, text: str) -> None:
+        copy = self._content.copy
+        if turn.flow_id is None:
+            if not text:
+                turn.out.append(Outbound(copy.empty_message))
+            self._idle_menu(turn)
+            return
+        step = self._current_step(turn)
+        if step is None:
+            await self._recover(turn)
+            return
+        if not text:
+            turn.out.append(Outbound(copy.empty_message))
+            self._reprompt(turn)
+            return
+        if isinstance(step, ChoiceStep):
+            index = match_option(
+                text, [[o.label, o.id.replace("_", " "), *o.aliases] for o in step.options]
+            )
+            if index is None and step.other is not None:
+                index = [o.id for o in step.options].index(step.other)
+            if index is None:
+                turn.out.append(Outbound(copy.didnt_catch))
+                self._reprompt(turn)
+                return
+            await self._choose(turn, step, index)
+        elif isinstance(step, ScaleStep):
+            number = parse_number(text)
+            if number is None or not 0 <= number <= 10:
+                turn.out.append(Outbound(copy.scale_reprompt))
+                self._reprompt(turn)
+                return
+            await self._rate(turn, step, number)
+        elif isinstance(step, AskStep):
+            if len(text) > step.max_length:
+                turn.out.append(Outbound(render(copy.trimmed_answer, {"limit": step.max_length})))
+                text = text[: step.max_length]
+            turn.variables[step.save_as] = text
+            await self._run(turn, step.next)
+        else:
+            await self._recover(turn)
+
+    # ----------------------------------------------------------------- answers
+
+    async def _choose(self, turn: _Turn, step: ChoiceStep, index: int) -> None:
+        option = step.options[index]
+        if step.save_as:
+            turn.variables[step.save_as] = option.id
+        turn.variables.update(option.set)
+        await turn.session.append_journal(
+            turn.user, turn.at, turn.flow_id or "", step.id, "choice", option.id
+        )
+        await self._run(turn, option.next)
+
+    async def _rate(self, turn: _Turn, step: ScaleStep, value: int) -> None:
+        turn.variables[step.save_as] = value
+        await turn.session.append_journal(
+            turn.user, turn.at, turn.flow_id or "", step.id, "rating", str(value)
+        )
+        await self._run(turn, step.next)
+
+    # ----------------------------------------------------------------- running flows
+
+    async def _start_flow(
+        self, turn: _Turn, flow_id: str, extra: dict[str, VarValue] | None = None
+    ) -> None:
+        flow = self._content.flows[flow_id]
+        turn.flow_id = flow.id
+        turn.variables = {**flow.variables, **(extra or {})}
+        if flow.id in SAFETY_FLOWS:
+            turn.variables["resources"] = self._resource_text(flow.id)
+        turn.version = self._content.versions[flow.id]
+        await self._run(turn, flow.start_id)
+
+    async def _run(self, turn: _Turn, step_id: str) -> None:
+        for _ in range(_MAX_STEPS_PER_TURN):
+            flow = self._flow(turn)
+            step = flow.step(step_id)
+            if step is None:
+                raise RuntimeError(f"flow {flow.id!r} has no step {step_id!r}")
+            texts = [render(t, turn.variables) for t in step.text]
+            private = flow.private
+            if isinstance(step, ChoiceStep | ScaleStep | AskStep):
+                turn.turn += 1
+                turn.step_id = step.id
+                self._present(turn, step, texts, private)
+                return
+            turn.out.extend(Outbound(t, private_only=private) for t in texts)
+            if isinstance(step, MessageStep):
+                step_id = step.next
+            elif isinstance(step, BranchStep):
+                step_id = _branch(step, turn.variables)
+            elif isinstance(step, ScheduleStep):
+                await self._schedule(turn, step)
+                step_id = step.next
+            elif isinstance(step, HandoffStep):
+                await self._start_flow(turn, step.flow)
+                return
+            elif isinstance(step, EndStep):
+                turn.idle()
+                return
+        raise RuntimeError(f"flow {turn.flow_id!r} ran {_MAX_STEPS_PER_TURN} steps without waiting")
+
+    def _present(self, turn: _Turn, step: Step, texts: list[str], private: bool) -> None:
+        """Show a waiting step: its texts, the last carrying the buttons."""
+        assert turn.flow_id is not None
+        labels: list[tuple[str, str]]
+        if isinstance(step, ChoiceStep):
+            labels = [(o.id, render(o.label, turn.variables)) for o in step.options]
+        elif isinstance(step, ScaleStep):
+            labels = [(n, n) for n in SCALE_LABELS]
+        else:
+            labels = []
+        choices = tuple(
+            Choice(encode_payload(Payload(turn.flow_id, step.id, oid, turn.turn)), label)
+            for oid, label in labels
+        )
+        for text in texts[:-1]:
+            turn.out.append(Outbound(text, private_only=private))
+        turn.out.append(Outbound(texts[-1], choices=choices, private_only=private))
+
+    def _reprompt(self, turn: _Turn) -> None:
+        """Show the current question again, with the same buttons still valid."""
+        step = self._current_step(turn)
+        if step is None or not isinstance(step, ChoiceStep | ScaleStep | AskStep):
+            if turn.flow_id is None:
+                self._idle_menu(turn)
+            return
+        texts = [render(t, turn.variables) for t in step.text]
+        self._present(turn, step, texts[-1:], self._flow(turn).private)
+
+    def _idle_menu(self, turn: _Turn) -> None:
+        copy = self._content.copy
+        turn.out.append(
+            Outbound(
+                copy.idle,
+                choices=(
+                    Choice("/pause", copy.idle_pause_label),
+                    Choice("/help", copy.idle_help_label),
+                ),
+            )
+        )
+
+    async def _recover(self, turn: _Turn) -> None:
+        """The stored step no longer exists (content changed): restart that flow."""
+        flow_id = turn.flow_id
+        turn.out.append(Outbound(self._content.copy.content_changed))
+        turn.idle()
+        if flow_id is not None and flow_id in self._content.flows:
+            await self._start_flow(turn, flow_id)
+        else:
+            self._idle_menu(turn)
+
+    async def _schedule(self, turn: _Turn, step: ScheduleStep) -> None:
+        now = turn.at
+        delay = step.delay()
+        if delay is not None:
+            target = now + delay
+        else:
+            local = step.local_time()
+            assert local is not None
+            target = next_local_time(now, local, self._timezone)
+        # Demo mode shrinks only the wait, so stored times stay real times.
+        due = now + (target - now) / self._delay_scale
+        request = FollowUpRequest(
+            flow_id=step.flow,
+            chat_id=turn.chat_id,
+            due_at=due,
+            expires_at=due + step.expiry() / self._delay_scale,
+            dedupe_key=f"{turn.event_key}:{turn.flow_id}:{step.id}",
+        )
+        if await turn.session.schedule_followup(turn.user, request):
+            turn.scheduled.append(due)
+
+    # ----------------------------------------------------------------- helpers
+
+    def _flow(self, turn: _Turn) -> Flow:
+        assert turn.flow_id is not None
+        return self._content.flows[turn.flow_id]
+
+    def _current_step(self, turn: _Turn) -> Step | None:
+        """The step the person is answering, or None when no flow runs or the flow
+        changed under them in a way that strands the stored step."""
+        if turn.flow_id is None or turn.step_id is None:
+            return None
+        flow = self._content.flows.get(turn.flow_id)
+        if flow is None:
+            return None
+        step = flow.step(turn.step_id)
+        if step is None or not isinstance(step, ChoiceStep | ScaleStep | AskStep):
+            return None
+        if turn.version != self._content.versions[flow.id]:
+            # The flow was edited since this step was shown. Keep going only if the
+            # step still exists and everything its text needs is already known.
+            needed = {n for t in step.text for n in template_fields(t)}
+            if not needed <= set(turn.variables):
+                return None
+            turn.version = self._content.versions[flow.id]
+        return step
+
+    def _is_busy(self, state: ConversationState, now: datetime) -> bool:
+        if state.flow_id is None:
+            return False
+        updated = state.updated_at
+        return updated is None or now - updated < self._abandoned_after
+
+    def _announce(self, turn: _Turn) -> None:
+        if self._on_scheduled is not None:
+            for due in turn.scheduled:
+                self._on_scheduled(due)
+
+
+def _k(user: UserKey) -> tuple[str, str]:
+    return user.platform, user.user_id
+
+
+def _same_step(payload: Payload, turn: _Turn) -> bool:
+    return (payload.flow, payload.step, payload.turn) == (turn.flow_id, turn.step_id, turn.turn)
+
+
+def _branch(step: BranchStep, variables: dict[str, VarValue]) -> str:
+    for case in step.cases:
+        if _holds(case.when, variables):
+            return case.next
+    return step.otherwise
+
+
+def _holds(cond: Condition, variables: dict[str, VarValue]) -> bool:
+    value = variables.get(cond.var)
+    if cond.is_set is not None:
+        return (value is not None) == cond.is_set
+    if value is None:
+        return False
+    if cond.equals is not None:
+        return str(value) == str(cond.equals)
+    if cond.one_of is not None:
+        return str(value) in {str(v) for v in cond.one_of}
+    number = value if isinstance(value, int) else parse_number(str(value))
+    if number is None:
+        return False
+    if cond.at_least is not None:
+        return number >= cond.at_least
+    return cond.below is not None and number < cond.below

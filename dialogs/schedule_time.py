@@ -1,0 +1,24 @@
+"""Wall-clock times in a person's own timezone, turned into UTC instants."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+
+def next_local_time(now: datetime, at: time, zone: ZoneInfo) -> datetime:
+    """The next moment after `now` when the clock in `zone` reads `at`, in UTC.
+
+    Built from the local date and wall time (not by adding 24 hours), so it stays at
+    the same local hour across daylight-saving changes. A wall time that does not
+    exist that day (skipped by a spring-forward) resolves to the instant after the gap.
+    """
+    local_now = now.astimezone(zone)
+    for days in range(0, 3):
+        day = local_now.date() + timedelta(days=days)
+        candidate = datetime.combine(day, at, tzinfo=zone)
+        # Round-trip through UTC to normalise a non-existent wall time forward.
+        instant = candidate.astimezone(UTC)
+        if instant > now:
+            return instant
+    raise AssertionError("unreachable: a wall time recurs within two days")

@@ -1,0 +1,133 @@
+"""Shared fixtures: the real content, the real store on in-memory SQLite, a manual clock."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from dialogs.safety_resources import SafetyResources
+from dialogs.safety_text import resource_text
+
+from dialogs.clock import ManualClock
+from dialogs.content import Content, load_content
+from dialogs.engine import Engine
+from dialogs.events import Address, Choice, Command, Inbound, Outbound
+from dialogs.safety_screen import SafetyScreen
+from storage import SqlStore, open_store
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTENT_DIR = ROOT / "content"
+MEMORY_URL = "sqlite+aiosqlite:///:memory:"
+
+
+@pytest.fixture(scope="session")
+def content() -> Content:
+    return load_content(CONTENT_DIR)
+
+
+@pytest.fixture(scope="session")
+def safety_screen() -> SafetyScreen:
+    return SafetyScreen.from_file(CONTENT_DIR / "safety" / "signals.yaml")
+
+
+@pytest.fixture(scope="session")
+def resources() -> SafetyResources:
+    return SafetyResources.from_file(CONTENT_DIR / "safety" / "resources.yaml")
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[SqlStore]:
+    s = await open_store(MEMORY_URL)
+    yield s
+    await s.close()
+
+
+def make_engine(
+    content: Content,
+    store: SqlStore,
+    clock: ManualClock,
+    screen: SafetyScreen,
+    resources: SafetyResources,
+) -> Engine:
+    return Engine(
+        content,
+        store,
+        clock,
+        screen,
+        lambda signal: resource_text(resources, signal),
+        timezone=ZoneInfo("Europe/London"),
+    )
+
+
+@pytest.fixture
+def engine(
+    content: Content,
+    store: SqlStore,
+    clock: ManualClock,
+    safety_screen: SafetyScreen,
+    resources: SafetyResources,
+) -> Engine:
+    return make_engine(content, store, clock, safety_screen, resources)
+
+
+_event_ids = itertools.count(1)
+
+
+@dataclass
+class Chat:
+    """One person talking to the engine, the way an adapter would drive it."""
+
+    engine: Engine
+    address: Address = field(default_factory=lambda: Address("test", "u1", "c1", True))
+    seen: list[Outbound] = field(default_factory=list)
+    clock: ManualClock | None = None
+
+    def _at(self) -> object:
+        return self.clock.now() if self.clock else self.engine._clock.now()
+
+    async def send(self, **kind: object) -> list[Outbound]:
+        inbound = Inbound(self.address, f"e{next(_event_ids)}", self._at(), **kind)  # type: ignore[arg-type]
+        out = await self.engine.handle(inbound)
+        self.seen.extend(out)
+        return out
+
+    async def say(self, text: str) -> list[Outbound]:
+        return await self.send(text=text)
+
+    async def command(self, name: str, *args: str) -> list[Outbound]:
+        return await self.send(command=Command(name, args))
+
+    async def press(self, label: str) -> list[Outbound]:
+        return await self.send(choice=self.button(label).id)
+
+    def buttons(self) -> tuple[Choice, ...]:
+        for message in reversed(self.seen):
+            if message.choices:
+                return message.choices
+        return ()
+
+    def button(self, label: str) -> Choice:
+        for choice in self.buttons():
+            if choice.label == label:
+                return choice
+        raise AssertionError(
+            f"no button {label!r}; buttons are {[c.label for c in self.buttons()]}"
+        )
+
+
+def texts(messages: Sequence[Outbound]) -> str:
+    return "\n".join(m.text for m in messages)
+
+
+@pytest.fixture
+def chat(engine: Engine, clock: ManualClock) -> Chat:
+    return Chat(engine, clock=clock)

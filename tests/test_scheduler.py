@@ -1,0 +1,102 @@
+"""APScheduler wakes the dispatcher at the due time, and on start for overdue rows.
+
+These use the real clock, because APScheduler does; waits are scaled down so the
+whole file takes well under a second of real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from bot.scheduler import DispatchScheduler
+from dialogs.clock import SystemClock
+from dialogs.content import Content
+from dialogs.dispatcher import Dispatcher
+from dialogs.engine import Engine
+from dialogs.events import Address, Outbound
+from dialogs.safety_resources import SafetyResources
+from dialogs.safety_screen import SafetyScreen
+from dialogs.safety_text import resource_text
+from dialogs.store import FollowUpRequest, UserKey
+from storage import SqlStore
+from tests.conftest import Chat
+
+
+class SignallingSender:
+    def __init__(self) -> None:
+        self.sent: list[list[Outbound]] = []
+        self.arrived = asyncio.Event()
+
+    async def send(self, address: Address, messages: Sequence[Outbound]) -> None:
+        self.sent.append(list(messages))
+        self.arrived.set()
+
+
+def _wire(
+    content: Content, store: SqlStore, screen: SafetyScreen, resources: SafetyResources
+) -> tuple[Engine, DispatchScheduler, SignallingSender]:
+    clock = SystemClock()
+    sender = SignallingSender()
+    holder: list[DispatchScheduler] = []
+    engine = Engine(
+        content,
+        store,
+        clock,
+        screen,
+        lambda s: resource_text(resources, s),
+        timezone=ZoneInfo("UTC"),
+        delay_scale=6000,  # 20 minutes -> 0.2 seconds
+        on_followup_scheduled=lambda due: holder[0].notify(due),
+    )
+    dispatcher = Dispatcher(store, engine, {"test": sender}, clock)
+    scheduler = DispatchScheduler(dispatcher, store, sweep_seconds=3600)
+    holder.append(scheduler)
+    return engine, scheduler, sender
+
+
+async def test_wakes_at_the_due_time_not_at_the_sweep(
+    content: Content, store: SqlStore, safety_screen: SafetyScreen, resources: SafetyResources
+) -> None:
+    engine, scheduler, sender = _wire(content, store, safety_screen, resources)
+    await scheduler.start()
+    try:
+        chat = Chat(engine)
+        await chat.command("pause")
+        for label in (
+            "Done",
+            "7",
+            "Silence",
+            "Reach out more",
+            "It fits",
+            "Settle and wait a set time",
+            "In 20 minutes",
+        ):
+            await chat.press(label)
+        assert sender.sent == []
+        await asyncio.wait_for(sender.arrived.wait(), timeout=10)
+        assert "checking in like you asked" in sender.sent[0][0].text
+    finally:
+        await scheduler.shutdown()
+
+
+async def test_overdue_rows_go_out_at_start(
+    content: Content, store: SqlStore, safety_screen: SafetyScreen, resources: SafetyResources
+) -> None:
+    _, scheduler, sender = _wire(content, store, safety_screen, resources)
+    now = SystemClock().now()
+    async with store.session() as s:
+        await s.load_state(UserKey("test", "u9"), now)
+        await s.schedule_followup(
+            UserKey("test", "u9"),
+            FollowUpRequest(
+                "followup", "c9", now - timedelta(minutes=5), now + timedelta(hours=1), "k1"
+            ),
+        )
+    await scheduler.start()
+    try:
+        assert len(sender.sent) == 1
+    finally:
+        await scheduler.shutdown()
