@@ -9,14 +9,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from dialogs.safety_resources import SafetyResources
-from dialogs.safety_text import resource_text
 
 from dialogs.clock import ManualClock
 from dialogs.content import Content, load_content
 from dialogs.engine import Engine
 from dialogs.events import Address, Choice, Command, Inbound, Outbound
+from dialogs.safety_resources import SafetyResources
 from dialogs.safety_screen import SafetyScreen
+from dialogs.safety_text import resource_text
 from storage import SqlStore, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
