@@ -23,10 +23,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from dialogs.text_normalise import match_variants, normalise, squeeze
+from dialogs.yaml_source import SourceMap, load_yaml
 
 __all__ = [
     "SafetyContentError",
@@ -60,9 +60,10 @@ class SafetyContentError(ValueError):
 
 
 # --------------------------------------------------------------------------------
-# YAML with line numbers, shared with safety_resources.
+# YAML with line numbers (dialogs.yaml_source), shared with safety_resources.
+# Safety files fail on their first problem: they are short, and a screen that
+# half-loads is worse than one that refuses to start.
 
-_Loc = tuple[str | int, ...]
 _ModelT = TypeVar("_ModelT", bound=BaseModel)
 
 
@@ -70,80 +71,25 @@ _ModelT = TypeVar("_ModelT", bound=BaseModel)
 class _Document:
     path: Path
     data: Any
-    lines: Mapping[_Loc, int]
+    source: SourceMap
 
-    def line_of(self, loc: Sequence[str | int]) -> int | None:
+    def line_of(self, loc: Sequence[str | int]) -> int:
         """Line of the deepest node on `loc` that exists in the file."""
-        key = tuple(loc)
-        while key:
-            if key in self.lines:
-                return self.lines[key]
-            key = key[:-1]
-        return self.lines.get(())
+        return self.source.line_for(loc)
+
+    def has(self, loc: Sequence[str | int]) -> bool:
+        return tuple(loc) in self.source.lines
 
     def error(self, loc: Sequence[str | int], problem: str) -> SafetyContentError:
         return SafetyContentError(self.path, self.line_of(loc), problem)
 
 
 def _read_document(path: Path) -> _Document:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise SafetyContentError(path, None, f"not valid UTF-8 ({exc.reason})") from exc
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        if exc.context_mark is not None and (mark is None or mark.index >= len(text.rstrip())):
-            # "Unexpected end of stream" points past the last line; the place where
-            # the unfinished quote or bracket began is what the editor needs.
-            mark = exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = ", ".join(part for part in (exc.context, exc.problem) if part)
-        raise SafetyContentError(path, line, f"not valid YAML: {problem}") from exc
-    except yaml.YAMLError as exc:
-        raise SafetyContentError(path, None, f"not valid YAML: {exc}") from exc
-    if root is None:
-        raise SafetyContentError(path, 1, "the file is empty")
-    lines: dict[_Loc, int] = {}
-    constructor = yaml.constructor.SafeConstructor()
-    data = _build(root, (), lines, constructor, path)
-    return _Document(path, data, lines)
-
-
-def _build(
-    node: yaml.Node,
-    loc: _Loc,
-    lines: dict[_Loc, int],
-    constructor: yaml.constructor.SafeConstructor,
-    path: Path,
-) -> Any:
-    lines.setdefault(loc, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        result: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            line = key_node.start_mark.line + 1
-            key = (
-                constructor.construct_object(key_node)
-                if isinstance(key_node, yaml.ScalarNode)
-                else None
-            )
-            if not isinstance(key, str):
-                # YAML reads NO, off, 1 and the like as booleans or numbers.
-                raise SafetyContentError(
-                    path, line, f"the key {key_node.value!r} must be text; put it in quotes"
-                )
-            if key in result:
-                raise SafetyContentError(path, line, f"the key {key!r} appears twice")
-            lines[(*loc, key)] = line
-            result[key] = _build(value_node, (*loc, key), lines, constructor, path)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [
-            _build(item, (*loc, index), lines, constructor, path)
-            for index, item in enumerate(node.value)
-        ]
-    return constructor.construct_object(node)
+    loaded = load_yaml(path)
+    if loaded.errors:
+        first = min(loaded.errors, key=lambda e: e.line)
+        raise SafetyContentError(path, first.line, first.message)
+    return _Document(path, loaded.data, loaded.source)
 
 
 def _describe(loc: Sequence[str | int]) -> str:
@@ -164,7 +110,7 @@ def load_validated(path: Path, model: type[_ModelT]) -> tuple[_ModelT, _Document
         # (pointing at the typo itself), and the typo is what needs fixing.
         errors = sorted(
             exc.errors(include_url=False),
-            key=lambda e: tuple(e["loc"]) not in document.lines,
+            key=lambda e: not document.has(e["loc"]),
         )
         problems = "; ".join(f"{_describe(e['loc'])}: {e['msg']}" for e in errors[:5])
         raise document.error(errors[0]["loc"], problems) from exc

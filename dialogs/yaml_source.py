@@ -72,17 +72,23 @@ def load_yaml(path: Path) -> LoadedYaml:
     errors: list[ContentError] = []
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        errors.append(ContentError(path, 1, f"cannot read file: {exc}"))
+    except UnicodeDecodeError as exc:
+        errors.append(ContentError(path, 1, f"not valid UTF-8 ({exc.reason})"))
+        return LoadedYaml(None, source, errors)
+    except OSError as exc:
+        errors.append(ContentError(path, 1, f"cannot read file: {exc.strerror}"))
         return LoadedYaml(None, source, errors)
     try:
         root = yaml.compose(text, Loader=_ContentLoader)
     except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
-        message = f"not valid YAML: {exc.problem}"
-        if exc.context and exc.context_mark and exc.context_mark.line + 1 != line:
-            message += f" ({exc.context} that starts at line {exc.context_mark.line + 1})"
-        errors.append(ContentError(path, line, message))
+        mark = exc.problem_mark
+        if exc.context_mark is not None and (mark is None or mark.index >= len(text.rstrip())):
+            # "Unexpected end of stream" points past the last line; where the
+            # unfinished quote or bracket began is what an author needs.
+            mark = exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        problem = ", ".join(part for part in (exc.context, exc.problem) if part)
+        errors.append(ContentError(path, line, f"not valid YAML: {problem}"))
         return LoadedYaml(None, source, errors)
     if root is None:
         errors.append(ContentError(path, 1, "file is empty"))
@@ -106,7 +112,11 @@ def _build(
             key = constructor.construct_object(key_node, deep=True)
             if not isinstance(key, str | int) or isinstance(key, bool):
                 errors.append(
-                    ContentError(source.file, key_node.start_mark.line + 1, f"bad key {key!r}")
+                    ContentError(
+                        source.file,
+                        key_node.start_mark.line + 1,
+                        f"the key {key_node.value!r} must be text; put it in quotes",
+                    )
                 )
                 continue
             if key in result:

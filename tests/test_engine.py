@@ -36,6 +36,12 @@ async def walk_pause_to_move(chat: Chat) -> None:
     await chat.press("It fits")
 
 
+async def ask_for_followup_in_20_minutes(chat: Chat) -> None:
+    await walk_pause_to_move(chat)
+    await chat.press("Settle and wait a set time")
+    await chat.press("In 20 minutes")
+
+
 class RecordingSender:
     def __init__(self) -> None:
         self.sent: list[tuple[Address, list[Outbound]]] = []
@@ -356,9 +362,7 @@ async def test_sos_works_from_any_state(chat: Chat) -> None:
 async def test_followup_is_delivered_when_due_and_not_before(
     engine: Engine, store: SqlStore, clock: ManualClock, chat: Chat
 ) -> None:
-    await walk_pause_to_move(chat)
-    await chat.press("Settle and wait a set time")
-    await chat.press("In 20 minutes")
+    await ask_for_followup_in_20_minutes(chat)
     sender = RecordingSender()
     dispatcher = Dispatcher(store, engine, {"test": sender}, clock)
     clock.advance(timedelta(minutes=19))
@@ -380,9 +384,7 @@ async def test_followup_is_delivered_when_due_and_not_before(
 async def test_followup_waits_while_the_person_is_mid_flow(
     engine: Engine, store: SqlStore, clock: ManualClock, chat: Chat
 ) -> None:
-    await walk_pause_to_move(chat)
-    await chat.press("Settle and wait a set time")
-    await chat.press("In 20 minutes")
+    await ask_for_followup_in_20_minutes(chat)
     clock.advance(timedelta(minutes=19))
     await chat.command("pause")  # busy again when it comes due
     clock.advance(timedelta(minutes=1))
@@ -401,9 +403,7 @@ async def test_followup_waits_while_the_person_is_mid_flow(
 async def test_postponed_followup_arrives_after_the_flow_ends(
     engine: Engine, store: SqlStore, clock: ManualClock, chat: Chat
 ) -> None:
-    await walk_pause_to_move(chat)
-    await chat.press("Settle and wait a set time")
-    await chat.press("In 20 minutes")
+    await ask_for_followup_in_20_minutes(chat)
     clock.advance(timedelta(minutes=19))
     await chat.command("help")
     clock.advance(timedelta(minutes=1))
@@ -420,9 +420,7 @@ async def test_postponed_followup_arrives_after_the_flow_ends(
 async def test_followup_late_beyond_its_limit_is_recorded_as_missed(
     engine: Engine, store: SqlStore, clock: ManualClock, chat: Chat
 ) -> None:
-    await walk_pause_to_move(chat)
-    await chat.press("Settle and wait a set time")
-    await chat.press("In 20 minutes")
+    await ask_for_followup_in_20_minutes(chat)
     async with store.session() as s:
         [followup] = await s.pending_followups(USER)
     clock.advance(timedelta(minutes=20) + timedelta(hours=6, seconds=1))
@@ -438,9 +436,7 @@ async def test_followup_late_beyond_its_limit_is_recorded_as_missed(
 async def test_followups_for_a_platform_without_a_sender_are_left_alone(
     engine: Engine, store: SqlStore, clock: ManualClock, chat: Chat
 ) -> None:
-    await walk_pause_to_move(chat)
-    await chat.press("Settle and wait a set time")
-    await chat.press("In 20 minutes")
+    await ask_for_followup_in_20_minutes(chat)
     clock.advance(timedelta(hours=1))
     dispatcher = Dispatcher(store, engine, {"other": RecordingSender()}, clock)
     assert await dispatcher.run_due() == 0
@@ -451,9 +447,7 @@ async def test_followups_for_a_platform_without_a_sender_are_left_alone(
 async def test_start_due_skips_a_followup_that_is_not_claimed(
     engine: Engine, store: SqlStore, clock: ManualClock, chat: Chat
 ) -> None:
-    await walk_pause_to_move(chat)
-    await chat.press("Settle and wait a set time")
-    await chat.press("In 20 minutes")
+    await ask_for_followup_in_20_minutes(chat)
     async with store.session() as s:
         [followup] = await s.pending_followups(USER)
     outcome = await engine.start_due(followup)

@@ -152,13 +152,13 @@ SIGNAL_CASES = {
             signal: danger  # <-
             patterns: [x]
         """,
-        "twice",
+        "duplicate key",
     ),
     "key read as a boolean": (
         """\
         version: 1
         slots:
-          no: [x]  # <-
+          true: [x]  # <-
         rules:
           - id: a
             signal: crisis
@@ -300,7 +300,7 @@ def test_signals_file_that_is_not_utf8(tmp_path: Path) -> None:
     path.write_bytes(b"version: 1\nrules: [\xff]\n")
     with pytest.raises(SafetyContentError) as caught:
         SafetyScreen.from_file(path)
-    _assert_names_file_and_line(caught.value, path, None, "UTF-8")
+    _assert_names_file_and_line(caught.value, path, 1, "UTF-8")
 
 
 _COUNTRY = """\
