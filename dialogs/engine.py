@@ -355,7 +355,10 @@ class Engine:
             if len(text) > step.max_length:
                 turn.out.append(Outbound(render(copy.trimmed_answer, {"limit": step.max_length})))
                 text = text[: step.max_length]
-            turn.variables[step.save_as] = text
+            # Free text is kept only when this flow uses it; an answer written just to
+            # get it out of one's head (an unsent draft) never reaches the store.
+            if step.save_as in self._flow(turn).read_variables:
+                turn.variables[step.save_as] = text
             await self._run(turn, step.next)
         else:
             await self._recover(turn)

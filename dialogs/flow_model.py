@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import re
 from datetime import time, timedelta
+from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dialogs.durations import parse_duration
+from dialogs.templates import template_fields
 
 Ident = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", min_length=1, max_length=32)]
 VarValue = str | int
@@ -220,6 +222,13 @@ class Flow(_Strict):
     @property
     def start_id(self) -> str:
         return self.start or self.steps[0].id
+
+    @cached_property
+    def read_variables(self) -> frozenset[str]:
+        """Variables some text or branch of this flow actually uses."""
+        names = {n for s in self.steps for t in s.text for n in template_fields(t)}
+        names |= {c.when.var for s in self.steps if isinstance(s, BranchStep) for c in s.cases}
+        return frozenset(names)
 
     def step(self, step_id: str) -> Step | None:
         for s in self.steps:

@@ -33,6 +33,11 @@ class SqlStore:
         async with self._sessions() as session, session.begin():
             yield SqlStoreSession(session, self._engine.dialect.name, self._clock)
 
+    @property
+    def engine(self) -> AsyncEngine:
+        """The SQLAlchemy engine, for maintenance and inspection."""
+        return self._engine
+
     async def claim_due(
         self, now: datetime, limit: int, platforms: Collection[str] | None = None
     ) -> list[FollowUp]:

@@ -23,19 +23,12 @@ from dialogs.events import Address, Inbound
 from dialogs.flow_model import AskStep, BranchStep, ChoiceStep, Flow, ScaleStep, ScheduleStep
 from dialogs.payloads import Payload, encode_payload
 from dialogs.store import ConversationState, FollowUpRequest, UserKey
-from dialogs.templates import template_fields
 from storage import SqlStore
 
 ADDRESS = Address("walker", "w1", "w1")
 USER = UserKey("walker", "w1")
 END = ("<end>",)
 StateKey = tuple[object, ...]
-
-
-def _read_variables(flow: Flow) -> set[str]:
-    names = {n for s in flow.steps for t in s.text for n in template_fields(t)}
-    names |= {c.when.var for s in flow.steps if isinstance(s, BranchStep) for c in s.cases}
-    return names
 
 
 def _scale_values(flow: Flow) -> list[int]:
@@ -58,7 +51,7 @@ class Walk:
 
     def __post_init__(self) -> None:
         self.events = itertools.count()
-        self.read = {fid: _read_variables(f) for fid, f in self.content.flows.items()}
+        self.read = {fid: f.read_variables for fid, f in self.content.flows.items()}
         self.visited_steps: set[tuple[str, str]] = set()
 
     def key(self, state: ConversationState) -> StateKey:
@@ -112,11 +105,9 @@ class Walk:
             return [Inbound(ADDRESS, f"w{next(self.events)}", at, text="an answer from the walker")]
         raise AssertionError(f"{flow.id}/{step.id} waits but is not a question")  # pragma: no cover
 
-    def mark_steps(self, flow_id: str, before: str | None, after: ConversationState) -> None:
-        # Non-waiting steps are seen through the replies; record the waiting ones and
-        # derive the rest from the graph below.
-        if after.flow_id is not None and after.node_id is not None:
-            self.visited_steps.add((after.flow_id, after.node_id))
+    def mark_asked(self, state: ConversationState) -> None:
+        if state.flow_id is not None and state.node_id is not None:
+            self.visited_steps.add((state.flow_id, state.node_id))
 
 
 async def test_every_path_of_every_flow_reaches_an_end(
@@ -132,7 +123,7 @@ async def test_every_path_of_every_flow_reaches_an_end(
         if key != END and key not in representative:
             representative[key] = state
             frontier.append(key)
-            walk.mark_steps(flow_id, None, state)
+            walk.mark_asked(state)
     tries = 0
     while frontier:
         key = frontier.pop()
@@ -149,7 +140,7 @@ async def test_every_path_of_every_flow_reaches_an_end(
             if after_key != END and after_key not in representative:
                 representative[after_key] = after
                 frontier.append(after_key)
-                walk.mark_steps(after.flow_id or "", state.node_id, after)
+                walk.mark_asked(after)
 
     # Every state can still reach an end: search backwards from END.
     reverse: dict[StateKey, set[StateKey]] = defaultdict(set)
