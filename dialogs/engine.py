@@ -156,7 +156,7 @@ class Engine:
         event_key = f"{addr.platform}:{inbound.event_id}"
         try:
             async with self._store.session() as session:
-                if not await session.claim_event(event_key, inbound.at):
+                if not await session.claim_event(event_key, inbound.at, user):
                     log.info("duplicate event ignored kind=%s user=%s", kind, user_ref(*_k(user)))
                     return []
                 state = await session.load_state(user, inbound.at)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 VarValue = str | int
 
@@ -41,6 +41,26 @@ class ConversationState:
     chat_id: str = ""
     # When the state was last written; a flow untouched for long counts as abandoned.
     updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What the guide keeps about a person beyond the running conversation.
+
+    `unsafe` is the danger route flag: set when a screen or message suggests the
+    person is not safe, cleared only when they say they are. The answers that set
+    it are never stored. `crisis_at` is the last crisis signal.
+    """
+
+    consent_at: datetime | None = None
+    adult: bool | None = None
+    country: str | None = None
+    crisis_at: datetime | None = None
+    unsafe: bool = False
+    screened: bool = False
+    session_started_at: datetime | None = None
+    last_active_at: datetime | None = None
+    reminded_at: datetime | None = None
 
 
 class FollowUpStatus(StrEnum):
@@ -76,13 +96,34 @@ class FollowUp:
     due_at: datetime
     expires_at: datetime
     status: FollowUpStatus
+    created_at: datetime
 
 
 class StoreSession(Protocol):
     """One unit of work. Every method acts inside the same database transaction."""
 
-    async def claim_event(self, event_key: str, at: datetime) -> bool:
-        """Record an event id as processed; False if it was already recorded."""
+    async def claim_event(self, event_key: str, at: datetime, user: UserKey) -> bool:
+        """Record an event id as processed (linked to the user, so /forget removes it);
+        False if it was already recorded. Creates the user's row if needed."""
+        ...
+
+    async def load_profile(self, user: UserKey) -> Profile:
+        """The user's profile; an empty Profile for someone never seen."""
+        ...
+
+    async def save_profile(self, user: UserKey, profile: Profile) -> None: ...
+
+    async def count_referral(self, day: date, country: str | None, signal: str) -> None:
+        """Add one to the anonymous count of safety referrals for (day, country,
+        signal). Nothing links the count to a person."""
+        ...
+
+    async def export_user(self, user: UserKey) -> dict[str, Any]:
+        """Everything stored about the person, as JSON-ready data (one key per table)."""
+        ...
+
+    async def forget_user(self, user: UserKey) -> int:
+        """Delete every row about the person in every table; returns rows deleted."""
         ...
 
     async def load_state(self, user: UserKey, at: datetime) -> ConversationState:
@@ -131,6 +172,13 @@ class Store(Protocol):
         CLAIMED and return them, oldest first. A row is returned to one caller only.
         With `platforms`, only rows for those platforms are claimed: a process that
         cannot reach Telegram must leave Telegram's follow-ups for one that can."""
+        ...
+
+    async def purge(
+        self, now: datetime, journal_max_age: timedelta, events_max_age: timedelta
+    ) -> tuple[int, int]:
+        """Delete journal rows and processed event ids older than their limits;
+        returns (journal rows, event rows) deleted."""
         ...
 
     async def next_due_at(self, platforms: Collection[str] | None = None) -> datetime | None:
