@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.config import Settings
-from bot.scheduler import DispatchScheduler
+from bot.scheduler import DispatchScheduler, Retention
 from dialogs.clock import Clock
 from dialogs.content import Content, load_content
 from dialogs.dispatcher import Dispatcher, Sender
@@ -71,7 +71,8 @@ async def open_guide(
     safety_dir = settings.content_dir / "safety"
     screen = SafetyScreen.from_file(safety_dir / "signals.yaml")
     resources = SafetyResources.from_file(safety_dir / "resources.yaml")
-    store = await open_store(settings.database_url)
+    key = settings.encryption_key.get_secret_value() if settings.encryption_key else None
+    store = await open_store(settings.database_url, clock=clock, encryption_key=key)
     zone = local_zone(settings.timezone)
     wake: list[DispatchScheduler] = []
 
@@ -84,14 +85,22 @@ async def open_guide(
         store,
         clock,
         screen,
-        lambda signal: resource_text(resources, signal),
+        lambda signal, country: resource_text(resources, signal, country),
         timezone=zone,
         delay_scale=delay_scale,
         on_followup_scheduled=on_scheduled,
     )
     dispatcher = Dispatcher(store, engine, senders, clock)
+    retention = Retention(
+        journal=timedelta(days=settings.journal_retention_days),
+        events=timedelta(days=settings.event_retention_days),
+    )
     scheduler = DispatchScheduler(
-        dispatcher, store, sweep_seconds=sweep_seconds or settings.sweep_seconds
+        dispatcher,
+        store,
+        sweep_seconds=sweep_seconds or settings.sweep_seconds,
+        clock=clock,
+        retention=retention,
     )
     wake.append(scheduler)
     return Guide(content, store, engine, dispatcher, scheduler)

@@ -27,6 +27,15 @@ class Settings(BaseSettings):
         default=None, description="IANA zone for 'this evening' style times; default: the machine's"
     )
     sweep_seconds: float = Field(default=30.0, gt=0)
+    journal_retention_days: int = Field(
+        default=365, ge=1, description="journal rows older than this are deleted daily"
+    )
+    event_retention_days: int = Field(
+        default=7, ge=1, description="processed event ids older than this are deleted daily"
+    )
+    encryption_key: SecretStr | None = Field(
+        default=None, description="Fernet key; when set, stored conversation answers are encrypted"
+    )
 
     telegram_bot_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("TELEGRAM_BOT_TOKEN")

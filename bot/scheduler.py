@@ -9,24 +9,43 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from dialogs.clock import Clock
 from dialogs.dispatcher import Dispatcher
 from dialogs.store import Store
 
 log = logging.getLogger(__name__)
 _WAKE = "wake"
 _SWEEP = "sweep"
+_PURGE = "purge"
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    journal: timedelta
+    events: timedelta
 
 
 class DispatchScheduler:
-    def __init__(self, dispatcher: Dispatcher, store: Store, *, sweep_seconds: float) -> None:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        store: Store,
+        *,
+        sweep_seconds: float,
+        clock: Clock | None = None,
+        retention: Retention | None = None,
+    ) -> None:
         self._dispatcher = dispatcher
         self._store = store
+        self._clock = clock
+        self._retention = retention
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._sweep_seconds = sweep_seconds
         self._wake_at: datetime | None = None
@@ -43,9 +62,15 @@ class DispatchScheduler:
             max_instances=1,
             coalesce=True,
         )
+        if self._retention is not None:
+            self._scheduler.add_job(
+                self.purge, IntervalTrigger(hours=24), id=_PURGE, max_instances=1, coalesce=True
+            )
         self._scheduler.start()
         # Whatever came due while we were down goes out now, then the next wake is set.
         await self._tick()
+        if self._retention is not None:
+            await self.purge()
 
     async def shutdown(self) -> None:
         self._closed = True
@@ -69,6 +94,18 @@ class DispatchScheduler:
             max_instances=1,
             misfire_grace_time=None,
         )
+
+    async def purge(self) -> None:
+        """Delete journal rows and processed event ids past their retention."""
+        if self._retention is None or self._clock is None:
+            return
+        try:
+            journal, events = await self._store.purge(
+                self._clock.now(), self._retention.journal, self._retention.events
+            )
+            log.info("retention purge journal=%d events=%d", journal, events)
+        except Exception:
+            log.exception("retention purge failed")
 
     async def _tick(self) -> None:
         async with self._tick_lock:

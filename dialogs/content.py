@@ -11,9 +11,9 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dialogs.commands import CommandList
 from dialogs.content_errors import ContentError, ContentInvalid
@@ -32,7 +32,24 @@ REQUIRED_FLOWS: dict[str, set[str]] = {
     "pause": set(),
     "crisis": {"resources"},
     "danger": {"resources"},
+    "crisis_again": {"resources"},
+    "minor": {"resources"},
+    "consent": {"then"},
+    "screen": {"then"},
+    "unsafe": {"then", "resources"},
+    "privacy": set(),
+    "export": set(),
+    "forget": set(),
 }
+
+
+class CheckPhrases(BaseModel):
+    """Phrase lists from `content/safety/check_phrases.yaml`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    retraction: tuple[Annotated[str, Field(min_length=2)], ...] = Field(min_length=1)
+    asks_if_bot: tuple[Annotated[str, Field(min_length=2)], ...] = Field(min_length=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +59,7 @@ class Content:
     versions: Mapping[str, str]
     commands: CommandList
     copy: EngineCopy
+    checks: CheckPhrases
     files: Mapping[str, Path] = field(default_factory=dict)
 
 
@@ -91,9 +109,11 @@ def check_content(directory: Path) -> tuple[Content | None, list[ContentError]]:
     if copy is not None and copy_source is not None:
         _check_copy(copy, copy_source, errors)
 
-    if errors or commands is None or copy is None:
+    checks, _ = _parse(directory / "safety" / "check_phrases.yaml", CheckPhrases, errors)
+
+    if errors or commands is None or copy is None or checks is None:
         return None, sorted(errors)
-    return Content(directory, flows, versions, commands, copy, files), []
+    return Content(directory, flows, versions, commands, copy, checks, files), []
 
 
 def load_content(directory: Path) -> Content:

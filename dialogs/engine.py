@@ -10,9 +10,10 @@ Order of work for every inbound event, on every path:
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -20,8 +21,11 @@ from zoneinfo import ZoneInfo
 from dialogs.clock import Clock
 from dialogs.commands import Action
 from dialogs.content import Content
-from dialogs.events import Address, Choice, Command, Inbound, Outbound
+from dialogs.crisis_state import crisis_active, hold_back
+from dialogs.disclosure import note_activity
+from dialogs.events import Address, Attachment, Choice, Command, Inbound, Outbound
 from dialogs.flow_model import (
+    ActionStep,
     AskStep,
     BranchStep,
     ChoiceStep,
@@ -30,19 +34,23 @@ from dialogs.flow_model import (
     Flow,
     HandoffStep,
     MessageStep,
+    RememberStep,
     ScaleStep,
     ScheduleStep,
     Step,
 )
+from dialogs.gates import gate_before
 from dialogs.matching import clean_input, match_option, parse_number
 from dialogs.payloads import Payload, decode_payload, encode_payload
-from dialogs.safety_screen import SafetyScreen
+from dialogs.phrase_match import PhraseList
+from dialogs.safety_screen import SafetyScreen, SafetySignal
 from dialogs.schedule_time import next_local_time
 from dialogs.store import (
     ConversationState,
     FollowUp,
     FollowUpRequest,
     FollowUpStatus,
+    Profile,
     Store,
     StoreSession,
     UserKey,
@@ -87,8 +95,13 @@ class _Turn:
     variables: dict[str, VarValue]
     turn: int
     version: str
+    profile: Profile = field(default_factory=Profile)
+    updated_at: datetime | None = None
     out: list[Outbound] = field(default_factory=list)
     scheduled: list[datetime] = field(default_factory=list)
+    # Set once everything about the person is deleted: nothing may be written back.
+    forgotten: bool = False
+    safety_fired: bool = False
 
     def state(self) -> ConversationState:
         return ConversationState(
@@ -109,9 +122,19 @@ class _Turn:
         self.version = ""
 
 
-# Formats the helplines for a safety flow ("crisis" or "danger") as one message.
-ResourceText = Callable[[str], str]
-SAFETY_FLOWS = ("crisis", "danger")
+# Formats the helplines for a signal ("crisis" or "danger") and a country code (or
+# None when unknown) as one message.
+ResourceText = Callable[[str, str | None], str]
+# Flows whose {resources} the engine fills in, and with which helplines.
+RESOURCE_FLOWS = {
+    "crisis": "crisis",
+    "crisis_again": "crisis",
+    "minor": "crisis",
+    "danger": "danger",
+    "unsafe": "danger",
+}
+# Starting one of these is a safety referral, counted anonymously.
+REFERRAL_FLOWS = ("crisis", "crisis_again", "danger")
 
 
 class Engine:
@@ -141,6 +164,8 @@ class Engine:
         self._postpone_by = postpone_by
         self._abandoned_after = abandoned_after
         self._on_scheduled = on_followup_scheduled
+        self._retraction = PhraseList(content.checks.retraction)
+        self._asks_if_bot = PhraseList(content.checks.asks_if_bot)
 
     @property
     def content(self) -> Content:
@@ -159,21 +184,11 @@ class Engine:
                 if not await session.claim_event(event_key, inbound.at, user):
                     log.info("duplicate event ignored kind=%s user=%s", kind, user_ref(*_k(user)))
                     return []
-                state = await session.load_state(user, inbound.at)
-                turn = _Turn(
-                    session,
-                    user,
-                    addr.chat_id,
-                    inbound.at,
-                    event_key,
-                    state.flow_id,
-                    state.node_id,
-                    dict(state.variables),
-                    state.turn,
-                    state.content_version,
-                )
+                consented = (await session.load_profile(user)).consent_at is not None
+                turn = await self._open_turn(session, user, addr.chat_id, inbound.at, event_key)
+                remind = self._note_activity(turn)
                 await self._dispatch(turn, inbound)
-                await session.save_state(user, turn.state(), inbound.at)
+                await self._close_turn(turn)
         except Exception:
             log.exception("event failed kind=%s user=%s", kind, user_ref(*_k(user)))
             return [Outbound(self._content.copy.error_apology)]
@@ -181,74 +196,101 @@ class Engine:
             "event handled kind=%s user=%s replies=%d", kind, user_ref(*_k(user)), len(turn.out)
         )
         self._announce(turn)
+        # The consent text says it all on first contact; a safety reply says it too.
+        if remind and consented and not turn.safety_fired and not turn.forgotten:
+            return [Outbound(self._content.copy.not_human_reminder), *turn.out]
         return turn.out
 
     async def greet(self, address: Address) -> list[Outbound]:
         """What to show when a person opens a session (the console starting): the
-        question they left off at, the welcome on first contact, else the idle menu.
-        Changes nothing but the content version check."""
+        question they left off at, the welcome on first contact, else the idle menu."""
         user = UserKey(address.platform, address.user_id)
         now = self._clock.now()
         async with self._store.session() as session:
-            state = await session.load_state(user, now)
-            turn = _Turn(
-                session,
-                user,
-                address.chat_id,
-                now,
-                "",
-                state.flow_id,
-                state.node_id,
-                dict(state.variables),
-                state.turn,
-                state.content_version,
-            )
+            consented = (await session.load_profile(user)).consent_at is not None
+            turn = await self._open_turn(session, user, address.chat_id, now, "")
+            remind = self._note_activity(turn)
             if turn.flow_id is not None and self._current_step(turn) is not None:
                 turn.out.append(Outbound(self._content.copy.welcome_back))
                 self._reprompt(turn)
             elif turn.flow_id is not None:
                 await self._recover(turn)
-            elif turn.turn == 0:
-                await self._start_flow(turn, "start")
+            elif turn.turn == 0 or not consented:
+                await self._start_flow(turn, self._start_or_check(turn))
             else:
                 self._idle_menu(turn)
-            await session.save_state(user, turn.state(), now)
+            await self._close_turn(turn)
+        if remind and consented:
+            return [Outbound(self._content.copy.not_human_reminder), *turn.out]
         return turn.out
 
     async def start_due(self, followup: FollowUp) -> DueOutcome:
-        """Start a claimed follow-up's flow, unless it is late or the person is busy."""
+        """Start a claimed follow-up's flow, unless it is late, held back after a
+        crisis, no longer consented to, or the person is busy."""
         now = self._clock.now()
         address = Address(followup.user.platform, followup.user.user_id, followup.chat_id, True)
         async with self._store.session() as session:
             current = await session.get_followup(followup.id)
             if current is None or current.status is not FollowUpStatus.CLAIMED:
                 return DueOutcome(DueStatus.SKIPPED)
+            profile = await session.load_profile(current.user)
+            if profile.consent_at is None or hold_back(current, profile, now):
+                await session.set_followup_status(current.id, FollowUpStatus.CANCELLED, now)
+                log.info("follow-up held back id=%d flow=%s", current.id, current.flow_id)
+                return DueOutcome(DueStatus.SKIPPED)
             if now > current.expires_at:
                 await session.set_followup_status(current.id, FollowUpStatus.MISSED, now)
                 log.info("follow-up missed id=%d flow=%s", current.id, current.flow_id)
                 return DueOutcome(DueStatus.MISSED)
-            state = await session.load_state(current.user, now)
-            if self._is_busy(state, now):
+            turn = await self._open_turn(
+                session, current.user, current.chat_id, now, f"followup:{current.id}"
+            )
+            if self._is_busy(turn.state(), turn.updated_at, now):
                 # Never interrupt someone mid-flow: try again a little later.
                 await session.postpone_followup(current.id, now + self._postpone_by)
                 return DueOutcome(DueStatus.POSTPONED)
-            turn = _Turn(
-                session,
-                current.user,
-                current.chat_id,
-                now,
-                f"followup:{current.id}",
-                None,
-                None,
-                {},
-                state.turn,
-                "",
-            )
+            turn.idle()
             await self._start_flow(turn, current.flow_id)
-            await session.save_state(current.user, turn.state(), now)
+            await self._close_turn(turn)
             await session.set_followup_status(current.id, FollowUpStatus.SENT, now)
         self._announce(turn)
         return DueOutcome(DueStatus.DELIVERED, address, tuple(turn.out))
+
+    # ----------------------------------------------------------------- turns
+
+    async def _open_turn(
+        self, session: StoreSession, user: UserKey, chat_id: str, at: datetime, event_key: str
+    ) -> _Turn:
+        state = await session.load_state(user, at)
+        profile = await session.load_profile(user)
+        return _Turn(
+            session,
+            user,
+            chat_id,
+            at,
+            event_key,
+            state.flow_id,
+            state.node_id,
+            dict(state.variables),
+            state.turn,
+            state.content_version,
+            profile,
+            updated_at=state.updated_at,
+        )
+
+    async def _close_turn(self, turn: _Turn) -> None:
+        if turn.forgotten:
+            return
+        await turn.session.save_state(turn.user, turn.state(), turn.at)
+        await turn.session.save_profile(turn.user, turn.profile)
+
+    def _note_activity(self, turn: _Turn) -> bool:
+        turn.profile, remind = note_activity(turn.profile, turn.at)
+        return remind
+
+    def _start_or_check(self, turn: _Turn) -> str:
+        # For a day after a crisis signal, /start checks on the person first.
+        return "crisis_again" if crisis_active(turn.profile, turn.at) else "start"
 
     # ----------------------------------------------------------------- routing
 
@@ -261,9 +303,25 @@ class Engine:
         finding = self._safety.screen(said) if said else None
         if finding is not None:
             log.info("safety signal=%s user=%s", finding.signal, user_ref(*_k(turn.user)))
+            turn.safety_fired = True
+            if finding.signal is SafetySignal.CRISIS:
+                turn.profile = replace(turn.profile, crisis_at=turn.at)
+            else:
+                turn.profile = replace(turn.profile, unsafe=True)
             turn.idle()
             await self._start_flow(turn, str(finding.signal))
             return
+        if inbound.text is not None and said:
+            if crisis_active(turn.profile, turn.at) and self._retraction.found_in(said):
+                # "You got me wrong" does not clear a crisis signal: check gently again.
+                turn.safety_fired = True
+                turn.idle()
+                await self._start_flow(turn, "crisis_again")
+                return
+            if self._asks_if_bot.found_in(said):
+                turn.out.append(Outbound(self._content.copy.not_human_answer))
+                self._reprompt(turn)
+                return
         if inbound.command is not None:
             await self._command(turn, inbound.command)
         elif inbound.choice is not None:
@@ -281,6 +339,8 @@ class Engine:
             return
         if spec.action is Action.STOP:
             await self._stop(turn)
+        elif spec.flow == "start":
+            await self._start_flow(turn, self._start_or_check(turn))
         elif spec.flow is not None:
             await self._start_flow(turn, spec.flow)
 
@@ -370,28 +430,38 @@ class Engine:
         if step.save_as:
             turn.variables[step.save_as] = option.id
         turn.variables.update(option.set)
-        await turn.session.append_journal(
-            turn.user, turn.at, turn.flow_id or "", step.id, "choice", option.id
-        )
+        await self._journal(turn, step.id, "choice", option.id)
         await self._run(turn, option.next)
 
     async def _rate(self, turn: _Turn, step: ScaleStep, value: int) -> None:
         turn.variables[step.save_as] = value
-        await turn.session.append_journal(
-            turn.user, turn.at, turn.flow_id or "", step.id, "rating", str(value)
-        )
+        await self._journal(turn, step.id, "rating", str(value))
         await self._run(turn, step.next)
+
+    async def _journal(self, turn: _Turn, step_id: str, kind: str, value: str) -> None:
+        # Some answers must never be kept (the safety screen's): their flow says so.
+        flow = self._flow(turn)
+        if flow.journal:
+            await turn.session.append_journal(turn.user, turn.at, flow.id, step_id, kind, value)
 
     # ----------------------------------------------------------------- running flows
 
-    async def _start_flow(
-        self, turn: _Turn, flow_id: str, extra: dict[str, VarValue] | None = None
-    ) -> None:
+    async def _start_flow(self, turn: _Turn, flow_id: str) -> None:
+        """Start `flow_id`, or first the gate it needs (consent, the safety screen...),
+        which resumes `flow_id` when it is through."""
         flow = self._content.flows[flow_id]
+        variables: dict[str, VarValue] = dict(flow.variables)
+        gate = gate_before(flow, turn.profile)
+        if gate is not None:
+            flow = self._content.flows[gate]
+            variables = {**flow.variables, "then": flow_id}
+        signal = RESOURCE_FLOWS.get(flow.id)
+        if signal is not None:
+            variables["resources"] = self._resource_text(signal, turn.profile.country)
+        if flow.id in REFERRAL_FLOWS and signal is not None:
+            await turn.session.count_referral(turn.at.date(), turn.profile.country, signal)
         turn.flow_id = flow.id
-        turn.variables = {**flow.variables, **(extra or {})}
-        if flow.id in SAFETY_FLOWS:
-            turn.variables["resources"] = self._resource_text(flow.id)
+        turn.variables = variables
         turn.version = self._content.versions[flow.id]
         await self._run(turn, flow.start_id)
 
@@ -408,6 +478,11 @@ class Engine:
                 turn.step_id = step.id
                 self._present(turn, step, texts, private)
                 return
+            if isinstance(step, ActionStep) and step.do == "export":
+                await self._export(turn, texts)
+                assert step.next is not None
+                step_id = step.next
+                continue
             turn.out.extend(Outbound(t, private_only=private) for t in texts)
             if isinstance(step, MessageStep):
                 step_id = step.next
@@ -422,7 +497,56 @@ class Engine:
             elif isinstance(step, EndStep):
                 turn.idle()
                 return
+            elif isinstance(step, RememberStep):
+                await self._remember(turn, step)
+                step_id = step.next
+            elif isinstance(step, ActionStep) and step.do == "forget":
+                await turn.session.forget_user(turn.user)
+                log.info("user forgotten user=%s", user_ref(*_k(turn.user)))
+                turn.forgotten = True
+                turn.idle()
+                return
+            elif isinstance(step, ActionStep):  # resume
+                then = str(turn.variables.get("then", ""))
+                turn.idle()
+                if then in self._content.flows:
+                    await self._start_flow(turn, then)
+                return
         raise RuntimeError(f"flow {turn.flow_id!r} ran {_MAX_STEPS_PER_TURN} steps without waiting")
+
+    async def _remember(self, turn: _Turn, step: RememberStep) -> None:
+        profile = turn.profile
+        for name, value in step.set.items():
+            if name == "country":
+                code = render(str(value), turn.variables).strip().upper()
+                profile = replace(profile, country=None if code in ("", "OTHER") else code)
+            elif name == "consent":
+                profile = replace(profile, consent_at=turn.at if value is True else None)
+                if value is not True:
+                    # Withdrawing consent stops every planned message at once.
+                    await turn.session.cancel_followups(turn.user)
+            elif name == "adult":
+                profile = replace(profile, adult=value is True)
+            elif name == "unsafe":
+                profile = replace(profile, unsafe=value is True)
+            elif name == "screened":
+                profile = replace(profile, screened=value is True)
+        turn.profile = profile
+
+    async def _export(self, turn: _Turn, texts: list[str]) -> None:
+        # Save first, so the export holds this very moment too.
+        await turn.session.save_profile(turn.user, turn.profile)
+        data = await turn.session.export_user(turn.user)
+        body = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True).encode()
+        text = texts[-1] if texts else self._content.copy.export_ready
+        turn.out.extend(Outbound(t, private_only=True) for t in texts[:-1])
+        turn.out.append(
+            Outbound(
+                text,
+                private_only=True,
+                attachment=Attachment("pausecheck-export.json", body, "application/json"),
+            )
+        )
 
     def _present(self, turn: _Turn, step: Step, texts: list[str], private: bool) -> None:
         """Show a waiting step: its texts, the last carrying the buttons."""
@@ -521,10 +645,9 @@ class Engine:
             turn.version = self._content.versions[flow.id]
         return step
 
-    def _is_busy(self, state: ConversationState, now: datetime) -> bool:
+    def _is_busy(self, state: ConversationState, updated: datetime | None, now: datetime) -> bool:
         if state.flow_id is None:
             return False
-        updated = state.updated_at
         return updated is None or now - updated < self._abandoned_after
 
     def _announce(self, turn: _Turn) -> None:

@@ -57,6 +57,15 @@ class Choice:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file to send with a message, such as a data export."""
+
+    filename: str
+    data: bytes
+    media_type: str
+
+
+@dataclass(frozen=True, slots=True)
 class Outbound:
     """One message to show. `private_only` marks personal content no group may see."""
 
@@ -64,3 +73,4 @@ class Outbound:
     choices: tuple[Choice, ...] = field(default=())
     private_only: bool = False
     image: str | None = None
+    attachment: Attachment | None = None

@@ -13,7 +13,6 @@ from dialogs.flow_model import (
     MAX_LABEL,
     MAX_PAYLOAD_BYTES,
     MAX_TEXT,
-    TERMINAL_KINDS,
     WAITING_KINDS,
     AskStep,
     BranchStep,
@@ -23,6 +22,7 @@ from dialogs.flow_model import (
     ScaleStep,
     ScheduleStep,
     Step,
+    is_terminal,
 )
 from dialogs.payloads import PAYLOAD_TURN_RESERVE, payload_prefix
 from dialogs.templates import TemplateError, template_fields
@@ -164,7 +164,7 @@ def _check_endings(
     for s in flow.steps:
         for t in s.targets():
             preds.setdefault(t, set()).add(s.id)
-    can_end = {s.id for s in flow.steps if isinstance(s, TERMINAL_KINDS)}
+    can_end = {s.id for s in flow.steps if is_terminal(s)}
     todo = list(can_end)
     while todo:
         for p in preds.get(todo.pop(), ()):
@@ -175,7 +175,7 @@ def _check_endings(
         if s.id in reachable and s.id not in can_end:
             report(f"from step {s.id!r} no path ever reaches an end", s.id, step_loc(s.id))
     # A loop with no question in it would spin forever without waiting for the person.
-    silent = {s.id for s in flow.steps if not isinstance(s, (*WAITING_KINDS, *TERMINAL_KINDS))}
+    silent = {s.id for s in flow.steps if not isinstance(s, WAITING_KINDS) and not is_terminal(s)}
     for s in flow.steps:
         if s.id in silent and s.id in reachable and _on_silent_cycle(flow, s.id, silent):
             report(
@@ -230,7 +230,7 @@ def _check_variables(
     for s in flow.steps:
         if s.id not in reachable:
             continue
-        for j, text in enumerate(s.text):
+        for j, text in enumerate(s.templated()):
             try:
                 names = template_fields(text)
             except TemplateError as exc:

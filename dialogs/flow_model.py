@@ -45,6 +45,10 @@ class _Step(_Strict):
         """Node ids this step can move to, in the same flow."""
         return []
 
+    def templated(self) -> tuple[str, ...]:
+        """Every string of this step that is rendered with variables."""
+        return self.text
+
 
 class MessageStep(_Step):
     """Says something and moves on."""
@@ -83,6 +87,9 @@ class ChoiceStep(_Step):
 
     def targets(self) -> list[str]:
         return [o.next for o in self.options]
+
+    def templated(self) -> tuple[str, ...]:
+        return (*self.text, *(o.label for o in self.options))
 
 
 class ScaleStep(_Step):
@@ -194,6 +201,58 @@ class EndStep(_Step):
     kind: Literal["end"]
 
 
+ProfileField = Literal["consent", "adult", "country", "unsafe", "screened"]
+
+
+class RememberStep(_Step):
+    """Writes to the person's profile (not the conversation), then moves on.
+
+    `consent: false` withdraws consent, which also cancels every planned message.
+    Values may use templates, such as `country: "{country}"`.
+    """
+
+    kind: Literal["remember"]
+    set: dict[ProfileField, bool | str] = Field(min_length=1)
+    next: Ident
+
+    @model_validator(mode="after")
+    def _value_types(self) -> RememberStep:
+        for name, value in self.set.items():
+            wants_text = name == "country"
+            if wants_text != isinstance(value, str):
+                kind = 'text such as "{country}"' if wants_text else "true or false"
+                raise ValueError(f"'{name}' must be {kind}")
+        return self
+
+    def targets(self) -> list[str]:
+        return [self.next]
+
+    def templated(self) -> tuple[str, ...]:
+        return (*self.text, *(v for v in self.set.values() if isinstance(v, str)))
+
+
+class ActionStep(_Step):
+    """Something only the engine can do.
+
+    `resume` starts the flow a gate (consent, screen) interrupted, and ends this one;
+    `export` sends everything stored about the person as a JSON file, then `next`;
+    `forget` deletes everything about them and ends the conversation.
+    """
+
+    kind: Literal["action"]
+    do: Literal["resume", "export", "forget"]
+    next: Ident | None = None
+
+    @model_validator(mode="after")
+    def _next_only_for_export(self) -> ActionStep:
+        if (self.do == "export") != (self.next is not None):
+            raise ValueError("'export' needs a 'next'; 'resume' and 'forget' end the flow")
+        return self
+
+    def targets(self) -> list[str]:
+        return [self.next] if self.next else []
+
+
 Step = Annotated[
     MessageStep
     | ChoiceStep
@@ -202,11 +261,19 @@ Step = Annotated[
     | BranchStep
     | ScheduleStep
     | HandoffStep
-    | EndStep,
+    | EndStep
+    | RememberStep
+    | ActionStep,
     Field(discriminator="kind"),
 ]
 WAITING_KINDS = (ChoiceStep, ScaleStep, AskStep)
 TERMINAL_KINDS = (HandoffStep, EndStep)
+
+
+def is_terminal(step: object) -> bool:
+    return isinstance(step, TERMINAL_KINDS) or (
+        isinstance(step, ActionStep) and step.do in ("resume", "forget")
+    )
 
 
 class Flow(_Strict):
@@ -215,6 +282,13 @@ class Flow(_Strict):
     description: str = ""
     # Personal flows are never shown in a group chat; adapters move them to private.
     private: bool = True
+    # Push-pull reframes or "talk to your partner" suggestions: such a flow is held
+    # back while the person may be unsafe, and the safety screen comes first.
+    reframes: bool = False
+    # May run before the person has agreed to the terms (welcome, privacy, safety).
+    before_consent: bool = False
+    # False for flows whose answers must never be kept (the safety screen).
+    journal: bool = True
     start: Ident | None = None
     variables: dict[Ident, VarValue] = Field(default_factory=dict)
     steps: tuple[Step, ...] = Field(min_length=1)
@@ -226,7 +300,7 @@ class Flow(_Strict):
     @cached_property
     def read_variables(self) -> frozenset[str]:
         """Variables some text or branch of this flow actually uses."""
-        names = {n for s in self.steps for t in s.text for n in template_fields(t)}
+        names = {n for s in self.steps for t in s.templated() for n in template_fields(t)}
         names |= {c.when.var for s in self.steps if isinstance(s, BranchStep) for c in s.cases}
         return frozenset(names)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,19 +15,28 @@ from storage.errors import StorageError
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
+# aiosqlite logs every statement with its parameters (user ids, people's answers) at
+# DEBUG, so turning on DEBUG for the app would write them to the logs. Quieted the
+# way SQLAlchemy quiets its own loggers: only when nobody configured it explicitly.
+_AIOSQLITE_LOG = logging.getLogger("aiosqlite")
+if _AIOSQLITE_LOG.level == logging.NOTSET:
+    _AIOSQLITE_LOG.setLevel(logging.INFO)
+
 
 def create_engine_for(url: str) -> AsyncEngine:
     """An async engine for `url`; SQLite file databases get their directory created."""
     parsed = make_url(url)
+    # Parameters hold personal data: keep them out of SQL logging and out of the
+    # text of database errors, which end up in logs and tracebacks.
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(parsed, pool_pre_ping=True)
+        return create_async_engine(parsed, pool_pre_ping=True, hide_parameters=True)
     in_memory = _is_memory(parsed)
     if in_memory:
         # Every session must see the same private database, so they share one connection.
-        engine = create_async_engine(parsed, poolclass=StaticPool)
+        engine = create_async_engine(parsed, poolclass=StaticPool, hide_parameters=True)
     else:
         _prepare_file(Path(parsed.database or ""))
-        engine = create_async_engine(parsed)
+        engine = create_async_engine(parsed, hide_parameters=True)
     _install_sqlite_hooks(engine, wal=not in_memory)
     return engine
 

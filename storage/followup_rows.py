@@ -32,6 +32,7 @@ async def select_followups(
             due_at=row.due_at,
             expires_at=row.expires_at,
             status=FollowUpStatus(row.status),
+            created_at=row.created_at,
         )
         for row, platform, platform_user_id in rows
     ]

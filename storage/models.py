@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, MetaData, String, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Index,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from storage.columns import UtcDateTime
@@ -42,6 +52,17 @@ class UserRow(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # The profile (dialogs.store.Profile). Declared last, in this order, because
+    # migration 0002 appends them with ALTER TABLE ADD COLUMN.
+    consent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    adult: Mapped[bool | None]
+    country: Mapped[str | None] = mapped_column(String(8))
+    crisis_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    unsafe: Mapped[bool] = mapped_column(default=False, server_default=false())
+    screened: Mapped[bool] = mapped_column(default=False, server_default=false())
+    session_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_active_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reminded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class ConversationRow(Base):
@@ -102,3 +123,24 @@ class ProcessedEventRow(Base):
 
     event_key: Mapped[str] = mapped_column(String, primary_key=True)
     processed_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    # Nullable: events claimed before migration 0002 belong to nobody known. Indexed
+    # so that the cascade from a deleted user does not scan the table.
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+
+
+class ReferralCountRow(Base):
+    """How many safety referrals were shown, per day, country and signal.
+
+    Deliberately anonymous: no user id, no time finer than the day, so the counts
+    survive /forget and cannot be traced back to a person.
+    """
+
+    __tablename__ = "referrals"
+    __table_args__ = (PrimaryKeyConstraint("day", "country", "signal"),)
+
+    day: Mapped[date]
+    country: Mapped[str] = mapped_column(String(16))
+    signal: Mapped[str] = mapped_column(String(16))
+    count: Mapped[int]

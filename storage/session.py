@@ -2,38 +2,131 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.clock import Clock
-from dialogs.store import ConversationState, FollowUp, FollowUpRequest, FollowUpStatus, UserKey
+from dialogs.store import (
+    ConversationState,
+    FollowUp,
+    FollowUpRequest,
+    FollowUpStatus,
+    Profile,
+    UserKey,
+)
+from storage.crypto import VariableCipher, decode_variables, encode_variables
 from storage.dialect_insert import insert_for
 from storage.errors import StorageError
 from storage.followup_rows import select_followups
-from storage.models import ConversationRow, FollowUpRow, JournalEntryRow, ProcessedEventRow, UserRow
+from storage.models import (
+    ConversationRow,
+    FollowUpRow,
+    JournalEntryRow,
+    ProcessedEventRow,
+    ReferralCountRow,
+    UserRow,
+)
+from storage.privacy import delete_user_rows, export_user_rows
+
+# Stands for "no country known" in the anonymous counts, whose key cannot be NULL.
+UNKNOWN_COUNTRY = "unknown"
 
 
 class SqlStoreSession:
     """Every method runs in the caller's transaction; nothing here commits.
 
     `clock` stamps audit columns for the methods whose protocol signature has no `at`.
+    `cipher`, when given, encrypts conversation variables at rest.
     """
 
-    def __init__(self, session: AsyncSession, dialect_name: str, clock: Clock) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        dialect_name: str,
+        clock: Clock,
+        cipher: VariableCipher | None = None,
+    ) -> None:
         self._session = session
         self._dialect = dialect_name
         self._clock = clock
+        self._cipher = cipher
 
-    async def claim_event(self, event_key: str, at: datetime) -> bool:
+    async def claim_event(self, event_key: str, at: datetime, user: UserKey) -> bool:
+        user_id = await self._user_id(user, at)
         statement = (
             insert_for(self._dialect, ProcessedEventRow)
-            .values(event_key=event_key, processed_at=at)
+            .values(event_key=event_key, processed_at=at, user_id=user_id)
             .on_conflict_do_nothing(index_elements=[ProcessedEventRow.event_key])
             .returning(ProcessedEventRow.event_key)
         )
         return await self._session.scalar(statement) is not None
+
+    async def load_profile(self, user: UserKey) -> Profile:
+        row = await self._session.scalar(
+            select(UserRow)
+            .where(UserRow.platform == user.platform, UserRow.platform_user_id == user.user_id)
+            .execution_options(populate_existing=True)
+        )
+        if row is None:
+            return Profile()
+        return Profile(
+            consent_at=row.consent_at,
+            adult=row.adult,
+            country=row.country,
+            crisis_at=row.crisis_at,
+            unsafe=row.unsafe,
+            screened=row.screened,
+            session_started_at=row.session_started_at,
+            last_active_at=row.last_active_at,
+            reminded_at=row.reminded_at,
+        )
+
+    async def save_profile(self, user: UserKey, profile: Profile) -> None:
+        user_id = await self._user_id(user, self._clock.now())
+        await self._session.execute(
+            update(UserRow)
+            .where(UserRow.id == user_id)
+            .values(
+                consent_at=profile.consent_at,
+                adult=profile.adult,
+                country=profile.country,
+                crisis_at=profile.crisis_at,
+                unsafe=profile.unsafe,
+                screened=profile.screened,
+                session_started_at=profile.session_started_at,
+                last_active_at=profile.last_active_at,
+                reminded_at=profile.reminded_at,
+            )
+        )
+
+    async def count_referral(self, day: date, country: str | None, signal: str) -> None:
+        statement = insert_for(self._dialect, ReferralCountRow).values(
+            day=day, country=country or UNKNOWN_COUNTRY, signal=signal, count=1
+        )
+        await self._session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[
+                    ReferralCountRow.day,
+                    ReferralCountRow.country,
+                    ReferralCountRow.signal,
+                ],
+                set_={ReferralCountRow.count: ReferralCountRow.count + 1},
+            )
+        )
+
+    async def export_user(self, user: UserKey) -> dict[str, Any]:
+        user_id = await self._session.scalar(_user_id_of(user))
+        return await export_user_rows(self._session, user_id, self._cipher)
+
+    async def forget_user(self, user: UserKey) -> int:
+        # Locked so that a concurrent event for the same person waits, then starts afresh.
+        user_id = await self._session.scalar(_user_id_of(user).with_for_update())
+        if user_id is None:
+            return 0
+        return await delete_user_rows(self._session, user_id)
 
     async def load_state(self, user: UserKey, at: datetime) -> ConversationState:
         user_id = await self._user_id(user, at, lock=True)
@@ -43,13 +136,13 @@ class SqlStoreSession:
         row = await self._session.get(ConversationRow, user_id)
         if row is None:
             empty = ConversationState()
-            self._session.add(_conversation_row(user_id, empty, at))
+            self._session.add(self._conversation_row(user_id, empty, at))
             # Never written by the engine, so no `updated_at` to report.
             return empty
         return ConversationState(
             flow_id=row.flow_id,
             node_id=row.node_id,
-            variables=dict(row.variables),
+            variables=decode_variables(row.variables, self._cipher),
             turn=row.turn,
             content_version=row.content_version,
             chat_id=row.chat_id,
@@ -60,12 +153,12 @@ class SqlStoreSession:
         user_id = await self._user_id(user, at)
         row = await self._session.get(ConversationRow, user_id)
         if row is None:
-            self._session.add(_conversation_row(user_id, state, at))
+            self._session.add(self._conversation_row(user_id, state, at))
             return
         row.flow_id = state.flow_id
         row.node_id = state.node_id
         # A fresh dict: the ORM only notices reassignment of a JSON column, not mutation.
-        row.variables = dict(state.variables)
+        row.variables = encode_variables(state.variables, self._cipher)
         row.turn = state.turn
         row.content_version = state.content_version
         row.chat_id = state.chat_id
@@ -159,6 +252,20 @@ class SqlStoreSession:
             FollowUpRow, followup_id, with_for_update=True, populate_existing=True
         )
 
+    def _conversation_row(
+        self, user_id: int, state: ConversationState, at: datetime
+    ) -> ConversationRow:
+        return ConversationRow(
+            user_id=user_id,
+            flow_id=state.flow_id,
+            node_id=state.node_id,
+            variables=encode_variables(state.variables, self._cipher),
+            turn=state.turn,
+            content_version=state.content_version,
+            chat_id=state.chat_id,
+            updated_at=at,
+        )
+
     async def _user_id(self, user: UserKey, at: datetime, *, lock: bool = False) -> int:
         """The user's id, creating the user on first contact."""
         query = _user_id_of(user)
@@ -184,17 +291,4 @@ class SqlStoreSession:
 def _user_id_of(user: UserKey) -> Select[int]:
     return select(UserRow.id).where(
         UserRow.platform == user.platform, UserRow.platform_user_id == user.user_id
-    )
-
-
-def _conversation_row(user_id: int, state: ConversationState, at: datetime) -> ConversationRow:
-    return ConversationRow(
-        user_id=user_id,
-        flow_id=state.flow_id,
-        node_id=state.node_id,
-        variables=dict(state.variables),
-        turn=state.turn,
-        content_version=state.content_version,
-        chat_id=state.chat_id,
-        updated_at=at,
     )

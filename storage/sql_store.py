@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from dialogs.clock import Clock, SystemClock
 from dialogs.store import FollowUp, FollowUpStatus, Store
+from storage.crypto import VariableCipher
 from storage.followup_rows import select_followups
-from storage.models import FollowUpRow, UserRow
+from storage.models import FollowUpRow, JournalEntryRow, ProcessedEventRow, UserRow
+from storage.privacy import count_deleted
 from storage.session import SqlStoreSession
 
 _PENDING = FollowUpStatus.PENDING.value
@@ -21,9 +23,16 @@ _Query = TypeVar("_Query", bound=Select[Any])
 
 
 class SqlStore:
-    def __init__(self, engine: AsyncEngine, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        clock: Clock | None = None,
+        cipher: VariableCipher | None = None,
+    ) -> None:
         self._engine = engine
         self._clock: Clock = clock or SystemClock()
+        self._cipher = cipher
         # Results are plain dataclasses built inside the transaction; nothing needs
         # reloading after commit.
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
@@ -31,7 +40,7 @@ class SqlStore:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[SqlStoreSession]:
         async with self._sessions() as session, session.begin():
-            yield SqlStoreSession(session, self._engine.dialect.name, self._clock)
+            yield SqlStoreSession(session, self._engine.dialect.name, self._clock, self._cipher)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -66,6 +75,21 @@ class SqlStore:
             if not claimed:
                 return []
             return await select_followups(session, FollowUpRow.id.in_(claimed))
+
+    async def purge(
+        self, now: datetime, journal_max_age: timedelta, events_max_age: timedelta
+    ) -> tuple[int, int]:
+        async with self._sessions() as session, session.begin():
+            journal = await count_deleted(
+                session, delete(JournalEntryRow).where(JournalEntryRow.at < now - journal_max_age)
+            )
+            events = await count_deleted(
+                session,
+                delete(ProcessedEventRow).where(
+                    ProcessedEventRow.processed_at < now - events_max_age
+                ),
+            )
+            return journal, events
 
     async def next_due_at(self, platforms: Collection[str] | None = None) -> datetime | None:
         """`platforms` should match what is passed to `claim_due`: otherwise a process

@@ -17,6 +17,7 @@ from dialogs.events import Address, Choice, Command, Inbound, Outbound
 from dialogs.safety_resources import SafetyResources
 from dialogs.safety_screen import SafetyScreen
 from dialogs.safety_text import resource_text
+from dialogs.store import Profile, UserKey
 from storage import SqlStore, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,8 +46,8 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-async def store() -> AsyncIterator[SqlStore]:
-    s = await open_store(MEMORY_URL)
+async def store(clock: ManualClock) -> AsyncIterator[SqlStore]:
+    s = await open_store(MEMORY_URL, clock=clock)
     yield s
     await s.close()
 
@@ -63,7 +64,7 @@ def make_engine(
         store,
         clock,
         screen,
-        lambda signal: resource_text(resources, signal),
+        lambda signal, country: resource_text(resources, signal, country),
         timezone=ZoneInfo("Europe/London"),
     )
 
@@ -128,6 +129,38 @@ def texts(messages: Sequence[Outbound]) -> str:
     return "\n".join(m.text for m in messages)
 
 
+async def onboard(store: SqlStore, clock: ManualClock, address: Address, **changes: object) -> None:
+    """Make the person a consented, screened adult in the US who was just active, as
+    if they had been through the consent flow and the safety screen already."""
+    profile = Profile(
+        consent_at=clock.now(),
+        adult=True,
+        country="US",
+        screened=True,
+        session_started_at=clock.now(),
+        last_active_at=clock.now(),
+        reminded_at=clock.now(),
+    )
+    async with store.session() as s:
+        await s.save_profile(UserKey(address.platform, address.user_id), profile)
+        if changes:
+            from dataclasses import replace
+
+            await s.save_profile(
+                UserKey(address.platform, address.user_id),
+                replace(profile, **changes),  # type: ignore[arg-type]
+            )
+
+
 @pytest.fixture
-def chat(engine: Engine, clock: ManualClock) -> Chat:
-    return Chat(engine, clock=clock)
+async def chat(engine: Engine, clock: ManualClock, store: SqlStore) -> Chat:
+    """A person who has already agreed, is an adult, and passed the safety screen."""
+    c = Chat(engine, clock=clock)
+    await onboard(store, clock, c.address)
+    return c
+
+
+@pytest.fixture
+def newcomer(engine: Engine, clock: ManualClock) -> Chat:
+    """A person the guide has never met."""
+    return Chat(engine, clock=clock, address=Address("test", "new1", "new1", True))

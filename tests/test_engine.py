@@ -17,7 +17,7 @@ from dialogs.safety_resources import SafetyResources
 from dialogs.safety_screen import SafetyScreen
 from dialogs.store import ConversationState, FollowUpStatus, UserKey
 from storage import SqlStore
-from tests.conftest import Chat, make_engine, texts
+from tests.conftest import Chat, make_engine, onboard, texts
 
 USER = UserKey("test", "u1")
 
@@ -182,6 +182,7 @@ async def test_same_event_twice_is_handled_once(
     engine: Engine, store: SqlStore, clock: ManualClock
 ) -> None:
     address = Address("test", "u1", "c1")
+    await onboard(store, clock, address)
     first = Inbound(address, "dup-1", clock.now(), text="/x")
     await engine.handle(Inbound(address, "p", clock.now(), text="hi"))
     from dialogs.events import Command
@@ -211,6 +212,7 @@ async def test_restart_resumes_at_the_same_step(
 ) -> None:
     first = make_engine(content, store, clock, safety_screen, resources)
     chat = Chat(first, clock=clock)
+    await onboard(store, clock, chat.address)
     await walk_pause_to_move(chat)
     # A new engine over the same store is what a restarted process has.
     second = make_engine(content, store, clock, safety_screen, resources)
@@ -222,10 +224,10 @@ async def test_restart_resumes_at_the_same_step(
     assert "talk about the loop" in texts(out)
 
 
-async def test_first_greeting_is_the_welcome(engine: Engine) -> None:
+async def test_first_greeting_asks_for_consent(engine: Engine) -> None:
     out = await engine.greet(Address("test", "new", "new"))
-    assert "automated guide" in texts(out)
-    assert out[-1].choices
+    assert "automated guide, a program, not a person" in texts(out)
+    assert [c.label for c in out[-1].choices] == ["I agree", "No thanks"]
 
 
 async def test_changed_flow_falls_back_to_its_start_with_an_apology(

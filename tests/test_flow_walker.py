@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from dialogs.clock import ManualClock
 from dialogs.content import Content
@@ -22,8 +22,12 @@ from dialogs.engine import Engine
 from dialogs.events import Address, Inbound
 from dialogs.flow_model import AskStep, BranchStep, ChoiceStep, Flow, ScaleStep, ScheduleStep
 from dialogs.payloads import Payload, encode_payload
+from dialogs.safety_resources import SafetyResources
+from dialogs.safety_screen import SafetyScreen
+from dialogs.safety_text import resource_text
 from dialogs.store import ConversationState, FollowUpRequest, UserKey
 from storage import SqlStore
+from tests.conftest import onboard
 
 ADDRESS = Address("walker", "w1", "w1")
 USER = UserKey("walker", "w1")
@@ -66,6 +70,9 @@ class Walk:
             return await s.load_state(USER, self.clock.now())
 
     async def restore(self, state: ConversationState) -> None:
+        # The profile goes back to a consented, screened adult each time, so what one
+        # path remembers (under 18, unsafe, consent withdrawn) does not leak into others.
+        await onboard(self.store, self.clock, ADDRESS)
         async with self.store.session() as s:
             await s.save_state(USER, state, self.clock.now())
 
@@ -111,8 +118,21 @@ class Walk:
 
 
 async def test_every_path_of_every_flow_reaches_an_end(
-    engine: Engine, store: SqlStore, clock: ManualClock, content: Content
+    store: SqlStore,
+    clock: ManualClock,
+    content: Content,
+    safety_screen: SafetyScreen,
+    resources: SafetyResources,
 ) -> None:
+    scheduled: list[datetime] = []
+    engine = Engine(
+        content,
+        store,
+        clock,
+        safety_screen,
+        lambda signal, country: resource_text(resources, signal, country),
+        on_followup_scheduled=scheduled.append,
+    )
     walk = Walk(engine, store, clock, content)
     edges: dict[StateKey, set[StateKey]] = defaultdict(set)
     representative: dict[StateKey, ConversationState] = {}
@@ -167,9 +187,9 @@ async def test_every_path_of_every_flow_reaches_an_end(
     assert questions - walk.visited_steps == set()
     assert tries > 50  # the walk really walked
 
-    # And every step lies on a path between two questions or a question and an end,
-    # which the content check guarantees; spot-check schedule steps were exercised.
-    async with store.session() as s:
-        scheduled = await s.pending_followups(USER)
-    assert any(isinstance(st, ScheduleStep) for f in content.flows.values() for st in f.steps)
-    assert scheduled, "no path scheduled a follow-up"
+    # Schedule steps ran through the store too (they sit between questions, so the
+    # question coverage above reaches them; this checks they did their work).
+    schedule_steps = sum(
+        isinstance(st, ScheduleStep) for f in content.flows.values() for st in f.steps
+    )
+    assert schedule_steps and len(scheduled) >= schedule_steps

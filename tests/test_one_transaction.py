@@ -15,7 +15,7 @@ from dialogs.safety_screen import SafetyScreen
 from dialogs.safety_text import resource_text
 from dialogs.store import FollowUpRequest, StoreSession, UserKey
 from storage import SqlStore
-from tests.conftest import Chat
+from tests.conftest import Chat, onboard
 
 USER = UserKey("test", "u1")
 
@@ -73,9 +73,10 @@ async def test_a_failure_late_in_an_event_rolls_back_everything_it_wrote(
         failing,
         clock,
         safety_screen,  # type: ignore[arg-type]
-        lambda s: resource_text(resources, s),
+        lambda s, c: resource_text(resources, s, c),
     )
     chat = Chat(engine, clock=clock)
+    await onboard(store, clock, chat.address)
     for step in ("Done", "7", "Silence", "Reach out more", "It fits"):
         if step == "Done":
             await chat.command("pause")

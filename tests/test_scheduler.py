@@ -20,9 +20,25 @@ from dialogs.events import Address, Outbound
 from dialogs.safety_resources import SafetyResources
 from dialogs.safety_screen import SafetyScreen
 from dialogs.safety_text import resource_text
-from dialogs.store import FollowUpRequest, UserKey
+from dialogs.store import FollowUpRequest, Profile, UserKey
 from storage import SqlStore
 from tests.conftest import Chat
+
+
+async def onboard_now(store: SqlStore, chat: Chat) -> None:
+    now = SystemClock().now()
+    async with store.session() as s:
+        await s.save_profile(
+            UserKey(chat.address.platform, chat.address.user_id),
+            Profile(
+                consent_at=now,
+                adult=True,
+                screened=True,
+                last_active_at=now,
+                session_started_at=now,
+                reminded_at=now,
+            ),
+        )
 
 
 class SignallingSender:
@@ -46,7 +62,7 @@ def _wire(
         store,
         clock,
         screen,
-        lambda s: resource_text(resources, s),
+        lambda s, c: resource_text(resources, s, c),
         timezone=ZoneInfo("UTC"),
         delay_scale=6000,  # 20 minutes -> 0.2 seconds
         on_followup_scheduled=lambda due: holder[0].notify(due),
@@ -64,6 +80,7 @@ async def test_wakes_at_the_due_time_not_at_the_sweep(
     await scheduler.start()
     try:
         chat = Chat(engine)
+        await onboard_now(store, chat)
         await chat.command("pause")
         for label in (
             "Done",
@@ -89,6 +106,7 @@ async def test_overdue_rows_go_out_at_start(
     now = SystemClock().now()
     async with store.session() as s:
         await s.load_state(UserKey("test", "u9"), now)
+        await s.save_profile(UserKey("test", "u9"), Profile(consent_at=now, adult=True))
         await s.schedule_followup(
             UserKey("test", "u9"),
             FollowUpRequest(

@@ -1,7 +1,7 @@
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, delete, func, select
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,7 +24,7 @@ def _request(key: str = "k1", due_at: datetime = T0) -> FollowUpRequest:
     return FollowUpRequest("checkin", "chat-1", due_at, due_at + timedelta(hours=2), key)
 
 
-async def _count(engine: AsyncEngine, model: type[Base]) -> int:
+async def _count(engine: AsyncEngine, model: type[Base] | Table) -> int:
     async with engine.connect() as connection:
         total = await connection.scalar(select(func.count()).select_from(model))
     assert total is not None
@@ -94,26 +94,27 @@ async def test_users_are_keyed_by_platform_and_id(store: SqlStore, engine: Async
 
 async def test_claim_event_once(store: SqlStore) -> None:
     async with store.session() as session:
-        assert await session.claim_event("telegram:42", T0)
-        assert not await session.claim_event("telegram:42", T0)
+        assert await session.claim_event("telegram:42", T0, ALICE)
+        assert not await session.claim_event("telegram:42", T0, ALICE)
     async with store.session() as session:
-        assert not await session.claim_event("telegram:42", T0)
-        assert await session.claim_event("telegram:43", T0)
+        assert not await session.claim_event("telegram:42", T0, ALICE)
+        assert await session.claim_event("telegram:43", T0, ALICE)
 
 
 async def test_exception_rolls_back_everything(store: SqlStore, engine: AsyncEngine) -> None:
     with pytest.raises(RuntimeError, match="boom"):
         async with store.session() as session:
-            assert await session.claim_event("e1", T0)
+            assert await session.claim_event("e1", T0, ALICE)
             await session.load_state(ALICE, T0)
             await session.save_state(ALICE, ConversationState(flow_id="f"), T0)
             await session.append_journal(ALICE, T0, "f", "n", "choice", "yes")
             assert await session.schedule_followup(ALICE, _request())
+            await session.count_referral(T0.date(), "GB", "crisis")
             raise RuntimeError("boom")
-    for model in (UserRow, ConversationRow, JournalEntryRow, FollowUpRow, ProcessedEventRow):
-        assert await _count(engine, model) == 0, model.__tablename__
+    for table in Base.metadata.sorted_tables:
+        assert await _count(engine, table) == 0, table.name
     async with store.session() as session:
-        assert await session.claim_event("e1", T0)
+        assert await session.claim_event("e1", T0, ALICE)
 
 
 async def test_journal_records_choices(store: SqlStore, engine: AsyncEngine) -> None:
@@ -149,7 +150,7 @@ async def test_datetimes_come_back_utc_aware(store: SqlStore) -> None:
 async def test_naive_datetimes_are_refused(store: SqlStore) -> None:
     with pytest.raises(StatementError, match="naive"):
         async with store.session() as session:
-            await session.claim_event("e1", datetime(2026, 1, 5, 12, 0))
+            await session.claim_event("e1", datetime(2026, 1, 5, 12, 0), ALICE)
 
 
 async def test_deleting_a_user_cascades(store: SqlStore, engine: AsyncEngine) -> None:
@@ -157,7 +158,8 @@ async def test_deleting_a_user_cascades(store: SqlStore, engine: AsyncEngine) ->
         await session.save_state(ALICE, ConversationState(flow_id="f"), T0)
         await session.append_journal(ALICE, T0, "f", "n", "choice", "yes")
         await session.schedule_followup(ALICE, _request())
+        await session.claim_event("e1", T0, ALICE)
     async with engine.begin() as connection:
         await connection.execute(delete(UserRow))
-    for model in (ConversationRow, JournalEntryRow, FollowUpRow):
+    for model in (ConversationRow, JournalEntryRow, FollowUpRow, ProcessedEventRow):
         assert await _count(engine, model) == 0, model.__tablename__

@@ -1,14 +1,20 @@
+import logging
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dialogs.store import ConversationState, UserKey
 from storage import StorageError, open_store
 from storage.engine import create_engine_for
+from storage.models import UserRow
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+ALICE = UserKey("telegram", "alice")
 
 
 async def _pragma(engine: AsyncEngine, name: str) -> object:
@@ -31,9 +37,9 @@ async def test_memory_database_is_shared_by_all_sessions() -> None:
     store = await open_store("sqlite+aiosqlite:///:memory:")
     try:
         async with store.session() as session:
-            assert await session.claim_event("e1", NOW)
+            assert await session.claim_event("e1", NOW, ALICE)
         async with store.session() as session:
-            assert not await session.claim_event("e1", NOW)
+            assert not await session.claim_event("e1", NOW, ALICE)
     finally:
         await store.close()
 
@@ -75,3 +81,32 @@ async def test_uncreatable_directory_raises_storage_error(tmp_path: Path) -> Non
     path = blocker / "sub" / "db.sqlite"
     with pytest.raises(StorageError, match=str(path)):
         await open_store(f"sqlite+aiosqlite:///{path}")
+
+
+async def test_debug_logs_and_errors_hold_no_personal_data(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    person = UserKey("telegram", "unique-user-okapi")
+    store = await open_store("sqlite+aiosqlite:///:memory:")
+    try:
+        with caplog.at_level(logging.DEBUG):
+            async with store.session() as session:
+                await session.save_state(
+                    person, ConversationState(variables={"a": "unique-answer-narwhal"}), NOW
+                )
+            with pytest.raises(IntegrityError) as raised:
+                async with store.engine.begin() as connection:
+                    await connection.execute(
+                        insert(UserRow).values(
+                            platform="telegram",
+                            platform_user_id="unique-user-okapi",
+                            created_at=NOW,
+                            last_seen_at=NOW,
+                        )
+                    )
+    finally:
+        await store.close()
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    for text in ("okapi", "narwhal"):
+        assert text not in logged
+        assert text not in str(raised.value)

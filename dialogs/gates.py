@@ -1,0 +1,32 @@
+"""Which flow has to run before the one a person asked for.
+
+Order matters: consent before anything personal; adults only; while someone may be
+unsafe, no push-pull reframes at all; and before the first reframe a person ever
+gets, the short safety screen.
+"""
+
+from __future__ import annotations
+
+from dialogs.flow_model import Flow
+from dialogs.store import Profile
+
+CONSENT = "consent"
+MINOR = "minor"
+UNSAFE = "unsafe"
+SCREEN = "screen"
+GATE_FLOWS = (CONSENT, MINOR, UNSAFE, SCREEN)
+
+
+def gate_before(flow: Flow, profile: Profile) -> str | None:
+    """The gate flow to run before `flow`, or None when `flow` may start now."""
+    if flow.before_consent or flow.id in GATE_FLOWS:
+        return None
+    if profile.adult is False:
+        return MINOR
+    if profile.consent_at is None:
+        return CONSENT
+    if flow.reframes and profile.unsafe:
+        return UNSAFE
+    if flow.reframes and not profile.screened:
+        return SCREEN
+    return None
