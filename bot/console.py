@@ -11,13 +11,14 @@ import asyncio
 import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 
 from dialogs.clock import Clock
 from dialogs.engine import Engine
-from dialogs.events import Address, Choice, Command, Inbound, Outbound
+from dialogs.events import Address, Attachment, Choice, Command, Inbound, Outbound
 
 PLATFORM = "console"
 
@@ -32,7 +33,16 @@ def parse_line(line: str) -> tuple[str | None, Command | None]:
 
 
 class ConsoleAdapter:
-    def __init__(self, engine: Engine, clock: Clock, console: Console, *, user_id: str) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        clock: Clock,
+        console: Console,
+        *,
+        user_id: str,
+        files_dir: Path = Path("data/exports"),
+    ) -> None:
+        self._files_dir = files_dir
         self._engine = engine
         self._clock = clock
         self._console = console
@@ -50,9 +60,26 @@ class ConsoleAdapter:
     def show(self, messages: Sequence[Outbound]) -> None:
         for message in messages:
             self._console.print(f"[bold cyan]guide ›[/] {escape(message.text)}")
+            if message.attachment is not None:
+                saved = self._save(message.attachment)
+                self._console.print(f"        [dim](saved as {escape(str(saved))})[/]")
             if message.choices:
                 self._last_choices = message.choices
                 self._print_choices(message.choices)
+
+    def _save(self, attachment: Attachment) -> Path:
+        # A terminal cannot show a file, so it lands beside the database, never
+        # overwriting an earlier one.
+        self._files_dir.mkdir(parents=True, exist_ok=True)
+        stem, dot, ext = attachment.filename.rpartition(".")
+        stamp = self._clock.now().strftime("%Y%m%d-%H%M%S")
+        path = self._files_dir / f"{stem or ext}-{stamp}{dot}{ext if stem else ''}"
+        n = 1
+        while path.exists():
+            n += 1
+            path = path.with_name(f"{stem or ext}-{stamp}-{n}{dot}{ext if stem else ''}")
+        path.write_bytes(attachment.data)
+        return path
 
     def _print_choices(self, choices: tuple[Choice, ...]) -> None:
         labels = [c.label for c in choices]

@@ -181,3 +181,36 @@ def test_typed_numbers_press_the_shown_buttons(engine: Engine, clock: ManualCloc
 def test_odd_lines_become_text(engine: Engine, clock: ManualClock, line: str) -> None:
     adapter = _adapter(engine, clock)
     assert adapter.to_inbound(line).text == line
+
+
+def test_encryption_key_encrypts_stored_answers(tmp_path: Path) -> None:
+    from cryptography.fernet import Fernet
+
+    key = Fernet.generate_key().decode()
+    result = run_cli(
+        ["console"], "/pause\n" + ONBOARD + "done\n", tmp_path, PAUSECHECK_ENCRYPTION_KEY=key
+    )
+    assert result.returncode == 0, result.stderr
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "data" / "pc.db") as db:
+        [(raw,)] = db.execute("select variables from conversations").fetchall()
+    assert "_enc" in raw
+    wrong = run_cli(
+        ["console"], "", tmp_path, PAUSECHECK_ENCRYPTION_KEY=Fernet.generate_key().decode()
+    )
+    assert wrong.returncode == 1
+    assert "PAUSECHECK_ENCRYPTION_KEY" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+
+
+def test_export_is_saved_as_a_file(tmp_path: Path) -> None:
+    result = run_cli(["console"], "/pause\n" + ONBOARD + "/export\n", tmp_path)
+    assert result.returncode == 0, result.stderr
+    files = list((tmp_path / "data" / "exports").glob("pausecheck-export-*.json"))
+    assert len(files) == 1
+    import json
+
+    data = json.loads(files[0].read_text())
+    assert data["user"]["platform"] == "console"
+    assert "saved as" in result.stdout

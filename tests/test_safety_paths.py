@@ -430,3 +430,43 @@ async def test_logs_hold_no_typed_text_at_debug(
     for text in typed:
         assert text not in everything
     assert "u1" not in everything and "new1" not in everything
+
+
+async def test_crisis_state_survives_a_restart(
+    chat: Chat,
+    store: SqlStore,
+    clock: ManualClock,
+    content: Content,
+    safety_screen: object,
+    resources: object,
+) -> None:
+    from tests.conftest import make_engine
+
+    await chat.say(CRISIS)
+    restarted = Chat(
+        make_engine(content, store, clock, safety_screen, resources),  # type: ignore[arg-type]
+        clock=clock,
+    )
+    clock.advance(timedelta(hours=1))
+    out = await restarted.command("start")
+    assert "rather check twice" in texts(out)
+
+
+def test_the_guide_never_calls_itself_therapy(content: Content) -> None:
+    import re
+
+    allowed = re.compile(r"\bnot (a therapist|therapy)\b|\bnot a person and not a therapist\b")
+    offenders = []
+    for flow in content.flows.values():
+        for step in flow.steps:
+            for text in step.templated():
+                for m in re.finditer(r"therap\w*", text, re.IGNORECASE):
+                    window = text[max(0, m.start() - 30) : m.end()]
+                    if not allowed.search(window):
+                        offenders.append(f"{flow.id}/{step.id}: {window}")
+    for name, value in content.copy.model_dump().items():
+        for m in re.finditer(r"therap\w*", str(value), re.IGNORECASE):
+            window = str(value)[max(0, m.start() - 30) : m.end()]
+            if not allowed.search(window):
+                offenders.append(f"copy.{name}: {window}")
+    assert offenders == []

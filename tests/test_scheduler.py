@@ -118,3 +118,36 @@ async def test_overdue_rows_go_out_at_start(
         assert len(sender.sent) == 1
     finally:
         await scheduler.shutdown()
+
+
+async def test_start_purges_old_journal_rows_and_event_ids(
+    content: Content, store: SqlStore, safety_screen: SafetyScreen, resources: SafetyResources
+) -> None:
+    from sqlalchemy import text
+
+    from bot.scheduler import Retention
+
+    engine, _, _ = _wire(content, store, safety_screen, resources)
+    clock = SystemClock()
+    now = clock.now()
+    user = UserKey("test", "old")
+    async with store.session() as s:
+        await s.claim_event("test:old-event", now - timedelta(days=8), user)
+        await s.claim_event("test:new-event", now - timedelta(days=6), user)
+        await s.append_journal(user, now - timedelta(days=366), "pause", "rate", "rating", "9")
+        await s.append_journal(user, now - timedelta(days=364), "pause", "rate", "rating", "4")
+    dispatcher = Dispatcher(store, engine, {}, clock)
+    scheduler = DispatchScheduler(
+        dispatcher,
+        store,
+        sweep_seconds=3600,
+        clock=clock,
+        retention=Retention(journal=timedelta(days=365), events=timedelta(days=7)),
+    )
+    await scheduler.start()
+    await scheduler.shutdown()
+    async with store.engine.connect() as conn:
+        journal = [r[0] for r in await conn.execute(text("select value from journal"))]
+        events = [r[0] for r in await conn.execute(text("select event_key from processed_events"))]
+    assert journal == ["4"]
+    assert events == ["test:new-event"]
