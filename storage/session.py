@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, fields
 from datetime import date, datetime
 from typing import Any
 
@@ -72,34 +73,13 @@ class SqlStoreSession:
         )
         if row is None:
             return Profile()
-        return Profile(
-            consent_at=row.consent_at,
-            adult=row.adult,
-            country=row.country,
-            crisis_at=row.crisis_at,
-            unsafe=row.unsafe,
-            screened=row.screened,
-            session_started_at=row.session_started_at,
-            last_active_at=row.last_active_at,
-            reminded_at=row.reminded_at,
-        )
+        # Profile fields and user columns share their names; see models.UserRow.
+        return Profile(**{f.name: getattr(row, f.name) for f in fields(Profile)})
 
     async def save_profile(self, user: UserKey, profile: Profile) -> None:
         user_id = await self._user_id(user, self._clock.now())
         await self._session.execute(
-            update(UserRow)
-            .where(UserRow.id == user_id)
-            .values(
-                consent_at=profile.consent_at,
-                adult=profile.adult,
-                country=profile.country,
-                crisis_at=profile.crisis_at,
-                unsafe=profile.unsafe,
-                screened=profile.screened,
-                session_started_at=profile.session_started_at,
-                last_active_at=profile.last_active_at,
-                reminded_at=profile.reminded_at,
-            )
+            update(UserRow).where(UserRow.id == user_id).values(**asdict(profile))
         )
 
     async def count_referral(self, day: date, country: str | None, signal: str) -> None:

@@ -16,6 +16,7 @@ from dialogs.safety_text import resource_text
 from dialogs.store import FollowUpRequest, StoreSession, UserKey
 from storage import SqlStore
 from tests.conftest import Chat, onboard
+from tests.test_engine import walk_pause_to_move
 
 USER = UserKey("test", "u1")
 
@@ -77,10 +78,7 @@ async def test_a_failure_late_in_an_event_rolls_back_everything_it_wrote(
     )
     chat = Chat(engine, clock=clock)
     await onboard(store, clock, chat.address)
-    for step in ("Done", "7", "Silence", "Reach out more", "It fits"):
-        if step == "Done":
-            await chat.command("pause")
-        await chat.press(step)
+    await walk_pause_to_move(chat)
     await chat.press("Settle and wait a set time")
     async with store.session() as s:
         before = await s.load_state(USER, clock.now())
