@@ -33,6 +33,7 @@ check: lint typecheck content-check test
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.safety_eval
+	$(BIN)/python -m bench.engine_turns
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
