@@ -25,6 +25,8 @@ from dialogs.crisis_state import crisis_active, hold_back
 from dialogs.disclosure import note_activity
 from dialogs.events import Address, Attachment, Choice, Command, Inbound, Outbound
 from dialogs.flow_model import (
+    PROFILE_VARIABLES,
+    ROLES,
     ActionStep,
     AskStep,
     BranchStep,
@@ -455,6 +457,10 @@ class Engine:
         if gate is not None:
             flow = self._content.flows[gate]
             variables = {**flow.variables, "then": flow_id}
+        for name in PROFILE_VARIABLES:
+            known = getattr(turn.profile, name)
+            if name in flow.variables and known is not None:
+                variables[name] = known
         signal = RESOURCE_FLOWS.get(flow.id)
         if signal is not None:
             variables["resources"] = self._resource_text(signal, turn.profile.country)
@@ -531,6 +537,9 @@ class Engine:
                 profile = replace(profile, unsafe=value is True)
             elif name == "screened":
                 profile = replace(profile, screened=value is True)
+            elif name == "role":
+                role = render(str(value), turn.variables).strip().lower()
+                profile = replace(profile, role=role if role in ROLES else None)
         turn.profile = profile
 
     async def _export(self, turn: _Turn, texts: list[str]) -> None:

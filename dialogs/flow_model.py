@@ -201,7 +201,11 @@ class EndStep(_Step):
     kind: Literal["end"]
 
 
-ProfileField = Literal["consent", "adult", "country", "unsafe", "screened"]
+ProfileField = Literal["consent", "adult", "country", "unsafe", "screened", "role"]
+# Profile values a flow may read: declare the variable (with a default for when the
+# profile has none) and the engine fills it in when the flow starts.
+PROFILE_VARIABLES = ("role", "country")
+ROLES = ("contact", "space", "both", "unsure")
 
 
 class RememberStep(_Step):
@@ -218,7 +222,7 @@ class RememberStep(_Step):
     @model_validator(mode="after")
     def _value_types(self) -> RememberStep:
         for name, value in self.set.items():
-            wants_text = name == "country"
+            wants_text = name in ("country", "role")
             if wants_text != isinstance(value, str):
                 kind = 'text such as "{country}"' if wants_text else "true or false"
                 raise ValueError(f"'{name}' must be {kind}")

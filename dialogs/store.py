@@ -61,6 +61,9 @@ class Profile:
     session_started_at: datetime | None = None
     last_active_at: datetime | None = None
     reminded_at: datetime | None = None
+    # The role self-check's result: "contact", "space", "both" or "unsure". A habit
+    # of the moment, not a label; it only tunes the wording of later flows.
+    role: str | None = None
 
 
 class FollowUpStatus(StrEnum):

@@ -89,7 +89,8 @@ def _prepare(text: str) -> str:
     if text.isascii():
         text = _ASCII_CONTROL.sub(" ", text)
     else:
-        text = _strip_unicode_noise(text.translate(_CONFUSABLES))
+        # Marks first: an accented lookalike ("ἰ") is only its base letter after.
+        text = _strip_unicode_noise(text).translate(_CONFUSABLES)
     for mark in _APOSTROPHES:
         if mark in text:
             text = text.replace(mark, "")

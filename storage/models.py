@@ -63,6 +63,8 @@ class UserRow(Base):
     session_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_active_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     reminded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Added by migration 0003.
+    role: Mapped[str | None] = mapped_column(String(16))
 
 
 class ConversationRow(Base):

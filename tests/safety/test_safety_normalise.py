@@ -175,3 +175,11 @@ def test_match_variants_are_the_squeezed_candidates(text: str) -> None:
     expected = tuple(dict.fromkeys(squeeze(c) for c in candidates(text)))
     assert match_variants(text) == expected
     assert match_variants(text)[0] == squeeze(normalise(text))
+
+
+def test_accented_lookalikes_normalise_in_one_pass() -> None:
+    # Found by the idempotence property: marks must go before lookalikes are mapped.
+    for text in ("ἰ", "ί", "ὸ", "ά"):
+        once = normalise(text)
+        assert normalise(once) == once
+        assert once.isascii()
