@@ -457,6 +457,11 @@ class Engine:
         if gate is not None:
             flow = self._content.flows[gate]
             variables = {**flow.variables, "then": flow_id}
+        if "commands" in flow.variables:
+            # Help lists the commands from the one list the menus use, so it cannot drift.
+            variables["commands"] = "\n".join(
+                f"/{c.name}: {c.description}" for c in self._content.commands.menu()
+            )
         for name in PROFILE_VARIABLES:
             known = getattr(turn.profile, name)
             if name in flow.variables and known is not None:
