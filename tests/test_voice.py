@@ -1,0 +1,44 @@
+"""Voice rules from the content brief that a machine can check."""
+
+from __future__ import annotations
+
+import re
+
+from dialogs.content import Content
+
+# "About 300 characters a message": a little slack, but a wall of text fails.
+MAX_MESSAGE = 320
+# Diagnosing or blaming words the guide never uses about anyone.
+FORBIDDEN = re.compile(
+    r"\byou(?: are|'re) (?:an? )?(?:avoidant|anxious|clingy|needy|cold|codependent)\b"
+    r"|\b(?:he|she|they|your partner) (?:is|are) (?:an? )?(?:avoidant|anxious|narcissist\w*)\b"
+    r"|\bnarcissis\w*|\btoxic\b|\bcrazy\b|\bhysterical\b",
+    re.IGNORECASE,
+)
+
+
+def _all_texts(content: Content) -> list[tuple[str, str]]:
+    found = []
+    for flow in content.flows.values():
+        for step in flow.steps:
+            for text in step.templated():
+                found.append((f"{flow.id}/{step.id}", text))
+    for name, value in content.copy.model_dump().items():
+        found.append((f"copy.{name}", str(value)))
+    return found
+
+
+def test_messages_are_short(content: Content) -> None:
+    long = [(where, len(t)) for where, t in _all_texts(content) if len(t) > MAX_MESSAGE]
+    assert long == []
+
+
+def test_no_diagnosis_or_blame(content: Content) -> None:
+    hits = [(where, m.group(0)) for where, t in _all_texts(content) for m in FORBIDDEN.finditer(t)]
+    assert hits == []
+
+
+def test_the_forbidden_list_would_catch_a_diagnosis() -> None:
+    assert FORBIDDEN.search("Honestly, you're avoidant.")
+    assert FORBIDDEN.search("Your partner is a narcissist")
+    assert not FORBIDDEN.search("Your first move leans toward space.")
