@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: chat test lint typecheck check content-check bench clean
+.PHONY: chat test lint typecheck check content-check transcripts bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -28,6 +28,10 @@ typecheck: $(STAMP)
 
 content-check: $(STAMP)
 	$(BIN)/pausecheck content check
+
+# Rewrites docs/transcripts/ from the flows; a test fails while they are stale.
+transcripts: $(STAMP)
+	$(BIN)/pausecheck content transcript --write-docs
 
 check: lint typecheck content-check test
 

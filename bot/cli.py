@@ -4,20 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from bot.app import SetupError, open_guide
 from bot.config import Settings
 from bot.console import PLATFORM, ConsoleAdapter, piped_lines, prompt_lines
 from dialogs.clock import SystemClock
-from dialogs.content import check_content
+from dialogs.content import Content, check_content, load_content
 from dialogs.content_errors import ContentInvalid
 from dialogs.dispatcher import Sender
+from dialogs.flow_diagram import dot, mermaid
+from dialogs.flow_model import Flow
+from dialogs.transcript import (
+    DEFAULT_LIMIT,
+    all_paths,
+    main_path,
+    markdown,
+    markdown_all,
+    write_transcripts,
+)
 from storage import StorageError, open_store
 
 app = typer.Typer(
@@ -143,6 +156,109 @@ def content_check(
     typer.echo(
         f"content ok: {flows} flows, {steps} steps, {len(content.commands.commands)} commands"
     )
+
+
+def _load_content(settings: Settings) -> Content:
+    try:
+        return load_content(settings.content_dir)
+    except ContentInvalid as exc:
+        raise _fail(
+            f"the content has {len(exc.errors)} error(s); see: pausecheck content check"
+        ) from None
+
+
+def _flow(content: Content, flow_id: str) -> Flow:
+    flow = content.flows.get(flow_id)
+    if flow is None:
+        known = ", ".join(sorted(content.flows))
+        raise _fail(escape(f"no flow called {flow_id!r}. Known flows: {known}"))
+    return flow
+
+
+@content_app.command("transcript")
+def content_transcript(
+    flow_id: Annotated[
+        str | None, typer.Argument(metavar="FLOW", help="Flow id, such as pause")
+    ] = None,
+    every_path: Annotated[
+        bool, typer.Option("--all", help="Every path, not only the main one.")
+    ] = False,
+    limit: Annotated[
+        int, typer.Option(help="With --all: stop after this many paths.", min=1)
+    ] = DEFAULT_LIMIT,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the Markdown here instead of printing it.")
+    ] = None,
+    write_docs: Annotated[
+        bool,
+        typer.Option(
+            "--write-docs", help="Rewrite docs/transcripts/ for every flow (no FLOW needed)."
+        ),
+    ] = False,
+    docs_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where --write-docs writes (default: docs/transcripts/ of this checkout)."
+        ),
+    ] = None,
+) -> None:
+    """Show a flow as a readable Markdown conversation, without running the bot."""
+    settings = _settings()
+    content = _load_content(settings)
+    if write_docs:
+        if flow_id is not None or every_path or out is not None:
+            raise _fail(
+                "--write-docs writes every flow's main path; leave out FLOW, --all and --out"
+            )
+        target = docs_dir or settings.content_dir.parent / "docs" / "transcripts"
+        written, removed = write_transcripts(content, target)
+        typer.echo(
+            f"{target}: {len(content.flows)} transcripts, "
+            f"{len(written)} written, {len(removed)} removed"
+        )
+        return
+    if flow_id is None:
+        raise _fail(
+            "name a flow (for example: pausecheck content transcript pause), or --write-docs"
+        )
+    flow = _flow(content, flow_id)
+    if every_path:
+        text = markdown_all(all_paths(flow, content, limit))
+    else:
+        text = markdown(main_path(flow, content))
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {out}")
+
+
+@content_app.command("graph")
+def content_graph(
+    flow_id: Annotated[str, typer.Argument(metavar="FLOW", help="Flow id, such as pause")],
+    svg: Annotated[
+        Path | None, typer.Option("--svg", help="Also draw it as SVG with Graphviz.")
+    ] = None,
+) -> None:
+    """Print a flow as a Mermaid flowchart; --svg also draws it with Graphviz."""
+    settings = _settings()
+    flow = _flow(_load_content(settings), flow_id)
+    typer.echo(mermaid(flow), nl=False)
+    if svg is None:
+        return
+    dot_bin = shutil.which("dot")
+    if dot_bin is None:
+        raise _fail(
+            "Graphviz is not installed (apt-get install graphviz); "
+            "the Mermaid text above works in any Mermaid viewer"
+        )
+    result = subprocess.run(
+        [dot_bin, "-Tsvg"], input=dot(flow), capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise _fail(escape(f"Graphviz failed: {result.stderr.strip()}"))
+    svg.write_text(result.stdout, encoding="utf-8")
+    err.print(f"wrote {escape(str(svg))}", markup=True)
 
 
 @db_app.command("upgrade")

@@ -236,7 +236,12 @@ class Engine:
             if current is None or current.status is not FollowUpStatus.CLAIMED:
                 return DueOutcome(DueStatus.SKIPPED)
             profile = await session.load_profile(current.user)
-            if profile.consent_at is None or hold_back(current, profile, now):
+            flow = self._content.flows.get(current.flow_id)
+            # A push-pull reminder arriving unasked for someone who may be unsafe
+            # could be read over their shoulder, and only nudges toward the partner:
+            # cancel it quietly, as after a crisis signal.
+            unsafe_now = profile.unsafe and (flow is None or flow.reframes)
+            if profile.consent_at is None or unsafe_now or hold_back(current, profile, now):
                 await session.set_followup_status(current.id, FollowUpStatus.CANCELLED, now)
                 log.info("follow-up held back id=%d flow=%s", current.id, current.flow_id)
                 return DueOutcome(DueStatus.SKIPPED)

@@ -42,3 +42,25 @@ def test_the_forbidden_list_would_catch_a_diagnosis() -> None:
     assert FORBIDDEN.search("Honestly, you're avoidant.")
     assert FORBIDDEN.search("Your partner is a narcissist")
     assert not FORBIDDEN.search("Your first move leans toward space.")
+
+
+# Flows that start on their own (a follow-up, a safety signal, a gate) rather than
+# when a person asks; everything else must have a command, and so appear in /help.
+STARTED_BY_THE_GUIDE = {
+    "followup",
+    "space_return",
+    "talk_reminder",
+    "consent",
+    "screen",
+    "unsafe",
+    "minor",
+    "crisis_again",
+    "danger",
+}
+
+
+def test_every_flow_a_person_starts_has_a_command(content: Content) -> None:
+    commanded = {c.flow for c in content.commands.commands if c.flow}
+    assert set(content.flows) - commanded - STARTED_BY_THE_GUIDE == set()
+    assert STARTED_BY_THE_GUIDE <= set(content.flows)
+    assert {c.flow for c in content.commands.menu()} >= commanded - {None}
