@@ -8,12 +8,14 @@ tests may use the same implementation on an in-memory SQLite.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
+
+from dialogs.events import Outbound
 
 VarValue = str | int
 
@@ -64,11 +66,27 @@ class Profile:
     # The role self-check's result: "contact", "space", "both" or "unsure". A habit
     # of the moment, not a label; it only tunes the wording of later flows.
     role: str | None = None
+    # IANA zone name ("Europe/London"); None until the person has told us.
+    zone: str | None = None
+    # Quiet hours as local "HH:MM"; None means the defaults (22:00 to 08:00).
+    quiet_start: str | None = None
+    quiet_end: str | None = None
+    # Recurring check-in: "daily" or "weekly" (on `checkin_weekday`, 0 = Monday) at
+    # `checkin_time` local; paused until `checkin_paused_until` when set.
+    checkin_cadence: str | None = None
+    checkin_time: str | None = None
+    checkin_weekday: int | None = None
+    checkin_paused_until: datetime | None = None
+    # Set when the platform said the person blocked the bot or closed DMs.
+    unreachable_at: datetime | None = None
 
 
 class FollowUpStatus(StrEnum):
     PENDING = "pending"
     CLAIMED = "claimed"
+    # The engine has run and its messages are stored on the row; only the send and
+    # the final mark remain. A crash here is recovered by re-sending those messages.
+    DELIVERING = "delivering"
     SENT = "sent"
     MISSED = "missed"
     CANCELLED = "cancelled"
@@ -88,6 +106,8 @@ class FollowUpRequest:
     due_at: datetime
     expires_at: datetime
     dedupe_key: str
+    # "once" for a one-off follow-up, "checkin" for an occurrence of a recurring one.
+    kind: str = "once"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +120,9 @@ class FollowUp:
     expires_at: datetime
     status: FollowUpStatus
     created_at: datetime
+    kind: str = "once"
+    # The messages the engine rendered, once DELIVERING: what a recovery re-sends.
+    messages: tuple[Outbound, ...] = ()
 
 
 class StoreSession(Protocol):
@@ -146,8 +169,20 @@ class StoreSession(Protocol):
         """Insert a pending follow-up; False if its dedupe key already exists."""
         ...
 
-    async def cancel_followups(self, user: UserKey) -> int:
-        """Cancel every pending follow-up of the user; returns how many."""
+    async def cancel_followups(self, user: UserKey, kind: str | None = None) -> int:
+        """Cancel the user's pending follow-ups (only those of `kind`, when given);
+        returns how many."""
+        ...
+
+    async def cancel_followup(self, user: UserKey, followup_id: int) -> bool:
+        """Cancel one pending follow-up if it belongs to `user`; False otherwise (not
+        theirs, unknown, or no longer pending)."""
+        ...
+
+    async def mark_delivering(
+        self, followup_id: int, messages: Sequence[Outbound], at: datetime
+    ) -> None:
+        """Store the rendered messages on a CLAIMED row and move it to DELIVERING."""
         ...
 
     async def pending_followups(self, user: UserKey) -> list[FollowUp]: ...
@@ -182,6 +217,15 @@ class Store(Protocol):
     ) -> tuple[int, int]:
         """Delete journal rows and processed event ids older than their limits;
         returns (journal rows, event rows) deleted."""
+        ...
+
+    async def recover(
+        self, now: datetime, lease: timedelta, platforms: Collection[str] | None = None
+    ) -> list[FollowUp]:
+        """Undo what a crashed dispatcher left behind, for rows claimed before
+        `now - lease`: CLAIMED rows go back to PENDING (the engine never committed),
+        and DELIVERING rows are re-claimed (claimed_at = now) and returned with their
+        stored messages, for the caller to send and mark SENT."""
         ...
 
     async def next_due_at(self, platforms: Collection[str] | None = None) -> datetime | None:
