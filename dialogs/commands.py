@@ -15,6 +15,7 @@ class Action(StrEnum):
     """Commands the engine carries out itself instead of starting a flow."""
 
     STOP = "stop"
+    SCHEDULE = "schedule"
 
 
 class CommandSpec(BaseModel):

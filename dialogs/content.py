@@ -40,6 +40,8 @@ REQUIRED_FLOWS: dict[str, set[str]] = {
     "privacy": set(),
     "export": set(),
     "forget": set(),
+    "timezone": {"then"},
+    "checkin_due": set(),
 }
 
 

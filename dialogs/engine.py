@@ -14,9 +14,9 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from enum import StrEnum
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dialogs.clock import Clock
 from dialogs.commands import Action
@@ -46,7 +46,12 @@ from dialogs.matching import clean_input, match_option, parse_number
 from dialogs.payloads import Payload, decode_payload, encode_payload
 from dialogs.phrase_match import PhraseList
 from dialogs.safety_screen import SafetyScreen, SafetySignal
-from dialogs.schedule_time import next_local_time
+from dialogs.schedule_time import (
+    DEFAULT_QUIET,
+    after_quiet_hours,
+    next_local_time,
+    next_weekly_time,
+)
 from dialogs.store import (
     ConversationState,
     FollowUp,
@@ -59,6 +64,7 @@ from dialogs.store import (
     VarValue,
 )
 from dialogs.templates import render, template_fields
+from dialogs.typed_values import parse_time_of_day, parse_zone
 from dialogs.user_ref import user_ref
 
 log = logging.getLogger(__name__)
@@ -189,6 +195,9 @@ class Engine:
                 consented = (await session.load_profile(user)).consent_at is not None
                 turn = await self._open_turn(session, user, addr.chat_id, inbound.at, event_key)
                 remind = self._note_activity(turn)
+                if turn.profile.unreachable_at is not None:
+                    # They wrote to us, so they can be reached again.
+                    turn.profile = replace(turn.profile, unreachable_at=None)
                 await self._dispatch(turn, inbound)
                 await self._close_turn(turn)
         except Exception:
@@ -241,13 +250,21 @@ class Engine:
             # could be read over their shoulder, and only nudges toward the partner:
             # cancel it quietly, as after a crisis signal.
             unsafe_now = profile.unsafe and (flow is None or flow.reframes)
-            if profile.consent_at is None or unsafe_now or hold_back(current, profile, now):
+            if (
+                profile.consent_at is None
+                or profile.unreachable_at is not None
+                or unsafe_now
+                or hold_back(current, profile, now)
+            ):
                 await session.set_followup_status(current.id, FollowUpStatus.CANCELLED, now)
                 log.info("follow-up held back id=%d flow=%s", current.id, current.flow_id)
+                if profile.consent_at is not None and profile.unreachable_at is None:
+                    await self._next_checkin(session, current, profile, now)
                 return DueOutcome(DueStatus.SKIPPED)
             if now > current.expires_at:
                 await session.set_followup_status(current.id, FollowUpStatus.MISSED, now)
                 log.info("follow-up missed id=%d flow=%s", current.id, current.flow_id)
+                await self._next_checkin(session, current, profile, now)
                 return DueOutcome(DueStatus.MISSED)
             turn = await self._open_turn(
                 session, current.user, current.chat_id, now, f"followup:{current.id}"
@@ -259,7 +276,10 @@ class Engine:
             turn.idle()
             await self._start_flow(turn, current.flow_id)
             await self._close_turn(turn)
-            await session.set_followup_status(current.id, FollowUpStatus.SENT, now)
+            # Not SENT yet: the dispatcher marks that after the platform accepted the
+            # messages. Stored here, they can be re-sent if we crash before then.
+            await session.mark_delivering(current.id, turn.out, now)
+            await self._next_checkin(session, current, turn.profile, now)
         self._announce(turn)
         return DueOutcome(DueStatus.DELIVERED, address, tuple(turn.out))
 
@@ -345,17 +365,25 @@ class Engine:
             self._reprompt(turn)
             return
         if spec.action is Action.STOP:
-            await self._stop(turn)
+            await self._stop(turn, command.args)
+        elif spec.action is Action.SCHEDULE:
+            await self._list_schedule(turn)
         elif spec.flow == "start":
             await self._start_flow(turn, self._start_or_check(turn))
         elif spec.flow is not None:
             await self._start_flow(turn, spec.flow)
 
-    async def _stop(self, turn: _Turn) -> None:
+    async def _stop(self, turn: _Turn, args: tuple[str, ...] = ()) -> None:
+        copy = self._content.copy
+        if args and args[0].casefold() in ("checkins", "checkin", "check-ins"):
+            cancelled = await turn.session.cancel_followups(turn.user, kind="checkin")
+            turn.profile = replace(turn.profile, checkin_cadence=None)
+            turn.out.append(Outbound(copy.checkins_stopped))
+            log.info("check-ins stopped cancelled=%d", cancelled)
+            return
         was_running = turn.flow_id is not None
         cancelled = await turn.session.cancel_followups(turn.user)
         turn.idle()
-        copy = self._content.copy
         if cancelled:
             turn.out.append(Outbound(render(copy.stopped_with_followups, {"count": cancelled})))
         elif was_running:
@@ -367,6 +395,9 @@ class Engine:
         if raw.startswith("/") and len(raw) > 1:
             # Shortcut buttons outside flows (the idle menu) carry a command.
             await self._command(turn, Command(raw[1:].split()[0]))
+            return
+        if raw.startswith("cancel:"):
+            await self._cancel_one(turn, raw.removeprefix("cancel:"))
             return
         payload = decode_payload(raw)
         step = self._current_step(turn)
@@ -418,6 +449,15 @@ class Engine:
                 self._reprompt(turn)
                 return
             await self._rate(turn, step, number)
+        elif isinstance(step, AskStep) and step.expect != "text":
+            value = _understood(step.expect, text)
+            if value is None:
+                key = "expect_time" if step.expect == "time" else "expect_zone"
+                turn.out.append(Outbound(getattr(copy, key)))
+                self._reprompt(turn)
+                return
+            turn.variables[step.save_as] = value
+            await self._run(turn, step.next)
         elif isinstance(step, AskStep):
             if len(text) > step.max_length:
                 turn.out.append(Outbound(render(copy.trimmed_answer, {"limit": step.max_length})))
@@ -516,6 +556,10 @@ class Engine:
             elif isinstance(step, RememberStep):
                 await self._remember(turn, step)
                 step_id = step.next
+            elif isinstance(step, ActionStep) and step.do == "reschedule_checkins":
+                await self._reschedule_checkins(turn)
+                assert step.next is not None
+                step_id = step.next
             elif isinstance(step, ActionStep) and step.do == "forget":
                 await turn.session.forget_user(turn.user)
                 log.info("user forgotten user=%s", user_ref(*_k(turn.user)))
@@ -550,6 +594,10 @@ class Engine:
             elif name == "role":
                 role = render(str(value), turn.variables).strip().lower()
                 profile = replace(profile, role=role if role in ROLES else None)
+            else:
+                profile = _remember_schedule(
+                    profile, name, render(str(value), turn.variables), turn.at
+                )
         turn.profile = profile
 
     async def _export(self, turn: _Turn, texts: list[str]) -> None:
@@ -618,16 +666,19 @@ class Engine:
             self._idle_menu(turn)
 
     async def _schedule(self, turn: _Turn, step: ScheduleStep) -> None:
+        if turn.profile.unreachable_at is not None:
+            return
         now = turn.at
+        zone = self._zone(turn.profile)
         delay = step.delay()
         if delay is not None:
             target = now + delay
         else:
             local = step.local_time()
             assert local is not None
-            target = next_local_time(now, local, self._timezone)
-        # Demo mode shrinks only the wait, so stored times stay real times.
-        due = now + (target - now) / self._delay_scale
+            target = next_local_time(now, local, zone)
+        target = after_quiet_hours(target, zone, *_quiet(turn.profile))
+        due = self._scaled(now, target)
         request = FollowUpRequest(
             flow_id=step.flow,
             chat_id=turn.chat_id,
@@ -638,7 +689,92 @@ class Engine:
         if await turn.session.schedule_followup(turn.user, request):
             turn.scheduled.append(due)
 
+    # ----------------------------------------------------------------- check-ins
+
+    def _checkin_occurrence(self, profile: Profile, after: datetime) -> datetime | None:
+        """The next recurring check-in after `after` (and after any pause), with quiet
+        hours applied; None when no check-in is set."""
+        if profile.checkin_cadence not in ("daily", "weekly") or not profile.checkin_time:
+            return None
+        at = time.fromisoformat(profile.checkin_time)
+        zone = self._zone(profile)
+        start = max(after, profile.checkin_paused_until or after)
+        if profile.checkin_cadence == "weekly":
+            occurrence = next_weekly_time(start, profile.checkin_weekday or 0, at, zone)
+        else:
+            occurrence = next_local_time(start, at, zone)
+        return after_quiet_hours(occurrence, zone, *_quiet(profile))
+
+    async def _insert_checkin(
+        self, session: StoreSession, user: UserKey, chat_id: str, profile: Profile, now: datetime
+    ) -> None:
+        occurrence = self._checkin_occurrence(profile, now)
+        if occurrence is None or profile.unreachable_at is not None:
+            return
+        due = self._scaled(now, occurrence)
+        request = FollowUpRequest(
+            flow_id="checkin_due",
+            chat_id=chat_id,
+            due_at=due,
+            expires_at=due + CHECKIN_LATE_LIMIT / self._delay_scale,
+            # One row per occurrence, however often it is computed.
+            dedupe_key=f"checkin:{user.platform}:{user.user_id}:{occurrence.isoformat()}",
+            kind="checkin",
+        )
+        if await session.schedule_followup(user, request) and self._on_scheduled is not None:
+            self._on_scheduled(due)
+
+    async def _next_checkin(
+        self, session: StoreSession, done: FollowUp, profile: Profile, now: datetime
+    ) -> None:
+        """After an occurrence is handled (sent, missed or held back), plan the next."""
+        if done.kind == "checkin":
+            await self._insert_checkin(
+                session, done.user, done.chat_id, profile, max(now, done.due_at)
+            )
+
+    async def _reschedule_checkins(self, turn: _Turn) -> None:
+        await turn.session.cancel_followups(turn.user, kind="checkin")
+        await self._insert_checkin(turn.session, turn.user, turn.chat_id, turn.profile, turn.at)
+
+    # ----------------------------------------------------------------- /schedule
+
+    async def _list_schedule(self, turn: _Turn) -> None:
+        copy = self._content.copy
+        pending = await turn.session.pending_followups(turn.user)
+        if not pending:
+            turn.out.append(Outbound(copy.schedule_empty, private_only=True))
+            return
+        zone = self._zone(turn.profile)
+        lines, buttons = [], []
+        for f in pending:
+            flow = self._content.flows.get(f.flow_id)
+            title = flow.title if flow else f.flow_id
+            when = f.due_at.astimezone(zone).strftime("%a %d %b, %H:%M")
+            lines.append(f"• {when}: {title}")
+            label = f"Cancel {when}"[:64]
+            buttons.append(Choice(f"cancel:{f.id}", label))
+        text = copy.schedule_header + "\n" + "\n".join(lines)
+        turn.out.append(Outbound(text, choices=tuple(buttons[:10]), private_only=True))
+
+    async def _cancel_one(self, turn: _Turn, raw_id: str) -> None:
+        copy = self._content.copy
+        ok = raw_id.isdigit() and await turn.session.cancel_followup(turn.user, int(raw_id))
+        turn.out.append(Outbound(copy.schedule_cancelled if ok else copy.schedule_gone))
+
     # ----------------------------------------------------------------- helpers
+
+    def _zone(self, profile: Profile) -> ZoneInfo:
+        if profile.zone:
+            try:
+                return ZoneInfo(profile.zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                log.warning("stored zone is not known; using the default")
+        return self._timezone
+
+    def _scaled(self, now: datetime, target: datetime) -> datetime:
+        # Demo mode shrinks only the wait, so stored times stay real times.
+        return now + (target - now) / self._delay_scale
 
     def _flow(self, turn: _Turn) -> Flow:
         assert turn.flow_id is not None
@@ -673,6 +809,58 @@ class Engine:
         if self._on_scheduled is not None:
             for due in turn.scheduled:
                 self._on_scheduled(due)
+
+
+CHECKIN_LATE_LIMIT = timedelta(hours=24)
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _quiet(profile: Profile) -> tuple[time, time]:
+    start = parse_time_of_day(profile.quiet_start or "")
+    end = parse_time_of_day(profile.quiet_end or "")
+    if start is None or end is None:
+        return DEFAULT_QUIET
+    return start, end
+
+
+def _understood(expect: str, text: str) -> str | None:
+    if expect == "time":
+        parsed = parse_time_of_day(text)
+        return parsed.strftime("%H:%M") if parsed else None
+    return parse_zone(text)
+
+
+def _remember_schedule(profile: Profile, name: str, value: str, at: datetime) -> Profile:
+    """Profile fields about time: values arrive as text from a flow and are checked
+    here, so a bad value leaves the profile as it was."""
+    value = value.strip()
+    if name == "zone":
+        zone = parse_zone(value)
+        return replace(profile, zone=zone) if zone else profile
+    if name in ("quiet_start", "quiet_end"):
+        if value.lower() == "off":
+            return replace(profile, quiet_start="00:00", quiet_end="00:00")
+        parsed = parse_time_of_day(value)
+        if parsed is None:
+            return profile
+        hhmm = parsed.strftime("%H:%M")
+        if name == "quiet_start":
+            return replace(profile, quiet_start=hhmm)
+        return replace(profile, quiet_end=hhmm)
+    if name == "checkin_cadence":
+        cadence = value.lower()
+        return replace(profile, checkin_cadence=cadence if cadence in ("daily", "weekly") else None)
+    if name == "checkin_time":
+        parsed = parse_time_of_day(value)
+        return replace(profile, checkin_time=parsed.strftime("%H:%M")) if parsed else profile
+    if name == "checkin_weekday":
+        day = value.lower()
+        index = _WEEKDAYS.index(day) if day in _WEEKDAYS else (int(day) if day.isdigit() else -1)
+        return replace(profile, checkin_weekday=index) if 0 <= index <= 6 else profile
+    if name == "checkin_pause_days":
+        days = int(value) if value.isdigit() else 0
+        return replace(profile, checkin_paused_until=at + timedelta(days=days) if days else None)
+    return profile
 
 
 def _k(user: UserKey) -> tuple[str, str]:

@@ -113,6 +113,9 @@ class AskStep(_Step):
     save_as: Ident
     next: Ident
     max_length: int = Field(default=300, ge=1, le=1000)
+    # "time" (a time of day, kept as "HH:MM") or "zone" (a city or UTC offset, kept
+    # as an IANA name): the engine asks again, kindly, until it understands.
+    expect: Literal["text", "time", "zone"] = "text"
 
     def targets(self) -> list[str]:
         return [self.next]
@@ -201,10 +204,25 @@ class EndStep(_Step):
     kind: Literal["end"]
 
 
-ProfileField = Literal["consent", "adult", "country", "unsafe", "screened", "role"]
+ProfileField = Literal[
+    "consent",
+    "adult",
+    "country",
+    "unsafe",
+    "screened",
+    "role",
+    "zone",
+    "quiet_start",
+    "quiet_end",
+    "checkin_cadence",
+    "checkin_time",
+    "checkin_weekday",
+    "checkin_pause_days",
+]
+_BOOL_FIELDS = ("consent", "adult", "unsafe", "screened")
 # Profile values a flow may read: declare the variable (with a default for when the
 # profile has none) and the engine fills it in when the flow starts.
-PROFILE_VARIABLES = ("role", "country")
+PROFILE_VARIABLES = ("role", "country", "zone", "checkin_cadence", "checkin_time")
 ROLES = ("contact", "space", "both", "unsure")
 
 
@@ -222,7 +240,7 @@ class RememberStep(_Step):
     @model_validator(mode="after")
     def _value_types(self) -> RememberStep:
         for name, value in self.set.items():
-            wants_text = name in ("country", "role")
+            wants_text = name not in _BOOL_FIELDS
             if wants_text != isinstance(value, str):
                 kind = 'text such as "{country}"' if wants_text else "true or false"
                 raise ValueError(f"'{name}' must be {kind}")
@@ -244,13 +262,17 @@ class ActionStep(_Step):
     """
 
     kind: Literal["action"]
-    do: Literal["resume", "export", "forget"]
+    do: Literal["resume", "export", "forget", "reschedule_checkins"]
     next: Ident | None = None
 
     @model_validator(mode="after")
     def _next_only_for_export(self) -> ActionStep:
-        if (self.do == "export") != (self.next is not None):
-            raise ValueError("'export' needs a 'next'; 'resume' and 'forget' end the flow")
+        goes_on = self.do in ("export", "reschedule_checkins")
+        if goes_on != (self.next is not None):
+            raise ValueError(
+                "'export' and 'reschedule_checkins' need a 'next'; 'resume' and 'forget' end"
+                " the flow"
+            )
         return self
 
     def targets(self) -> list[str]:
@@ -293,6 +315,8 @@ class Flow(_Strict):
     before_consent: bool = False
     # False for flows whose answers must never be kept (the safety screen).
     journal: bool = True
+    # Needs the person's timezone (check-in times): the timezone flow runs first.
+    needs_zone: bool = False
     start: Ident | None = None
     variables: dict[Ident, VarValue] = Field(default_factory=dict)
     steps: tuple[Step, ...] = Field(min_length=1)

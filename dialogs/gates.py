@@ -14,12 +14,13 @@ CONSENT = "consent"
 MINOR = "minor"
 UNSAFE = "unsafe"
 SCREEN = "screen"
-GATE_FLOWS = (CONSENT, MINOR, UNSAFE, SCREEN)
+TIMEZONE = "timezone"
+GATE_FLOWS = (CONSENT, MINOR, UNSAFE, SCREEN, TIMEZONE)
 
 
 def gate_before(flow: Flow, profile: Profile) -> str | None:
     """The gate flow to run before `flow`, or None when `flow` may start now."""
-    if flow.before_consent or flow.id in GATE_FLOWS:
+    if flow.before_consent or flow.id in (CONSENT, MINOR, UNSAFE, SCREEN):
         return None
     if profile.adult is False:
         return MINOR
@@ -29,4 +30,6 @@ def gate_before(flow: Flow, profile: Profile) -> str | None:
         return UNSAFE
     if flow.reframes and not profile.screened:
         return SCREEN
+    if flow.needs_zone and profile.zone is None:
+        return TIMEZONE
     return None

@@ -1,7 +1,9 @@
 """Optional encryption at rest of conversation variables.
 
 Variables may hold a person's free-text answers, the most sensitive thing stored,
-so with a key they are written as one Fernet token: `{"_enc": "<token>"}`.
+so with a key they are written as one Fernet token: `{"_enc": "<token>"}`. The
+rendered messages of a follow-up being delivered can quote those answers, so they
+are sealed the same way (see storage.outbound_json).
 """
 
 from __future__ import annotations
@@ -39,16 +41,24 @@ class VariableCipher:
             ) from exc
 
     def seal(self, variables: Mapping[str, VarValue]) -> dict[str, str]:
-        payload = json.dumps(dict(variables), separators=(",", ":"), ensure_ascii=False)
-        return {ENCRYPTED_KEY: self._fernet.encrypt(payload.encode("utf-8")).decode("ascii")}
+        return self.seal_json(dict(variables))
 
     def open(self, token: str) -> dict[str, VarValue]:
+        variables: dict[str, VarValue] = self.open_json(token)
+        return variables
+
+    def seal_json(self, value: Any) -> dict[str, str]:
+        """Any JSON-ready value as `{"_enc": "<token>"}`."""
+        payload = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return {ENCRYPTED_KEY: self._fernet.encrypt(payload.encode("utf-8")).decode("ascii")}
+
+    def open_json(self, token: str) -> Any:
+        """The value sealed in `token` by `seal_json`."""
         try:
             payload = self._fernet.decrypt(token.encode("ascii"))
         except (InvalidToken, UnicodeEncodeError) as exc:
             raise StorageError(_WRONG_OR_MISSING_KEY) from exc
-        variables: dict[str, VarValue] = json.loads(payload)
-        return variables
+        return json.loads(payload)
 
 
 def encode_variables(

@@ -6,13 +6,18 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.store import FollowUp, FollowUpStatus, UserKey
+from storage.crypto import VariableCipher
 from storage.models import FollowUpRow, UserRow
+from storage.outbound_json import decode_messages
 
 
 async def select_followups(
-    session: AsyncSession, *where: ColumnElement[bool], limit: int | None = None
+    session: AsyncSession,
+    *where: ColumnElement[bool],
+    cipher: VariableCipher | None,
+    limit: int | None = None,
 ) -> list[FollowUp]:
-    """Follow-ups matching `where`, oldest due first."""
+    """Follow-ups matching `where`, oldest due first; `cipher` opens sealed messages."""
     statement = (
         select(FollowUpRow, UserRow.platform, UserRow.platform_user_id)
         .join(UserRow, UserRow.id == FollowUpRow.user_id)
@@ -33,6 +38,8 @@ async def select_followups(
             expires_at=row.expires_at,
             status=FollowUpStatus(row.status),
             created_at=row.created_at,
+            kind=row.kind,
+            messages=decode_messages(row.messages, cipher),
         )
         for row, platform, platform_user_id in rows
     ]

@@ -46,7 +46,6 @@ class UserRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     platform: Mapped[str] = mapped_column(String)
     platform_user_id: Mapped[str] = mapped_column(String)
-    timezone: Mapped[str] = mapped_column(String, default="UTC", server_default="UTC")
     preferences: Mapped[dict[str, Any]] = mapped_column(
         JSON, default=dict, server_default=text("'{}'")
     )
@@ -65,6 +64,15 @@ class UserRow(Base):
     reminded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Added by migration 0003.
     role: Mapped[str | None] = mapped_column(String(16))
+    # Added by migration 0004, which also dropped the unused `timezone` column.
+    zone: Mapped[str | None] = mapped_column(String(64))
+    quiet_start: Mapped[str | None] = mapped_column(String(5))
+    quiet_end: Mapped[str | None] = mapped_column(String(5))
+    checkin_cadence: Mapped[str | None] = mapped_column(String(16))
+    checkin_time: Mapped[str | None] = mapped_column(String(5))
+    checkin_weekday: Mapped[int | None]
+    checkin_paused_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    unreachable_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class ConversationRow(Base):
@@ -118,6 +126,11 @@ class FollowUpRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Added by migration 0004. "once" or "checkin" (dialogs.store.FollowUpRequest.kind).
+    kind: Mapped[str] = mapped_column(String(16), default="once", server_default="once")
+    # The rendered messages while DELIVERING, cleared on the next status: a JSON list
+    # (storage.outbound_json), or {"_enc": token} when sealed with the store's cipher.
+    messages: Mapped[list[Any] | dict[str, Any] | None] = mapped_column(JSON)
 
 
 class ProcessedEventRow(Base):

@@ -18,6 +18,7 @@ from storage.models import (
     ProcessedEventRow,
     UserRow,
 )
+from storage.outbound_json import open_messages
 
 # Internal surrogate keys mean nothing to the person and would only invite joins
 # against other exports.
@@ -60,7 +61,7 @@ async def export_user_rows(
         "user": None if user is None else _row_data(user),
         "conversation": conversation_data,
         "journal": [_row_data(row) for row in journal],
-        "followups": [_row_data(row) for row in followups],
+        "followups": [_followup_data(row, cipher) for row in followups],
         "processed_events": [_row_data(row) for row in events],
     }
 
@@ -96,6 +97,13 @@ def _columns_referencing_users() -> Iterator[tuple[Table, Column[Any]]]:
         for foreign_key in table.foreign_keys:
             if foreign_key.column.table is users:
                 yield table, foreign_key.parent
+
+
+def _followup_data(row: FollowUpRow, cipher: VariableCipher | None) -> dict[str, Any]:
+    data = _row_data(row)
+    # The messages of a delivery in progress, readable even when sealed at rest.
+    data["messages"] = open_messages(row.messages, cipher)
+    return data
 
 
 def _row_data(row: Base) -> dict[str, Any]:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, fields
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import ColumnElement, Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.clock import Clock
+from dialogs.events import Outbound
 from dialogs.store import (
     ConversationState,
     FollowUp,
@@ -30,6 +32,7 @@ from storage.models import (
     ReferralCountRow,
     UserRow,
 )
+from storage.outbound_json import encode_messages
 from storage.privacy import delete_user_rows, export_user_rows
 
 # Stands for "no country known" in the anonymous counts, whose key cannot be NULL.
@@ -167,6 +170,7 @@ class SqlStoreSession:
                 expires_at=request.expires_at,
                 status=FollowUpStatus.PENDING.value,
                 dedupe_key=request.dedupe_key,
+                kind=request.kind,
                 created_at=now,
                 updated_at=now,
             )
@@ -175,17 +179,37 @@ class SqlStoreSession:
         )
         return await self._session.scalar(statement) is not None
 
-    async def cancel_followups(self, user: UserKey) -> int:
-        statement = (
-            update(FollowUpRow)
-            .where(
-                FollowUpRow.user_id == _user_id_of(user).scalar_subquery(),
-                FollowUpRow.status == FollowUpStatus.PENDING.value,
-            )
-            .values(status=FollowUpStatus.CANCELLED.value, updated_at=self._clock.now())
-            .returning(FollowUpRow.id)
+    async def cancel_followups(self, user: UserKey, kind: str | None = None) -> int:
+        condition = FollowUpRow.user_id == _user_id_of(user).scalar_subquery()
+        if kind is not None:
+            condition &= FollowUpRow.kind == kind
+        return len(await self._cancel_pending(condition))
+
+    async def cancel_followup(self, user: UserKey, followup_id: int) -> bool:
+        # The owner is part of the condition: an id typed or replayed by someone
+        # else cancels nothing and reveals nothing.
+        cancelled = await self._cancel_pending(
+            (FollowUpRow.id == followup_id)
+            & (FollowUpRow.user_id == _user_id_of(user).scalar_subquery())
         )
-        return len((await self._session.scalars(statement)).all())
+        return bool(cancelled)
+
+    async def mark_delivering(
+        self, followup_id: int, messages: Sequence[Outbound], at: datetime
+    ) -> None:
+        """Also restarts the lease (claimed_at = at): `Store.recover` measures a
+        delivery from here, not from the claim, however long the engine took."""
+        row = await self._followup_row(followup_id)
+        if row is None:
+            # Unlike a status change, this must not pass silently: the caller is
+            # about to send, and the person may have just been forgotten.
+            raise StorageError(f"no follow-up with id {followup_id}")
+        if row.status != FollowUpStatus.CLAIMED.value:
+            raise StorageError(f"follow-up {followup_id} is {row.status}, not claimed")
+        row.status = FollowUpStatus.DELIVERING.value
+        row.messages = encode_messages(messages, self._cipher)
+        row.claimed_at = at
+        row.updated_at = at
 
     async def pending_followups(self, user: UserKey) -> list[FollowUp]:
         return await select_followups(
@@ -193,15 +217,23 @@ class SqlStoreSession:
             UserRow.platform == user.platform,
             UserRow.platform_user_id == user.user_id,
             FollowUpRow.status == FollowUpStatus.PENDING.value,
+            cipher=self._cipher,
         )
 
     async def get_followup(self, followup_id: int) -> FollowUp | None:
-        found = await select_followups(self._session, FollowUpRow.id == followup_id)
+        found = await select_followups(
+            self._session, FollowUpRow.id == followup_id, cipher=self._cipher
+        )
         return found[0] if found else None
 
     async def set_followup_status(
         self, followup_id: int, status: FollowUpStatus, at: datetime
     ) -> None:
+        """Any status but DELIVERING, which needs its messages (`mark_delivering`).
+        Leaving DELIVERING drops the stored messages: they are only kept for a
+        re-send, and may quote the person."""
+        if status is FollowUpStatus.DELIVERING:
+            raise ValueError("a follow-up becomes DELIVERING through mark_delivering")
         row = await self._followup_row(followup_id)
         if row is None:
             # Deleting a user cascades to their follow-ups, possibly while the
@@ -209,6 +241,7 @@ class SqlStoreSession:
             return
         row.status = status.value
         row.updated_at = at
+        row.messages = None
         if status is FollowUpStatus.CLAIMED:
             row.claimed_at = at
         elif status is FollowUpStatus.SENT:
@@ -226,6 +259,16 @@ class SqlStoreSession:
         row.due_at = due_at
         row.claimed_at = None
         row.updated_at = self._clock.now()
+
+    async def _cancel_pending(self, condition: ColumnElement[bool]) -> Sequence[int]:
+        """Cancel the pending follow-ups matching `condition`; their ids."""
+        statement = (
+            update(FollowUpRow)
+            .where(condition, FollowUpRow.status == FollowUpStatus.PENDING.value)
+            .values(status=FollowUpStatus.CANCELLED.value, updated_at=self._clock.now())
+            .returning(FollowUpRow.id)
+        )
+        return (await self._session.scalars(statement)).all()
 
     async def _followup_row(self, followup_id: int) -> FollowUpRow | None:
         return await self._session.get(

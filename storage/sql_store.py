@@ -1,4 +1,5 @@
-"""`Store` on SQLAlchemy: sessions, and the dispatcher's claim of due follow-ups."""
+"""`Store` on SQLAlchemy: sessions, and the dispatcher's claim and recovery of
+follow-ups."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import ColumnElement, Select, delete, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from dialogs.clock import Clock, SystemClock
@@ -20,6 +21,8 @@ from storage.privacy import count_deleted
 from storage.session import SqlStoreSession
 
 _PENDING = FollowUpStatus.PENDING.value
+_CLAIMED = FollowUpStatus.CLAIMED.value
+_DELIVERING = FollowUpStatus.DELIVERING.value
 _Query = TypeVar("_Query", bound=Select[Any])
 
 
@@ -85,13 +88,47 @@ class SqlStore:
                 await session.scalars(
                     update(FollowUpRow)
                     .where(FollowUpRow.id.in_(candidates), FollowUpRow.status == _PENDING)
-                    .values(status=FollowUpStatus.CLAIMED.value, claimed_at=now, updated_at=now)
+                    .values(status=_CLAIMED, claimed_at=now, updated_at=now)
                     .returning(FollowUpRow.id)
                 )
             ).all()
             if not claimed:
                 return []
-            return await select_followups(session, FollowUpRow.id.in_(claimed))
+            return await select_followups(session, FollowUpRow.id.in_(claimed), cipher=self._cipher)
+
+    async def recover(
+        self, now: datetime, lease: timedelta, platforms: Collection[str] | None = None
+    ) -> list[FollowUp]:
+        """Each step is one conditional UPDATE, so concurrent callers (other
+        processes on the same database included) never both take a row: the first
+        to update it moves its claimed_at to `now`, out of the second's condition.
+        SQLite runs the two transactions one after the other (BEGIN IMMEDIATE);
+        PostgreSQL re-checks the condition on a row another transaction just changed.
+        A caller whose `now` is more than `lease` past another's does re-take the
+        row, which is the point of a lease."""
+        expired = FollowUpRow.claimed_at < now - lease
+        on_platforms = _on_platforms(platforms)
+        async with self._transaction() as session:
+            # The engine never committed: the follow-up has not started; claim it anew.
+            await session.execute(
+                update(FollowUpRow)
+                .where(FollowUpRow.status == _CLAIMED, expired, on_platforms)
+                .values(status=_PENDING, claimed_at=None, updated_at=now)
+            )
+            # The engine committed but the send may not have happened: send again.
+            reclaimed = (
+                await session.scalars(
+                    update(FollowUpRow)
+                    .where(FollowUpRow.status == _DELIVERING, expired, on_platforms)
+                    .values(claimed_at=now, updated_at=now)
+                    .returning(FollowUpRow.id)
+                )
+            ).all()
+            if not reclaimed:
+                return []
+            return await select_followups(
+                session, FollowUpRow.id.in_(reclaimed), cipher=self._cipher
+            )
 
     async def purge(
         self, now: datetime, journal_max_age: timedelta, events_max_age: timedelta
@@ -116,6 +153,14 @@ class SqlStore:
 
     async def close(self) -> None:
         await self._engine.dispose()
+
+
+def _on_platforms(platforms: Collection[str] | None) -> ColumnElement[bool]:
+    """Follow-ups of users on `platforms` (all when None), as a condition usable in
+    an UPDATE, where `_pending`'s join is not."""
+    if platforms is None:
+        return true()
+    return FollowUpRow.user_id.in_(select(UserRow.id).where(UserRow.platform.in_(platforms)))
 
 
 def _pending(query: _Query, platforms: Collection[str] | None) -> _Query:

@@ -136,6 +136,7 @@ async def onboard(store: SqlStore, clock: ManualClock, address: Address, **chang
         consent_at=clock.now(),
         adult=True,
         country="US",
+        zone="Europe/London",
         screened=True,
         session_started_at=clock.now(),
         last_active_at=clock.now(),

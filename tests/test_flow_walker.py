@@ -109,7 +109,8 @@ class Walk:
         if isinstance(step, ScaleStep):
             return [press(str(v)) for v in _scale_values(flow)]
         if isinstance(step, AskStep):
-            return [Inbound(ADDRESS, f"w{next(self.events)}", at, text="an answer from the walker")]
+            typed = {"time": "9:30pm", "zone": "Lisbon"}.get(step.expect, "words from the walker")
+            return [Inbound(ADDRESS, f"w{next(self.events)}", at, text=typed)]
         raise AssertionError(f"{flow.id}/{step.id} waits but is not a question")  # pragma: no cover
 
     def mark_asked(self, state: ConversationState) -> None:

@@ -8,9 +8,17 @@ import pytest
 from sqlalchemy import text as sql
 
 from dialogs.clock import ManualClock
+from dialogs.events import Outbound
 from dialogs.store import UserKey
 from storage import SqlStore
 from tests.conftest import Chat, texts
+
+
+async def start_checkin(chat: Chat) -> list[Outbound]:
+    """/checkin opens the check-in menu; "Check in now" starts the check-in itself."""
+    await chat.command("checkin")
+    return await chat.press("Check in now")
+
 
 USER = UserKey("test", "u1")
 HARD = "Sounds like a harder day"
@@ -21,7 +29,7 @@ STEADY = "Quieter stretches are worth noticing"
 async def test_main_path_to_a_short_reflection_whose_words_are_not_kept(
     chat: Chat, store: SqlStore, clock: ManualClock
 ) -> None:
-    out = await chat.command("checkin")
+    out = await start_checkin(chat)
     assert "How settled do you feel today?" in texts(out)
     assert [c.label for c in chat.buttons()] == [str(n) for n in range(11)]
     out = await chat.press("7")
@@ -65,7 +73,7 @@ async def test_main_path_to_a_short_reflection_whose_words_are_not_kept(
     ],
 )
 async def test_the_reply_fits_the_day(chat: Chat, rating: str, moment: str, shown: str) -> None:
-    await chat.command("checkin")
+    await start_checkin(chat)
     await chat.press(rating)
     out = texts(await chat.press(moment))
     assert shown in out
@@ -81,7 +89,7 @@ async def test_the_reply_fits_the_day(chat: Chat, rating: str, moment: str, show
     ],
 )
 async def test_offers_hand_off_to_pause_and_cycle(chat: Chat, offer: str, expected: str) -> None:
-    await chat.command("checkin")
+    await start_checkin(chat)
     await chat.press("6")
     await chat.press("No")
     out = texts(await chat.press(offer))
@@ -89,7 +97,7 @@ async def test_offers_hand_off_to_pause_and_cycle(chat: Chat, offer: str, expect
 
 
 async def test_nothing_now_ends_kindly(chat: Chat, store: SqlStore, clock: ManualClock) -> None:
-    await chat.command("checkin")
+    await start_checkin(chat)
     await chat.say("5")
     await chat.say("not sure")
     out = await chat.say("nothing")
@@ -103,6 +111,6 @@ async def test_someone_flagged_unsafe_gets_the_unsafe_flow_instead(
 ) -> None:
     async with store.session() as s:
         await s.save_profile(USER, replace(await s.load_profile(USER), unsafe=True))
-    out = texts(await chat.command("checkin"))
+    out = texts(await start_checkin(chat))
     assert "leaving out the relationship suggestions" in out
     assert "How settled" not in out

@@ -1,4 +1,5 @@
 import json
+from dataclasses import fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -33,7 +34,9 @@ async def _populate(store: SqlStore, user: UserKey, secret: str) -> None:
             ),
             T0,
         )
-        await session.save_profile(user, Profile(consent_at=T0, adult=True, country="GB"))
+        await session.save_profile(
+            user, Profile(consent_at=T0, adult=True, country="GB", zone="Europe/London")
+        )
         await session.append_journal(user, T0, "vent", "rate", "rating", "4")
         await session.append_journal(user, T0, "vent", "pick", "choice", "walk")
         for key in (f"{name}-a", f"{name}-b"):
@@ -179,11 +182,15 @@ async def test_export_user_has_every_table_and_is_json(store: SqlStore) -> None:
     assert "bob" not in text
     assert set(exported) == {"user", "conversation", "journal", "followups", "processed_events"}
     user = exported["user"]
-    assert (user["platform"], user["platform_user_id"], user["timezone"]) == (
+    assert (user["platform"], user["platform_user_id"], user["zone"]) == (
         "telegram",
         "alice",
-        "UTC",
+        "Europe/London",
     )
+    # Superseded by `zone` in migration 0004.
+    assert "timezone" not in user
+    # Every profile field is exported, by its own name.
+    assert {field.name for field in fields(Profile)} <= set(user)
     assert user["preferences"] == {}
     assert (user["consent_at"], user["adult"], user["country"], user["unsafe"]) == (
         T0.isoformat(),
@@ -206,6 +213,7 @@ async def test_export_user_has_every_table_and_is_json(store: SqlStore) -> None:
     ]
     assert [f["dedupe_key"] for f in exported["followups"]] == ["alice-a", "alice-b"]
     assert {f["status"] for f in exported["followups"]} == {"pending"}
+    assert {(f["kind"], f["messages"]) for f in exported["followups"]} == {("once", None)}
     assert exported["followups"][0]["due_at"] == T0.isoformat()
     assert exported["processed_events"] == [
         {"event_key": "alice:1", "processed_at": T0.isoformat()},

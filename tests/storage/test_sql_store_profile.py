@@ -27,6 +27,15 @@ def _full_profile() -> Profile:
         session_started_at=T0 + timedelta(minutes=2),
         last_active_at=T0 + timedelta(minutes=3),
         reminded_at=T0 + timedelta(minutes=4),
+        role="space",
+        zone="America/Argentina/ComodRivadavia",
+        quiet_start="22:30",
+        quiet_end="07:15",
+        checkin_cadence="weekly",
+        checkin_time="19:00",
+        checkin_weekday=6,
+        checkin_paused_until=datetime(2026, 1, 12, 9, 0, tzinfo=PARIS),
+        unreachable_at=T0 + timedelta(minutes=5),
     )
 
 
@@ -56,6 +65,15 @@ async def test_profile_round_trip(store: SqlStore) -> None:
             assert value.tzinfo is UTC, field.name
     assert loaded.consent_at is not None
     assert loaded.consent_at.hour == 12
+    assert loaded.checkin_paused_until == datetime(2026, 1, 12, 8, 0, tzinfo=UTC)
+
+
+def test_the_full_profile_sets_every_field() -> None:
+    # Guards the round trip above: a field left at its default proves nothing.
+    full, empty = _full_profile(), Profile()
+    assert [
+        f.name for f in fields(Profile) if getattr(full, f.name) == getattr(empty, f.name)
+    ] == []
 
 
 async def test_saving_the_empty_profile_clears_every_field(store: SqlStore) -> None:

@@ -1,0 +1,505 @@
+"""A wave of due follow-ups through the dispatcher and the outbox.
+
+On a temporary SQLite file (WAL) with the real engine, content and store, 100,000
+consented adults each have one `followup` due within the same minute. The sender only
+records what it was given. Three parts, each against a baseline from the same run:
+
+(a) dispatch: follow-ups/s through `Dispatcher.run_due()` with an unlimited outbox
+    (the limiter off), and the send rate achieved against a 30 messages/s cap during a
+    `--window` of the capped wave, as a share of the cap;
+(b) start: a fresh process opens the store (migrations run) and asks `next_due_at()`,
+    with 100,000 pending follow-ups versus an empty store: seconds and peak RSS;
+(c) interactive replies: p50/p99 of `engine.handle` of a typed message plus its send
+    through `outbox.interactive`, for a separate person, while the capped wave runs
+    versus idle.
+
+Run: `python -m bench.followups_wave` (or `make bench`); `--n 2000 --window 5` for a
+quick run. Not a test: nothing asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from bot.outbox import TELEGRAM_MESSAGES_PER_SECOND, Outbox
+from dialogs.clock import SystemClock
+from dialogs.content import load_content
+from dialogs.dispatcher import Dispatcher, Sender
+from dialogs.engine import Engine
+from dialogs.events import Address, Inbound, Outbound
+from dialogs.safety_resources import SafetyResources
+from dialogs.safety_screen import SafetyScreen
+from dialogs.safety_text import resource_text
+from dialogs.store import FollowUpRequest, Profile, UserKey
+from storage import SqlStore, open_store
+from storage.models import FollowUpRow, UserRow
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTENT = ROOT / "content"
+PLATFORM = "bench"
+CAP = TELEGRAM_MESSAGES_PER_SECOND
+PROBE_TEXT = "hello"
+PROBE_INTERVAL = 0.25  # seconds between interactive messages during the wave
+PROBE_IDLE_INTERVAL = 0.05
+START_RUNS = 3  # fresh processes per database; the median is reported
+CHUNK = 5000
+
+# Runs in a fresh interpreter: everything a restart pays before it knows what is due.
+START_CODE = """
+import asyncio, json, resource, sys, time
+began = time.perf_counter()
+from storage import open_store
+
+async def main(url):
+    store = await open_store(url)
+    due = await store.next_due_at()
+    await store.close()
+    return due
+
+due = asyncio.run(main(sys.argv[1]))
+print(json.dumps({
+    "seconds": time.perf_counter() - began,
+    "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    "due": None if due is None else due.isoformat(),
+}))
+"""
+
+
+@dataclass
+class RecordingSender:
+    """Only records: (perf_counter time, chat, number of messages)."""
+
+    sent: list[tuple[float, str, int]] = field(default_factory=list)
+
+    async def send(self, address: Address, messages: Sequence[Outbound]) -> None:
+        self.sent.append((time.perf_counter(), address.chat_id, len(messages)))
+
+
+@dataclass
+class Stoppable:
+    """Passes sends on until `stop` is set, then holds the dispatcher in its next send.
+
+    Stopping a wave there, between transactions, lets the task be cancelled without
+    cutting a database transaction in half.
+    """
+
+    lane: Sender
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    parked: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def send(self, address: Address, messages: Sequence[Outbound]) -> None:
+        if self.stop.is_set():
+            self.parked.set()
+            await asyncio.Event().wait()
+        await self.lane.send(address, messages)
+
+
+async def run_for(dispatcher: Dispatcher, gate: Stoppable, seconds: float) -> bool:
+    """Run the dispatcher for at most `seconds`; True if it finished by itself."""
+    wave = asyncio.create_task(dispatcher.run_due())
+    done, _ = await asyncio.wait({wave}, timeout=seconds)
+    if done:
+        await wave
+        return True
+    gate.stop.set()
+    parked = asyncio.create_task(gate.parked.wait())
+    await asyncio.wait({wave, parked}, return_when=asyncio.FIRST_COMPLETED)
+    parked.cancel()
+    wave.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await wave
+    return False
+
+
+def _url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def _engine(store: SqlStore) -> Engine:
+    resources = SafetyResources.from_file(CONTENT / "safety" / "resources.yaml")
+    return Engine(
+        load_content(CONTENT),
+        store,
+        SystemClock(),
+        SafetyScreen.from_file(CONTENT / "safety" / "signals.yaml"),
+        lambda signal, country: resource_text(resources, signal, country),
+    )
+
+
+def _profile() -> Profile:
+    now = SystemClock().now()
+    return Profile(
+        consent_at=now,
+        adult=True,
+        screened=True,
+        last_active_at=now,
+        session_started_at=now,
+        reminded_at=now,
+    )
+
+
+async def build_wave(path: Path, n: int) -> float:
+    """n consented adults with one follow-up each, due within the last minute.
+
+    One person goes through the store's own API; the other rows are copies of theirs
+    inserted with SQLAlchemy Core, so every column the store writes is filled the same
+    way (whatever the schema holds today) at a fraction of the time.
+    """
+    began = time.perf_counter()
+    store = await open_store(_url(path))
+    now = SystemClock().now()
+    first_due = now - timedelta(seconds=60)
+    async with store.session() as s:
+        user = UserKey(PLATFORM, "u0")
+        await s.save_profile(user, _profile())
+        await s.schedule_followup(
+            user,
+            FollowUpRequest(
+                flow_id="followup",
+                chat_id="u0",
+                due_at=first_due,
+                expires_at=now + timedelta(days=1),
+                dedupe_key="bench:u0",
+            ),
+        )
+    users, followups = UserRow.__table__, FollowUpRow.__table__
+    async with store.engine.begin() as conn:
+        user_row = dict((await conn.execute(select(users))).mappings().one())
+        followup_row = dict((await conn.execute(select(followups))).mappings().one())
+        for start in range(1, n, CHUNK):
+            stop = min(n, start + CHUNK)
+            await conn.execute(
+                insert(users),
+                [
+                    user_row | {"id": user_row["id"] + i, "platform_user_id": f"u{i}"}
+                    for i in range(start, stop)
+                ],
+            )
+            await conn.execute(
+                insert(followups),
+                [
+                    followup_row
+                    | {
+                        "id": followup_row["id"] + i,
+                        "user_id": user_row["id"] + i,
+                        "chat_id": f"u{i}",
+                        "dedupe_key": f"bench:u{i}",
+                        "due_at": first_due + timedelta(seconds=i % 60),
+                    }
+                    for i in range(start, stop)
+                ],
+            )
+    await store.close()
+    return time.perf_counter() - began
+
+
+def copy_database(source: Path, target: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        part = Path(f"{source}{suffix}")
+        if part.exists():
+            shutil.copyfile(part, f"{target}{suffix}")
+
+
+# (a) dispatch
+
+
+@dataclass
+class Dispatch:
+    handled: int
+    seconds: float
+    finished: bool
+
+
+async def dispatch_unlimited(path: Path, budget: float) -> Dispatch:
+    """Follow-ups/s with the limiter off, to the end or for `budget` seconds."""
+    store = await open_store(_url(path))
+    engine = _engine(store)
+    sender = RecordingSender()
+    async with Outbox(sender, rate_per_second=None) as outbox:
+        gate = Stoppable(outbox.scheduled)
+        dispatcher = Dispatcher(store, engine, {PLATFORM: gate}, SystemClock())
+        began = time.perf_counter()
+        finished = await run_for(dispatcher, gate, budget)
+        seconds = (sender.sent[-1][0] if sender.sent else time.perf_counter()) - began
+    await store.close()
+    return Dispatch(len(sender.sent), seconds, finished)
+
+
+# (c) interactive probe, and the capped wave around it
+
+
+async def onboard_probe(store: SqlStore) -> Address:
+    async with store.session() as s:
+        await s.save_profile(UserKey(PLATFORM, "probe"), _profile())
+    return Address(PLATFORM, "probe", "probe")
+
+
+async def probe(
+    engine: Engine,
+    outbox: Outbox,
+    address: Address,
+    *,
+    count: int | None,
+    interval: float,
+    stop: asyncio.Event | None = None,
+    tag: str,
+) -> list[tuple[float, float]]:
+    """(handle seconds, handle + send seconds) per typed message."""
+    latencies: list[tuple[float, float]] = []
+    clock = SystemClock()
+    i = 0
+    while (count is None or i < count) and not (stop and stop.is_set()):
+        started = time.perf_counter()
+        inbound = Inbound(address, f"{tag}{i}", clock.now(), text=PROBE_TEXT)
+        replies = await engine.handle(inbound)
+        handled = time.perf_counter()
+        await outbox.interactive.send(address, replies)
+        latencies.append((handled - started, time.perf_counter() - started))
+        if not replies or "went wrong" in replies[0].text:
+            raise RuntimeError(f"engine failed on the probe: {replies}")
+        i += 1
+        await asyncio.sleep(interval)
+    return latencies
+
+
+@dataclass
+class Wave:
+    window: float
+    wave_messages: int
+    wave_followups: int
+    probe_messages: int
+    ended_early: bool
+    idle: list[tuple[float, float]]
+    busy: list[tuple[float, float]]
+
+
+async def capped_wave(path: Path, window: float, idle_samples: int) -> Wave:
+    store = await open_store(_url(path))
+    engine = _engine(store)
+    address = await onboard_probe(store)
+    sender = RecordingSender()
+    async with Outbox(sender, rate_per_second=CAP) as outbox:
+        # Warm up (content caches, first connection), then the idle baseline.
+        await probe(engine, outbox, address, count=5, interval=0.0, tag="w")
+        idle = await probe(
+            engine, outbox, address, count=idle_samples, interval=PROBE_IDLE_INTERVAL, tag="i"
+        )
+        sender.sent.clear()
+        gate = Stoppable(outbox.scheduled)
+        dispatcher = Dispatcher(store, engine, {PLATFORM: gate}, SystemClock())
+        stop = asyncio.Event()
+        busy_task = asyncio.create_task(
+            probe(engine, outbox, address, count=None, interval=PROBE_INTERVAL, stop=stop, tag="b")
+        )
+        began = time.perf_counter()
+        finished = await run_for(dispatcher, gate, window)
+        elapsed = time.perf_counter() - began
+        stop.set()
+        busy = await busy_task
+    await store.close()
+    end = began + elapsed
+    in_window = [(chat, k) for at, chat, k in sender.sent if at <= end]
+    return Wave(
+        window=elapsed,
+        wave_messages=sum(k for chat, k in in_window if chat != "probe"),
+        wave_followups=sum(1 for chat, _ in in_window if chat != "probe"),
+        probe_messages=sum(k for chat, k in in_window if chat == "probe"),
+        ended_early=finished,
+        idle=idle,
+        busy=busy,
+    )
+
+
+# (b) start in a fresh process
+
+
+@dataclass
+class Start:
+    wall: float
+    inside: float
+    maxrss_kb: int
+
+
+def start_once(path: Path) -> Start:
+    began = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", START_CODE, _url(path)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    wall = time.perf_counter() - began
+    data: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return Start(wall, float(data["seconds"]), int(data["maxrss_kb"]))
+
+
+def start_median(paths: dict[str, Path]) -> dict[str, Start]:
+    runs: dict[str, list[Start]] = {name: [] for name in paths}
+    for _ in range(START_RUNS):  # alternate, so drift hits both alike
+        for name, path in paths.items():
+            runs[name].append(start_once(path))
+    return {
+        name: Start(
+            statistics.median(s.wall for s in got),
+            statistics.median(s.inside for s in got),
+            int(statistics.median(s.maxrss_kb for s in got)),
+        )
+        for name, got in runs.items()
+    }
+
+
+# Reporting
+
+
+def _p50_p99(latencies: Sequence[float]) -> tuple[float, float]:
+    ordered = sorted(latencies)
+    if not ordered:
+        return float("nan"), float("nan")
+    return statistics.median(ordered), ordered[max(0, int(len(ordered) * 0.99) - 1)]
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "n/a"
+
+
+def report_dispatch(n: int, dispatch: Dispatch, wave: Wave) -> None:
+    rate = dispatch.handled / dispatch.seconds if dispatch.seconds > 0 else 0.0
+    print(f"(a) dispatch of {n:,} follow-ups due in one minute (SQLite file, WAL)\n")
+    print(f"{'outbox':<28}{'sent':>8}{'seconds':>9}{'per s':>9}{'vs cap':>9}")
+    print("-" * 63)
+    print(
+        f"{'unlimited (limiter off)':<28}{dispatch.handled:>8,}{dispatch.seconds:>9.1f}"
+        f"{rate:>9,.1f}{_ratio(rate, CAP):>9}"
+    )
+    followups = wave.wave_followups / wave.window
+    total = (wave.wave_messages + wave.probe_messages) / wave.window
+    print(
+        f"{f'capped {CAP:.0f}/s: follow-ups':<28}{wave.wave_followups:>8,}"
+        f"{wave.window:>9.1f}{followups:>9.1f}{_ratio(followups, CAP):>9}"
+    )
+    print(
+        f"{'  messages, both lanes':<28}{wave.wave_messages + wave.probe_messages:>8,}"
+        f"{wave.window:>9.1f}{total:>9.1f}{_ratio(total, CAP):>9}"
+    )
+    if not dispatch.finished:
+        print(
+            f"\n  limiter off: stopped after {dispatch.seconds:.0f} s (--dispatch-seconds) with "
+            f"{dispatch.handled:,} of {n:,} sent; all {n:,} would take about "
+            f"{n / rate / 60:.0f} min at this rate"
+            if rate
+            else ""
+        )
+    print(
+        f"  capped: {total:.1f} messages/s of a {CAP:.0f}/s cap = {total / CAP:.1%} "
+        f"({wave.wave_messages / wave.window:.1f}/s check-ins, "
+        f"{wave.probe_messages / wave.window:.1f}/s interactive probe)"
+        + ("; the wave ran out before the window ended" if wave.ended_early else "")
+    )
+    if rate:
+        slower = "the engine and the disk, not the cap," if rate < CAP else "the cap"
+        print(f"  unlimited vs cap: {rate / CAP:.2f}x, so {slower} set the pace of a wave\n")
+
+
+def report_start(n: int, starts: dict[str, Start]) -> None:
+    empty, pending = starts["empty"], starts["pending"]
+    print(
+        f"(b) start: a fresh process runs open_store + next_due_at(), median of {START_RUNS}\n"
+        f"\n{'store':<22}{'process s':>10}{'in-proc s':>10}{'peak RSS MB':>12}"
+    )
+    print("-" * 54)
+    for name, s in (("empty", empty), (f"{n:,} pending", pending)):
+        print(f"{name:<22}{s.wall:>10.2f}{s.inside:>10.2f}{s.maxrss_kb / 1024:>12.1f}")
+    print(
+        f"\n  {n:,} pending vs empty: start {_ratio(pending.wall, empty.wall)} "
+        f"(in-process {_ratio(pending.inside, empty.inside)}), "
+        f"RSS {_ratio(pending.maxrss_kb, empty.maxrss_kb)}\n"
+    )
+
+
+def report_latency(wave: Wave) -> None:
+    print(
+        "(c) interactive reply: engine.handle of a typed message + outbox.interactive.send\n"
+        f"\n{'while':<22}{'samples':>8}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'handle p50':>12}{'send p50':>10}"
+    )
+    print("-" * 70)
+    rows = {}
+    for name, samples in (("idle", wave.idle), ("capped wave running", wave.busy)):
+        p50, p99 = _p50_p99([total for _, total in samples])
+        handle50, _ = _p50_p99([handle for handle, _ in samples])
+        send50, _ = _p50_p99([total - handle for handle, total in samples])
+        rows[name] = (p50, p99)
+        print(
+            f"{name:<22}{len(samples):>8}{p50 * 1000:>9.1f}{p99 * 1000:>9.1f}"
+            f"{handle50 * 1000:>12.1f}{send50 * 1000:>10.1f}"
+        )
+    (idle50, idle99), (busy50, busy99) = rows["idle"], rows["capped wave running"]
+    print(f"\n  during wave vs idle: p50 {_ratio(busy50, idle50)}, p99 {_ratio(busy99, idle99)}")
+
+
+async def measure(n: int, window: float, idle_samples: int, dispatch_seconds: float) -> None:
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        pristine, empty, drained = tmp / "wave.db", tmp / "empty.db", tmp / "drained.db"
+        built = await build_wave(pristine, n)
+        await (await open_store(_url(empty))).close()
+        copy_database(pristine, drained)
+        print(f"built {n:,} people with a due follow-up in {built:.1f} s\n")
+        # (b) first, with nothing else running; then (a) with the limiter off; then the
+        # capped wave of (a) with (c) measured around it.
+        starts = start_median({"empty": empty, "pending": pristine})
+        dispatch = await dispatch_unlimited(drained, dispatch_seconds)
+        wave = await capped_wave(pristine, window, idle_samples)
+    report_dispatch(n, dispatch, wave)
+    report_start(n, starts)
+    report_latency(wave)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\npeak RSS of this run: {rss_mb:.0f} MB (python {sys.version.split()[0]})")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.followups_wave",
+        description="Dispatch rate, start cost and reply latency under a follow-up wave.",
+    )
+    parser.add_argument("--n", type=int, default=100_000, help="follow-ups in the wave")
+    parser.add_argument(
+        "--window", type=float, default=60.0, help="seconds of the capped wave to measure"
+    )
+    parser.add_argument(
+        "--dispatch-seconds",
+        type=float,
+        default=30.0,
+        help="at most this long for the unlimited dispatch (the rate is taken over it)",
+    )
+    parser.add_argument(
+        "--idle-samples", type=int, default=200, help="interactive messages for the idle baseline"
+    )
+    args = parser.parse_args(argv)
+    if min(args.n, args.window, args.dispatch_seconds, args.idle_samples) <= 0:
+        parser.error("--n, --window, --dispatch-seconds and --idle-samples must be positive")
+    began = time.perf_counter()
+    asyncio.run(measure(args.n, args.window, args.idle_samples, args.dispatch_seconds))
+    print(f"whole run: {time.perf_counter() - began:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

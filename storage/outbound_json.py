@@ -1,0 +1,108 @@
+"""Rendered messages (`dialogs.events.Outbound`) as JSON, for `followups.messages`.
+
+One message is `{"text": str, "choices": [[id, label], ...], "private_only": bool,
+"image": str | null}`. Attachments are never stored: follow-ups never carry files
+(the only files are data exports, sent in reply to the person, and a copy of one
+here would be personal data kept past its use), so a message read back always has
+`attachment=None`.
+
+With a cipher the whole list is sealed as one `{"_enc": "<token>"}`, like
+conversation variables, because the text can quote what the person typed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from dialogs.events import Choice, Outbound
+from storage.crypto import ENCRYPTED_KEY, VariableCipher
+from storage.errors import StorageError
+
+_KEYS = frozenset({"text", "choices", "private_only", "image"})
+
+
+def outbound_to_json(message: Outbound) -> dict[str, Any]:
+    """One message as JSON-ready data; its attachment, if any, is left out."""
+    return {
+        "text": message.text,
+        "choices": [[choice.id, choice.label] for choice in message.choices],
+        "private_only": message.private_only,
+        "image": message.image,
+    }
+
+
+def outbound_from_json(data: Any) -> Outbound:
+    """The message `outbound_to_json` wrote; StorageError if `data` is not one."""
+    if not isinstance(data, dict) or set(data) != _KEYS:
+        raise StorageError(f"stored follow-up message has an unexpected shape: {_shape(data)}")
+    text, choices, private_only, image = (
+        data["text"],
+        data["choices"],
+        data["private_only"],
+        data["image"],
+    )
+    if (
+        not isinstance(text, str)
+        or not isinstance(choices, list)
+        or not isinstance(private_only, bool)
+        or not (image is None or isinstance(image, str))
+    ):
+        raise StorageError("stored follow-up message has a field of the wrong type")
+    return Outbound(
+        text=text,
+        choices=tuple(_choice(item) for item in choices),
+        private_only=private_only,
+        image=image,
+    )
+
+
+def encode_messages(
+    messages: Sequence[Outbound], cipher: VariableCipher | None
+) -> list[Any] | dict[str, Any]:
+    """What to store in `followups.messages` for `messages`."""
+    data = [outbound_to_json(message) for message in messages]
+    if cipher is None:
+        return data
+    return cipher.seal_json(data)
+
+
+def open_messages(stored: Any, cipher: VariableCipher | None) -> list[Any] | None:
+    """The plain JSON list behind a stored `followups.messages` value (None stays None)."""
+    if stored is None or isinstance(stored, list):
+        return stored
+    if isinstance(stored, dict) and set(stored) == {ENCRYPTED_KEY}:
+        token = stored[ENCRYPTED_KEY]
+        if not isinstance(token, str):
+            raise StorageError(f"stored follow-up messages have a non-text {ENCRYPTED_KEY!r}")
+        if cipher is None:
+            raise StorageError(
+                "follow-up messages are encrypted; set the key they were written with"
+            )
+        opened = cipher.open_json(token)
+        if not isinstance(opened, list):
+            raise StorageError("encrypted follow-up messages are not a list")
+        return opened
+    raise StorageError(f"stored follow-up messages have an unexpected shape: {_shape(stored)}")
+
+
+def decode_messages(stored: Any, cipher: VariableCipher | None) -> tuple[Outbound, ...]:
+    """The messages held in a stored `followups.messages` value; () for None."""
+    return tuple(outbound_from_json(item) for item in open_messages(stored, cipher) or ())
+
+
+def _choice(item: Any) -> Choice:
+    if (
+        not isinstance(item, list)
+        or len(item) != 2
+        or not all(isinstance(part, str) for part in item)
+    ):
+        raise StorageError("stored follow-up message has a malformed choice")
+    return Choice(id=item[0], label=item[1])
+
+
+def _shape(value: Any) -> str:
+    # Names the structure only: the values may be a person's words.
+    if isinstance(value, dict):
+        return f"object with keys {sorted(map(str, value))}"
+    return type(value).__name__
