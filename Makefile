@@ -38,6 +38,7 @@ check: lint typecheck content-check test
 bench: $(STAMP)
 	$(BIN)/python -m bench.safety_eval
 	$(BIN)/python -m bench.engine_turns
+	$(BIN)/python -m bench.followups_wave
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

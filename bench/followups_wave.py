@@ -179,7 +179,8 @@ async def build_wave(path: Path, n: int) -> float:
                 dedupe_key="bench:u0",
             ),
         )
-    users, followups = UserRow.__table__, FollowUpRow.__table__
+    tables = UserRow.metadata.tables
+    users, followups = tables[UserRow.__tablename__], tables[FollowUpRow.__tablename__]
     async with store.engine.begin() as conn:
         user_row = dict((await conn.execute(select(users))).mappings().one())
         followup_row = dict((await conn.execute(select(followups))).mappings().one())
@@ -399,13 +400,11 @@ def report_dispatch(n: int, dispatch: Dispatch, wave: Wave) -> None:
         f"{'  messages, both lanes':<28}{wave.wave_messages + wave.probe_messages:>8,}"
         f"{wave.window:>9.1f}{total:>9.1f}{_ratio(total, CAP):>9}"
     )
-    if not dispatch.finished:
+    if not dispatch.finished and rate:
         print(
             f"\n  limiter off: stopped after {dispatch.seconds:.0f} s (--dispatch-seconds) with "
             f"{dispatch.handled:,} of {n:,} sent; all {n:,} would take about "
-            f"{n / rate / 60:.0f} min at this rate"
-            if rate
-            else ""
+            f"{n / rate / 60:.1f} min at this rate"
         )
     print(
         f"  capped: {total:.1f} messages/s of a {CAP:.0f}/s cap = {total / CAP:.1%} "

@@ -74,6 +74,10 @@ class Dispatcher:
         handled = 0
         for stuck in await self._store.recover(self._clock.now(), self._lease, platforms):
             handled += 1
+            if self._clock.now() > stuck.expires_at:
+                # After a long outage, yesterday's check-in would only confuse.
+                await self._mark(stuck.id, FollowUpStatus.MISSED)
+                continue
             log.warning("re-sending a follow-up left delivering id=%d", stuck.id)
             await self._send(stuck, stuck.messages)
         while True:
