@@ -7,12 +7,12 @@ before any person is talked to, with a message naming the file.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.config import Settings
+from bot.outbox import Limits, Outbox
 from bot.scheduler import DispatchScheduler, Retention
 from dialogs.clock import Clock
 from dialogs.content import Content, load_content
@@ -37,10 +37,34 @@ class Guide:
     engine: Engine
     dispatcher: Dispatcher
     scheduler: DispatchScheduler
+    settings: Settings
+    # The dispatcher reads this mapping live, so platforms can join after start.
+    senders: dict[str, Sender] = field(default_factory=dict)
+    outboxes: dict[str, Outbox] = field(default_factory=dict)
+
+    async def add_platform(self, platform: str, sender: Sender) -> Outbox:
+        """Send through a rate-limited outbox: scheduled messages on its slow lane,
+        interactive replies (the adapter's) on its fast one."""
+        outbox = Outbox(sender, **asdict(limits_for(platform, self.settings)))
+        await outbox.start()
+        self.outboxes[platform] = outbox
+        self.senders[platform] = outbox.scheduled
+        return outbox
 
     async def close(self) -> None:
+        # Stop planning first, then sending, then the store they both use.
         await self.scheduler.shutdown()
+        for outbox in self.outboxes.values():
+            await outbox.close()
         await self.store.close()
+
+
+def limits_for(platform: str, settings: Settings) -> Limits:
+    if platform == "telegram":
+        return Limits(settings.telegram_rate, per_chat_per_second=settings.telegram_rate_per_chat)
+    if platform == "discord":
+        return Limits(settings.discord_rate)
+    return Limits(None)
 
 
 def local_zone(name: str | None) -> ZoneInfo:
@@ -61,7 +85,6 @@ def local_zone(name: str | None) -> ZoneInfo:
 
 async def open_guide(
     settings: Settings,
-    senders: Mapping[str, Sender],
     clock: Clock,
     *,
     delay_scale: float = 1.0,
@@ -90,6 +113,7 @@ async def open_guide(
         delay_scale=delay_scale,
         on_followup_scheduled=on_scheduled,
     )
+    senders: dict[str, Sender] = {}
     dispatcher = Dispatcher(store, engine, senders, clock)
     retention = Retention(
         journal=timedelta(days=settings.journal_retention_days),
@@ -103,4 +127,4 @@ async def open_guide(
         retention=retention,
     )
     wake.append(scheduler)
-    return Guide(content, store, engine, dispatcher, scheduler)
+    return Guide(content, store, engine, dispatcher, scheduler, settings, senders)

@@ -20,7 +20,6 @@ from bot.console import PLATFORM, ConsoleAdapter, piped_lines, prompt_lines
 from dialogs.clock import SystemClock
 from dialogs.content import Content, check_content, load_content
 from dialogs.content_errors import ContentInvalid
-from dialogs.dispatcher import Sender
 from dialogs.flow_diagram import dot, mermaid
 from dialogs.flow_model import Flow
 from dialogs.transcript import (
@@ -90,14 +89,13 @@ def console(
 
 async def _console(settings: Settings, clock_scale: float, user: str) -> None:
     clock = SystemClock()
-    senders: dict[str, Sender] = {}
     # A faster clock needs a faster sweep too, or demo follow-ups would wait for it.
     sweep = max(0.5, settings.sweep_seconds / clock_scale)
-    guide = await open_guide(settings, senders, clock, delay_scale=clock_scale, sweep_seconds=sweep)
+    guide = await open_guide(settings, clock, delay_scale=clock_scale, sweep_seconds=sweep)
     interactive = sys.stdin.isatty()
     out = Console(highlight=False, force_terminal=interactive or None)
     adapter = ConsoleAdapter(guide.engine, clock, out, user_id=user)
-    senders[PLATFORM] = adapter
+    await guide.add_platform(PLATFORM, adapter)
     try:
         if interactive:
             from prompt_toolkit.patch_stdout import patch_stdout

@@ -37,6 +37,13 @@ class Settings(BaseSettings):
         default=None, description="Fernet key; when set, stored conversation answers are encrypted"
     )
 
+    # Sending rates, at the platforms' documented caps by default.
+    telegram_rate: float | None = Field(default=30.0, gt=0, description="messages/s overall")
+    telegram_rate_per_chat: float | None = Field(
+        default=1.0, gt=0, description="messages/s per chat"
+    )
+    discord_rate: float | None = Field(default=50.0, gt=0, description="requests/s overall")
+
     telegram_bot_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("TELEGRAM_BOT_TOKEN")
     )

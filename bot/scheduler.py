@@ -53,6 +53,7 @@ class DispatchScheduler:
         # waits for a tick in flight so the store is never closed under it.
         self._tick_lock = asyncio.Lock()
         self._closed = False
+        self._ticking: asyncio.Task[object] | None = None
 
     async def start(self) -> None:
         self._scheduler.add_job(
@@ -76,6 +77,10 @@ class DispatchScheduler:
         self._closed = True
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+        # A wave can take most of an hour at the platform's rate: stop it rather than
+        # wait. What it claimed is left CLAIMED or DELIVERING for `recover` on restart.
+        if self._ticking is not None and not self._ticking.done():
+            self._ticking.cancel()
         async with self._tick_lock:
             pass
 
@@ -109,8 +114,16 @@ class DispatchScheduler:
 
     async def _tick(self) -> None:
         async with self._tick_lock:
-            if not self._closed:
+            if self._closed:
+                return
+            self._ticking = asyncio.current_task()
+            try:
                 await self._tick_unlocked()
+            except asyncio.CancelledError:
+                if not self._closed:
+                    raise
+            finally:
+                self._ticking = None
 
     async def _tick_unlocked(self) -> None:
         try:

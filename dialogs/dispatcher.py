@@ -44,6 +44,11 @@ class RecipientUnreachable(Exception):
     """The platform says this person cannot be messaged (blocked, DMs closed)."""
 
 
+class NotSent(Exception):
+    """Nothing was sent because sending is shutting down (not a refusal): the row
+    stays DELIVERING for `recover` to send after the restart, and this round stops."""
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -69,7 +74,15 @@ class Dispatcher:
 
     async def run_due(self) -> int:
         """Deliver everything due now on the platforms we have senders for; returns how
-        many follow-ups were handled (delivered, re-sent, postponed, missed or held)."""
+        many follow-ups were handled (delivered, re-sent, postponed, missed or held).
+        Stops early, leaving rows for `recover`, when a sender says `NotSent`."""
+        try:
+            return await self._run_due()
+        except NotSent:
+            log.info("sending is shutting down; the rest waits for the next start")
+            return 0
+
+    async def _run_due(self) -> int:
         platforms = self.platforms
         handled = 0
         for stuck in await self._store.recover(self._clock.now(), self._lease, platforms):
@@ -100,6 +113,8 @@ class Dispatcher:
         who = user_ref(followup.user.platform, followup.user.user_id)
         try:
             await self._senders[address.platform].send(address, messages)
+        except NotSent:
+            raise
         except RecipientUnreachable:
             # No retries: a blocked bot stays blocked. Stop planning for them until
             # they write again; the loop goes on with everyone else.

@@ -487,3 +487,33 @@ async def test_a_delivering_row_recovered_after_its_limit_is_missed_not_sent(
     assert await dispatcher(store, engine, clock, again).run_due() == 1
     assert again.sent == []
     assert await statuses(store) == ["missed"]
+
+
+class ShuttingDownSender:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def send(self, address: Address, messages: Sequence[Outbound]) -> None:
+        from dialogs.dispatcher import NotSent
+
+        self.calls += 1
+        raise NotSent
+
+
+async def test_sending_shutting_down_leaves_rows_for_the_restart(
+    chat: Chat, engine: Engine, store: SqlStore, clock: ManualClock
+) -> None:
+    other = Chat(chat.engine, clock=clock, address=Address("test", "u2", "c2"))
+    await onboard(store, clock, other.address)
+    await ask_for_followup_in_20_minutes(chat)
+    await ask_for_followup_in_20_minutes(other)
+    clock.advance(timedelta(minutes=20))
+    closing = ShuttingDownSender()
+    assert await dispatcher(store, engine, clock, closing).run_due() == 0
+    assert closing.calls == 1  # the round stopped at the first refusal
+    # The first waits DELIVERING with its messages; the rest of the batch, CLAIMED.
+    assert sorted(await statuses(store)) == ["claimed", "delivering"]
+    clock.advance(timedelta(minutes=6))
+    again = RecordingSender()
+    assert await dispatcher(store, engine, clock, again).run_due() == 2
+    assert sorted(a.user_id for a, _ in again.sent) == ["u1", "u2"]

@@ -23,9 +23,10 @@ from bot.outbox import (
     Priority,
 )
 from dialogs.clock import ManualClock
-from dialogs.dispatcher import Dispatcher
+from dialogs.dispatcher import Dispatcher, RecipientUnreachable
 from dialogs.engine import Engine
 from dialogs.events import Address, Outbound
+from dialogs.store import UserKey
 from storage import SqlStore
 from tests.conftest import Chat
 
@@ -178,6 +179,31 @@ async def test_300_messages_at_30_per_second_take_10_seconds() -> None:
     assert times[-1] - 0.0 == pytest.approx(10.0, abs=0.2)
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 1 / 30 - 1e-6  # never faster than the cap, not even briefly
+    await outbox.close()
+
+
+class LateTime(FakeTime):
+    """Like FakeTime, but every sleep ends 1 ms late, and one ends half a second late."""
+
+    async def sleep(self, delay: float) -> None:
+        late = 0.5 if len(self.sleeps) == 100 else 0.001
+        await super().sleep(delay + late)
+
+
+async def test_late_timers_do_not_lower_the_rate_nor_bank_a_burst() -> None:
+    time = LateTime()
+    sender = RecordingSender(time)
+    outbox = make(time, sender, rate_per_second=30.0)
+    await outbox.start()
+    await finish(
+        asyncio.gather(*(spawn(outbox, Priority.SCHEDULED, f"c{n}", str(n)) for n in range(300)))
+    )
+    times = [at for at, _, _ in sender.sent]
+    # 1 ms late 298 times would cost 0.3 s if the lateness were lost; only the stall
+    # (less the quarter token credited for it) shows.
+    assert times[-1] == pytest.approx(299 / 30 + 0.5 - 0.25 / 30, abs=0.01)
+    # In no second do more than 30 messages (and the credit) go out.
+    assert min(b - a for a, b in zip(times, times[30:], strict=False)) >= (30 - 0.25) / 30 - 1e-9
     await outbox.close()
 
 
@@ -387,15 +413,19 @@ async def test_platform_defaults() -> None:
     await discord.close()
 
 
-async def test_the_dispatcher_delivers_through_the_scheduled_lane(
-    chat: Chat, engine: Engine, store: SqlStore, clock: ManualClock
-) -> None:
+async def ask_for_a_followup(chat: Chat, clock: ManualClock) -> None:
     await chat.command("pause")
     for label in ("Done", "7", "Silence", "Reach out more", "It fits"):
         await chat.press(label)
     await chat.press("Settle and wait a set time")
     await chat.press("In 20 minutes")
     clock.advance(timedelta(minutes=21))
+
+
+async def test_the_dispatcher_delivers_through_the_scheduled_lane(
+    chat: Chat, engine: Engine, store: SqlStore, clock: ManualClock
+) -> None:
+    await ask_for_a_followup(chat, clock)
     time = FakeTime()
     sender = RecordingSender(time)
     async with make(time, sender, rate_per_second=30.0) as outbox:
@@ -403,3 +433,28 @@ async def test_the_dispatcher_delivers_through_the_scheduled_lane(
         assert await finish(dispatcher.run_due()) == 1
     assert [address for _, address, _ in sender.sent] == [chat.address]
     assert "checking in" in sender.sent[0][2][0].text
+
+
+class UnreachableSender:
+    def __init__(self) -> None:
+        self.error = RecipientUnreachable("bot was blocked by the user")
+
+    async def send(self, address: Address, messages: Sequence[Outbound]) -> None:
+        raise self.error
+
+
+async def test_the_senders_own_exception_reaches_the_dispatcher(
+    chat: Chat, engine: Engine, store: SqlStore, clock: ManualClock
+) -> None:
+    await ask_for_a_followup(chat, clock)
+    time = FakeTime()
+    sender = UnreachableSender()
+    async with Outbox(sender, rate_per_second=30.0, now=time.now, sleep=time.sleep) as outbox:
+        with pytest.raises(RecipientUnreachable) as caught:
+            await finish(outbox.interactive.send(chat.address, msg("hi")))
+        assert caught.value is sender.error  # the very object, not a wrapper
+        dispatcher = Dispatcher(store, engine, {"test": outbox.scheduled}, clock)
+        assert await finish(dispatcher.run_due()) == 1
+    async with store.session() as s:
+        profile = await s.load_profile(UserKey("test", chat.address.user_id))
+    assert profile.unreachable_at == clock.now()

@@ -151,3 +151,34 @@ async def test_start_purges_old_journal_rows_and_event_ids(
         events = [r[0] for r in await conn.execute(text("select event_key from processed_events"))]
     assert journal == ["4"]
     assert events == ["test:new-event"]
+
+
+async def test_shutdown_stops_a_long_wave_instead_of_waiting_for_it(
+    content: Content, store: SqlStore, safety_screen: SafetyScreen, resources: SafetyResources
+) -> None:
+    engine, _, _ = _wire(content, store, safety_screen, resources)
+    started = asyncio.Event()
+
+    class SlowSender:
+        async def send(self, address: Address, messages: Sequence[Outbound]) -> None:
+            started.set()
+            await asyncio.sleep(3600)  # a wave at the platform's rate: cancelled below
+
+    dispatcher = Dispatcher(store, engine, {"test": SlowSender()}, SystemClock())
+    slow = DispatchScheduler(dispatcher, store, sweep_seconds=3600)
+    now = SystemClock().now()
+    async with store.session() as s:
+        await s.save_profile(UserKey("test", "w"), Profile(consent_at=now, adult=True))
+        await s.schedule_followup(
+            UserKey("test", "w"),
+            FollowUpRequest(
+                "followup", "w", now - timedelta(seconds=1), now + timedelta(hours=1), "w1"
+            ),
+        )
+    ticking = asyncio.create_task(slow.start())
+    await asyncio.wait_for(started.wait(), timeout=10)
+    await asyncio.wait_for(slow.shutdown(), timeout=5)
+    ticking.cancel()
+    async with store.session() as s:
+        row = await s.get_followup(1)
+    assert row is not None and row.status.value == "delivering"  # recover sends it later

@@ -40,3 +40,18 @@ def test_environment_and_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     assert settings.telegram_bot_token is not None
     assert settings.telegram_bot_token.get_secret_value() == "123:abc"
     assert "123:abc" not in repr(settings)
+
+
+def test_rate_limits_default_to_the_platform_caps_and_are_configurable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from bot.app import limits_for
+
+    monkeypatch.chdir(tmp_path)
+    defaults = Settings()
+    assert limits_for("telegram", defaults).rate_per_second == 30
+    assert limits_for("telegram", defaults).per_chat_per_second == 1
+    assert limits_for("discord", defaults).rate_per_second == 50
+    assert limits_for("console", defaults).rate_per_second is None
+    monkeypatch.setenv("PAUSECHECK_TELEGRAM_RATE", "12.5")
+    assert limits_for("telegram", Settings()).rate_per_second == 12.5
