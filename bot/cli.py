@@ -121,7 +121,41 @@ def run() -> None:
             "(Discord), or try the guide without a token: pausecheck console",
             2,
         )
-    raise _fail("the Telegram and Discord adapters are not built yet; use: pausecheck console", 2)
+    try:
+        asyncio.run(_run(settings))
+    except _setup_errors() as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
+
+
+async def _run(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Start every configured platform in one process; stop on SIGINT/SIGTERM."""
+    import signal
+
+    from bot.platforms import build_adapters
+
+    guide = await open_guide(settings, SystemClock())
+    adapters = build_adapters(guide, settings)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-POSIX
+            pass
+    started = []
+    try:
+        for adapter in adapters:
+            await guide.add_platform(adapter.name, adapter)
+            await adapter.start()
+            started.append(adapter)
+        await guide.scheduler.start()
+        await stop.wait()
+    finally:
+        for adapter in reversed(started):
+            await adapter.stop()
+        await guide.close()
 
 
 @content_app.command("check")

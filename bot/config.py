@@ -47,6 +47,18 @@ class Settings(BaseSettings):
     telegram_bot_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("TELEGRAM_BOT_TOKEN")
     )
+    # A self-hosted Bot API server (or the local fake in tests): "http://host:port/bot".
+    telegram_api_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TELEGRAM_API_BASE_URL", "PAUSECHECK_TELEGRAM_API_BASE_URL"),
+    )
+    # Webhook mode when set (the public HTTPS URL Telegram should call); else polling.
+    telegram_webhook_url: str | None = None
+    telegram_webhook_listen: str = "127.0.0.1"
+    telegram_webhook_port: int = Field(default=8443, gt=0, lt=65536)
+    telegram_webhook_secret: SecretStr | None = None
+    # Sync slash commands to one guild (instant, for development) instead of globally.
+    discord_guild_id: int | None = None
     discord_bot_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("DISCORD_BOT_TOKEN")
     )
