@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
-from bot.app import Guide
+import importlib
+
+from bot.app import Guide, SetupError
 from bot.config import Settings
 from bot.platform import PlatformAdapter
 
+# Imported by name, so a checkout without one adapter still runs the others.
+_ADAPTERS = {
+    "telegram": ("bot.telegram_adapter", "TelegramAdapter"),
+    "discord": ("bot.discord_adapter", "DiscordAdapter"),
+}
+
 
 def build_adapters(guide: Guide, settings: Settings) -> list[PlatformAdapter]:
-    adapters: list[PlatformAdapter] = []
+    wanted = []
     if settings.telegram_bot_token is not None:
-        from bot.telegram_adapter import TelegramAdapter
-
-        adapters.append(TelegramAdapter(guide, settings))
+        wanted.append("telegram")
     if settings.discord_bot_token is not None:
-        from bot.discord_adapter import DiscordAdapter
-
-        adapters.append(DiscordAdapter(guide, settings))
+        wanted.append("discord")
+    adapters: list[PlatformAdapter] = []
+    for name in wanted:
+        module_name, class_name = _ADAPTERS[name]
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            raise SetupError(f"the {name} adapter is not available here ({exc.name})") from exc
+        adapters.append(getattr(module, class_name)(guide, settings))
     return adapters
