@@ -470,3 +470,14 @@ def test_the_guide_never_calls_itself_therapy(content: Content) -> None:
             if not allowed.search(window):
                 offenders.append(f"copy.{name}: {window}")
     assert offenders == []
+
+
+async def test_sos_leads_someone_afraid_of_a_partner_to_domestic_violence_services(
+    chat: Chat, store: SqlStore
+) -> None:
+    await chat.command("sos")
+    out = await chat.press("Someone is hurting or scaring me")
+    assert "is it safe to chat right now?" in texts(out)
+    out = await chat.press("It's safe to chat")
+    assert "1-800-799-7233" in texts(out)
+    assert (await profile_of(store, chat)).unsafe is True
