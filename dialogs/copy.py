@@ -39,6 +39,8 @@ class EngineCopy(BaseModel):
     schedule_header: Text = Field(min_length=1, max_length=2000)
     schedule_cancelled: Text = Field(min_length=1, max_length=2000)
     schedule_gone: Text = Field(min_length=1, max_length=2000)
+    not_your_button: Text = Field(min_length=1, max_length=2000)
+    discord_dms_closed: Text = Field(min_length=1, max_length=2000)
     welcome_back: Text = Field(min_length=1, max_length=2000)
     content_changed: Text = Field(min_length=1, max_length=2000)
     error_apology: Text = Field(min_length=1, max_length=2000)

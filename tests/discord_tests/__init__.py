@@ -1,0 +1,1 @@
+"""The Discord adapter against SimCord's simulated Discord (no network, no token)."""

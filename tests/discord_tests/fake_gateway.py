@@ -1,0 +1,126 @@
+"""Just enough of Discord's REST API and gateway for `DiscordAdapter.start` to log in,
+sync its commands and become ready, with discord.py's own login, gateway handshake
+(HELLO, IDENTIFY, READY) and ready logic in the path. No socket is opened.
+
+SimCord covers everything after the start; this covers the start itself, which SimCord
+performs on its own terms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+import discord
+from discord.http import Route
+
+APP_ID = 900000000000000001
+BOT_USER = {"id": str(APP_ID), "username": "pausecheck", "discriminator": "0", "avatar": None,
+            "bot": True}  # fmt: skip
+
+
+def refusal(status: int, code: int, message: str) -> discord.HTTPException:
+    response = SimpleNamespace(status=status, reason=message)
+    error = {"code": code, "message": message}
+    if status == 403:
+        return discord.Forbidden(response, error)  # type: ignore[arg-type]
+    return discord.HTTPException(response, error)  # type: ignore[arg-type]
+
+
+@dataclass
+class Script:
+    """How the fake Discord behaves this time."""
+
+    token_ok: bool = True
+    sync_refused: bool = False
+    hello: bool = True
+    close_on_identify: int | None = None  # a gateway close code, such as 4014
+    requests: list[tuple[str, str, Any]] = field(default_factory=list)
+    sent_to_gateway: list[dict[str, Any]] = field(default_factory=list)
+
+
+class FakeSocket:
+    """The client side of a gateway websocket, as discord.py uses it."""
+
+    def __init__(self, script: Script) -> None:
+        self._script = script
+        self._inbox: asyncio.Queue[aiohttp.WSMessage] = asyncio.Queue()
+        self.closed = False
+        self.close_code: int | None = None
+        if script.hello:
+            self._push({"op": 10, "d": {"heartbeat_interval": 45000}})
+
+    def _push(self, payload: dict[str, Any]) -> None:
+        self._inbox.put_nowait(aiohttp.WSMessage(aiohttp.WSMsgType.TEXT, json.dumps(payload), None))
+
+    # discord.py passes `timeout`; the fake never waits for the network, so ignores it.
+    async def receive(self, timeout: float | None = None) -> aiohttp.WSMessage:  # noqa: ASYNC109
+        return await self._inbox.get()
+
+    async def send_str(self, data: str) -> None:
+        payload = json.loads(data)
+        self._script.sent_to_gateway.append(payload)
+        if payload["op"] == 1:  # heartbeat
+            self._push({"op": 11})
+        elif payload["op"] == 2:  # identify
+            if self._script.close_on_identify is not None:
+                self.close_code = self._script.close_on_identify
+                self._inbox.put_nowait(aiohttp.WSMessage(aiohttp.WSMsgType.CLOSE, None, None))
+                return
+            ready = {"v": 10, "user": BOT_USER, "guilds": [], "session_id": "s1",
+                     "resume_gateway_url": "wss://gateway.invalid", "private_channels": [],
+                     "application": {"id": str(APP_ID), "flags": 0}}  # fmt: skip
+            self._push({"op": 0, "t": "READY", "s": 1, "d": ready})
+
+    async def close(self, *, code: int = 1000, message: bytes = b"") -> bool:
+        if not self.closed:
+            self.closed = True
+            self.close_code = self.close_code or code
+            self._inbox.put_nowait(aiohttp.WSMessage(aiohttp.WSMsgType.CLOSED, None, None))
+        return True
+
+
+class FakeDiscord:
+    """Answers in place of the network, for discord.py's own HTTP client."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+
+    async def request(self, route: Route, **kwargs: Any) -> Any:
+        self.script.requests.append((route.method, route.path, kwargs.get("json")))
+        if (route.method, route.path) == ("GET", "/users/@me"):
+            if not self.script.token_ok:
+                raise refusal(401, 0, "401: Unauthorized")
+            return BOT_USER
+        if (route.method, route.path) == ("GET", "/oauth2/applications/@me"):
+            return {"id": str(APP_ID), "name": "Pausecheck", "description": "", "icon": None,
+                    "bot_public": False, "bot_require_code_grant": False, "owner": BOT_USER,
+                    "verify_key": "0", "flags": 0}  # fmt: skip
+        if route.method == "PUT" and route.path.endswith("/commands"):
+            if self.script.sync_refused:
+                raise refusal(403, 50001, "Missing Access")
+            return [
+                {**c, "id": str(APP_ID + n), "application_id": str(APP_ID), "version": "1"}
+                for n, c in enumerate(kwargs["json"], start=1)
+            ]
+        raise AssertionError(f"unexpected request {route.method} {route.path}")
+
+    async def ws_connect(self, url: str, *, compress: int = 0) -> Any:
+        return FakeSocket(self.script)
+
+
+def install(client: discord.Client, script: Script) -> None:
+    """Route the client's REST requests and its gateway connection to `script`.
+
+    Only the two methods that would touch the network are replaced, on the client's
+    one `HTTPClient` (which its state and command tree share); login, rate-limit
+    bookkeeping and the gateway protocol stay discord.py's own.
+    """
+    fake = FakeDiscord(script)
+    http: Any = client.http
+    http.request = fake.request
+    http.ws_connect = fake.ws_connect

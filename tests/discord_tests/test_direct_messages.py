@@ -1,0 +1,142 @@
+"""Follow-ups and free text by DM; closed DMs; files."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import discord
+import simcord
+
+from bot.discord_adapter import CANNOT_MESSAGE_USER
+from dialogs.content import load_content
+from dialogs.events import Address, Outbound
+from dialogs.store import FollowUpStatus
+from tests.conftest import CONTENT_DIR
+from tests.discord_tests.conftest import (
+    SIMULATED,
+    World,
+    labels,
+    sent_by,
+    texts,
+    user_key,
+    walk_pause,
+    with_buttons,
+)
+
+pytestmark = SIMULATED
+DMS_CLOSED = load_content(CONTENT_DIR).copy.discord_dms_closed
+
+
+def dms(who: simcord.MemberActor) -> list[discord.Message]:
+    """The bot's messages in a person's DMs, oldest first."""
+    return [m for m in who.user.dm_channel.history() if m.author.bot]
+
+
+async def test_a_due_followup_arrives_by_dm_and_its_buttons_work_there(world: World) -> None:
+    await walk_pause(world)
+    world.clock.advance(timedelta(minutes=21))
+
+    assert await world.guide.dispatcher.run_due() == 1
+    await world.env.settle()
+
+    arrived = dms(world.alice)
+    assert "checking in like you asked" in texts(arrived)
+    assert labels(with_buttons(arrived)) == ["Better", "About the same", "Harder"]
+    assert world.channel.history() == []  # nothing in the server channel
+    async with world.guide.store.session() as s:
+        assert await s.pending_followups(user_key(world.alice)) == []
+
+    said = await world.click(world.alice.user, with_buttons(arrived), "Better")
+    assert "How loud is it inside now" in texts(said)
+    assert not any(m.ephemeral for m in said)  # a DM is private already
+
+
+async def test_closed_dms_mark_the_person_unreachable_and_the_round_goes_on(
+    world: World,
+) -> None:
+    await walk_pause(world, world.alice)
+    await walk_pause(world, world.bob)
+    alice_dm = world.alice.user.dm_channel.id
+    world.env.inject_error(
+        "POST",
+        f"/channels/{alice_dm}/messages",
+        status=403,
+        code=CANNOT_MESSAGE_USER,
+        message="Cannot send messages to this user",
+        times=None,
+    )
+    world.clock.advance(timedelta(minutes=21))
+
+    assert await world.guide.dispatcher.run_due() == 2
+    await world.env.settle()
+
+    assert (await world.profile(world.alice)).unreachable_at == world.clock.now()
+    assert "checking in like you asked" in texts(dms(world.bob))
+    assert (await world.profile(world.bob)).unreachable_at is None
+
+    # Next time alice uses a command in the server, she hears once how to fix it.
+    told = await world.slash(world.alice, "help")
+    assert told[0].content == DMS_CLOSED and told[0].ephemeral
+    assert (await world.profile(world.alice)).unreachable_at is None
+    again = await world.slash(world.alice, "help")
+    assert DMS_CLOSED not in texts(again)
+    assert world.channel.history() == []
+
+
+async def test_free_text_in_dms_is_answered_by_dm(world: World) -> None:
+    await world.alice.send_dm("/pause")
+    assert "pause for a minute" in texts(dms(world.alice))
+    await world.alice.send_dm("done")
+    assert "How loud is it inside right now?" in texts(dms(world.alice)[-1:])
+    await world.alice.send_dm("8")
+    assert "What set it off?" in texts(dms(world.alice)[-1:])
+    assert (await world.state(world.alice)).node_id == "what_happened"
+
+
+async def test_a_slash_command_in_dms_answers_in_the_open(world: World) -> None:
+    result = await world.alice.user.slash("pause")
+    assert not result.ephemeral
+    assert "pause for a minute" in texts(sent_by(result))
+
+
+async def test_export_sends_the_json_file_ephemerally(world: World) -> None:
+    said = await world.slash(world.alice, "export")
+    files = [(m, a) for m in said for a in m.attachments]
+    assert len(files) == 1
+    message, attachment = files[0]
+    assert message.ephemeral
+    assert attachment.filename == "pausecheck-export.json"
+    data = json.loads(await attachment.read())
+    assert data
+    assert world.channel.history() == []
+
+
+async def test_a_long_message_is_split_between_sentences(world: World) -> None:
+    sentence = "This sentence is part of a long message that needs more than one post. "
+    long_text = sentence * 60  # about 4300 characters
+    address = Address("discord", str(world.alice.id), str(world.channel.id))
+    await world.adapter.send(address, [Outbound(long_text.strip())])
+    await world.env.settle()
+
+    posts = [m.content for m in dms(world.alice)]
+    assert len(posts) == 3
+    assert all(len(p) <= 2000 and p.endswith("post.") for p in posts)
+    assert " ".join(posts) == long_text.strip()
+
+
+async def test_an_account_that_is_gone_counts_as_unreachable(world: World) -> None:
+    await walk_pause(world)
+    async with world.guide.store.session() as s:
+        [planned] = await s.pending_followups(user_key(world.alice))
+    world.env.inject_error(
+        "POST", "/users/@me/channels", status=404, code=10013, message="Unknown User", times=None
+    )
+    world.clock.advance(timedelta(minutes=21))
+
+    await world.guide.dispatcher.run_due()
+
+    assert (await world.profile(world.alice)).unreachable_at is not None
+    async with world.guide.store.session() as s:
+        row = await s.get_followup(planned.id)
+    assert row is not None and row.status is FollowUpStatus.FAILED

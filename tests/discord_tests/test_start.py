@@ -1,0 +1,99 @@
+"""`DiscordAdapter.start`: returns once Discord says ready, or raises a clear error."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from bot.app import Guide, SetupError
+from bot.config import Settings
+from bot.discord_adapter import DiscordAdapter
+from bot.discord_client import GuideClient
+from tests.discord_tests.conftest import discord_settings
+from tests.discord_tests.fake_gateway import Script, install
+
+
+class OfflineAdapter(DiscordAdapter):
+    def __init__(self, guide: Guide, settings: Settings, script: Script, **kw: Any) -> None:
+        # A short wait for guilds after READY, so the test does not sit out the default 2 s.
+        options = {"guild_ready_timeout": 0.01}
+        super().__init__(guide, settings, client_options=options, **kw)
+        self.script = script
+
+    def make_client(self) -> GuideClient:
+        client = super().make_client()
+        install(client, self.script)
+        return client
+
+
+async def test_start_logs_in_syncs_connects_and_returns_when_ready(guide: Guide) -> None:
+    script = Script()
+    adapter = OfflineAdapter(guide, guide.settings, script)
+    await adapter.start()
+    try:
+        client = adapter.client
+        assert client is not None and client.is_ready()
+        [(_, path, body)] = [r for r in script.requests if r[0] == "PUT"]
+        assert path == "/applications/{application_id}/commands"
+        assert {c["name"] for c in body} == {c.name for c in guide.content.commands.menu()}
+        identify = next(p for p in script.sent_to_gateway if p["op"] == 2)
+        assert identify["d"]["intents"] == client.intents.value
+        assert not (client.intents.message_content or client.intents.members)
+        assert not client.intents.presences
+    finally:
+        await adapter.stop()
+    assert client.is_closed()
+    await adapter.stop()  # twice is fine
+
+
+async def test_with_a_guild_id_start_syncs_to_that_guild(guide: Guide) -> None:
+    script = Script()
+    adapter = OfflineAdapter(guide, discord_settings(discord_guild_id=42), script)
+    await adapter.start()
+    await adapter.stop()
+    [(_, path, _)] = [r for r in script.requests if r[0] == "PUT"]
+    assert path == "/applications/{application_id}/guilds/{guild_id}/commands"
+
+
+@pytest.mark.parametrize(
+    ("script", "says"),
+    [
+        (Script(token_ok=False), "refused DISCORD_BOT_TOKEN"),
+        (Script(sync_refused=True), "Missing Access"),
+        (Script(close_on_identify=4014), "could not connect"),
+    ],
+)
+async def test_start_raises_a_setup_error_and_cleans_up(
+    guide: Guide, script: Script, says: str
+) -> None:
+    adapter = OfflineAdapter(guide, guide.settings, script, ready_timeout=5.0)
+    with pytest.raises(SetupError, match=says):
+        await adapter.start()
+    assert adapter.client is None
+    await adapter.stop()  # safe after a failed start, as `pausecheck run` may call it
+
+
+async def test_start_gives_up_when_discord_never_gets_ready(guide: Guide) -> None:
+    adapter = OfflineAdapter(guide, guide.settings, Script(hello=False), ready_timeout=0.2)
+    with pytest.raises(SetupError, match="not ready within"):
+        await adapter.start()
+    await asyncio.sleep(0)
+    leftover = [t for t in asyncio.all_tasks() if t.get_name().startswith("discord-")]
+    assert leftover == []
+
+
+async def test_start_needs_a_token(guide: Guide) -> None:
+    adapter = DiscordAdapter(guide, discord_settings(discord_bot_token=None))
+    with pytest.raises(SetupError, match="DISCORD_BOT_TOKEN"):
+        await adapter.start()
+
+
+async def test_send_before_start_is_not_sent(guide: Guide) -> None:
+    from dialogs.dispatcher import NotSent
+    from dialogs.events import Address, Outbound
+
+    adapter = DiscordAdapter(guide, guide.settings)
+    with pytest.raises(NotSent):
+        await adapter.send(Address("discord", "1", "1"), [Outbound("hi")])
