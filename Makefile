@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.safety_eval
 	$(BIN)/python -m bench.engine_turns
 	$(BIN)/python -m bench.followups_wave
+	$(BIN)/python -m bench.telegram_throughput
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

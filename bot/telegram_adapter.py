@@ -1,0 +1,420 @@
+"""The guide on Telegram, through python-telegram-bot: a thin adapter over the engine.
+
+Updates become `Inbound` events (`bot.telegram_updates`), the engine's replies go out
+through the guide's outbox (interactive lane, ahead of check-in waves), and the outbox
+calls `send`, which renders them (`bot.telegram_render`) and makes the Bot API calls
+with retries (`bot.telegram_retry`). The adapter keeps no conversation state: only the
+bot's own id and username, from getMe at start.
+
+Long polling by default; a webhook when `PAUSECHECK_TELEGRAM_WEBHOOK_URL` is set, with
+Telegram's secret token checked on every request (PTB's webhook server refuses a
+request without the right `X-Telegram-Bot-Api-Secret-Token` with 403).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from telegram import (
+    BotCommand,
+    CallbackQuery,
+    InputFile,
+    Message,
+    Update,
+)
+from telegram.constants import ChatAction
+from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, TelegramError
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, TypeHandler
+
+from bot.app import Guide, SetupError
+from bot.config import Settings
+from bot.telegram_processor import PerPersonProcessor
+from bot.telegram_render import Post, is_private_chat, render
+from bot.telegram_retry import RetryPolicy, with_retries
+from bot.telegram_text import first_sentence, with_choice
+from bot.telegram_updates import (
+    PLATFORM,
+    BotIdentity,
+    callback_inbound,
+    kind_of,
+    message_inbound,
+)
+from dialogs.clock import Clock, SystemClock
+from dialogs.dispatcher import NotSent, RecipientUnreachable
+from dialogs.events import Address, Inbound, Outbound
+from dialogs.user_ref import user_ref
+
+log = logging.getLogger(__name__)
+
+# httpx logs every request URL at INFO, and a Bot API URL contains the bot token.
+# Quieted only when nobody configured that logger on purpose.
+_HTTPX_LOG = logging.getLogger("httpx")
+if _HTTPX_LOG.level == logging.NOTSET:
+    _HTTPX_LOG.setLevel(logging.WARNING)
+
+# Telegram's own limit for messages to one group (20 a minute), which the outbox does
+# not know about; the overall rate is the outbox's job, so the limiter leaves it alone.
+GROUP_MESSAGES_PER_MINUTE = 20
+ALLOWED_UPDATES = ("message", "callback_query")
+
+_App = Application[Any, Any, Any, Any, Any, Any]
+
+
+class TelegramAdapter:
+    name = PLATFORM
+
+    def __init__(
+        self,
+        guide: Guide,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        poll_timeout: int = 30,
+        retry: RetryPolicy | None = None,
+        max_concurrent_updates: int = 256,
+        group_messages_per_minute: float = GROUP_MESSAGES_PER_MINUTE,
+    ) -> None:
+        if settings.telegram_bot_token is None:
+            raise SetupError("TELEGRAM_BOT_TOKEN is not set")
+        self._guide = guide
+        self._settings = settings
+        self._token = settings.telegram_bot_token.get_secret_value()
+        self._clock = clock or SystemClock()
+        self._poll_timeout = poll_timeout
+        self._retry = retry or RetryPolicy()
+        self._max_concurrent = max_concurrent_updates
+        self._group_rate = group_messages_per_minute
+        self._application: _App | None = None
+        self._me: BotIdentity | None = None
+        self._known_commands = frozenset(c.name for c in guide.content.commands.commands)
+
+    @property
+    def identity(self) -> BotIdentity | None:
+        """The bot's id and username once started."""
+        return self._me
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _build(self) -> _App:
+        builder = (
+            ApplicationBuilder()
+            .token(self._token)
+            .rate_limiter(
+                AIORateLimiter(
+                    overall_max_rate=0,
+                    group_max_rate=self._group_rate,
+                    max_retries=self._retry.limiter_retries,
+                )
+            )
+            .concurrent_updates(PerPersonProcessor(self._max_concurrent))
+            # The guide has its own scheduler; PTB's job queue would be a second one.
+            .job_queue(None)
+        )
+        base_url = self._settings.telegram_api_base_url
+        if base_url:
+            builder = builder.base_url(base_url).base_file_url(_file_url(base_url))
+        application: _App = builder.build()
+        application.add_handler(TypeHandler(Update, self._on_update))
+        application.add_error_handler(self._on_error)
+        return application
+
+    async def start(self) -> None:
+        if PLATFORM not in self._guide.outboxes:
+            raise RuntimeError("add the adapter with guide.add_platform() before start()")
+        application = self._build()
+        self._application = application
+        try:
+            await application.initialize()  # getMe
+            self._me = BotIdentity(application.bot.id, application.bot.username)
+            await self._register_commands(application)
+            await application.start()
+            assert application.updater is not None
+            if self._settings.telegram_webhook_url:
+                await self._start_webhook(application, self._settings.telegram_webhook_url)
+            else:
+                await application.updater.start_polling(
+                    timeout=self._poll_timeout, allowed_updates=list(ALLOWED_UPDATES)
+                )
+        except InvalidToken as exc:
+            await self.stop()
+            raise SetupError(f"Telegram refused TELEGRAM_BOT_TOKEN: {exc}") from None
+        except BadRequest as exc:
+            await self.stop()
+            raise SetupError(f"Telegram refused the bot's setup: {exc}") from None
+        except NetworkError as exc:
+            await self.stop()
+            where = self._settings.telegram_api_base_url or "api.telegram.org"
+            raise SetupError(f"cannot reach the Telegram Bot API at {where}: {exc}") from None
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("telegram started mode=%s", "webhook" if self._webhook else "polling")
+
+    @property
+    def _webhook(self) -> bool:
+        return bool(self._settings.telegram_webhook_url)
+
+    async def _start_webhook(self, application: _App, url: str) -> None:
+        assert application.updater is not None
+        secret = self._settings.telegram_webhook_secret
+        # Without a configured secret, a random one per start still makes Telegram prove
+        # itself: setWebhook tells it the new value each time.
+        token = secret.get_secret_value() if secret else secrets.token_urlsafe(32)
+        await application.updater.start_webhook(
+            listen=self._settings.telegram_webhook_listen,
+            port=self._settings.telegram_webhook_port,
+            url_path=urlsplit(url).path.lstrip("/"),
+            webhook_url=url,
+            secret_token=token,
+            allowed_updates=list(ALLOWED_UPDATES),
+        )
+
+    async def _register_commands(self, application: _App) -> None:
+        commands = [
+            BotCommand(spec.name, spec.description) for spec in self._guide.content.commands.menu()
+        ]
+        try:
+            await with_retries(
+                lambda: application.bot.set_my_commands(commands),
+                self._retry,
+                what="setMyCommands",
+            )
+        except TelegramError as exc:
+            # The menu is a convenience: typed commands work without it.
+            log.warning("command menu not registered: %s", type(exc).__name__)
+
+    async def stop(self) -> None:
+        """Stop receiving, let updates in flight finish, disconnect. Safe to call twice
+        or after a failed start."""
+        application = self._application
+        if application is None:
+            return
+        try:
+            if application.updater is not None and application.updater.running:
+                await application.updater.stop()
+            if application.running:
+                # Waits for the updates already fetched: their replies still go out,
+                # which is why the application is forgotten only after this.
+                await application.stop()
+        finally:
+            self._application = None
+            await application.shutdown()
+
+    def _bot_app(self) -> _App:
+        if self._application is None:
+            raise NotSent("the Telegram adapter is not running")
+        return self._application
+
+    # ------------------------------------------------------------------ sending
+
+    async def send(self, address: Address, messages: Sequence[Outbound]) -> None:
+        """Deliver messages to one chat (the outbox calls this, one call at a time).
+
+        Raises `RecipientUnreachable` when Telegram says the person blocked the bot or
+        the chat is gone, so the dispatcher stops planning for them.
+        """
+        posts = render(
+            messages,
+            private=is_private_chat(address),
+            bot_username=self._me.username if self._me else None,
+        )
+        if not posts:
+            return
+        chat_id = int(address.chat_id)
+        try:
+            if len(posts) > 1:
+                await self._typing(chat_id)
+            for post in posts:
+                await self._post(chat_id, post)
+        except Forbidden as exc:
+            raise RecipientUnreachable(str(exc)) from exc
+        except BadRequest as exc:
+            if "chat not found" in str(exc).casefold():
+                raise RecipientUnreachable(str(exc)) from exc
+            raise
+
+    async def _typing(self, chat_id: int) -> None:
+        bot = self._bot_app().bot
+        try:
+            await with_retries(
+                lambda: bot.send_chat_action(chat_id, ChatAction.TYPING),
+                self._retry,
+                what="sendChatAction",
+            )
+        except (Forbidden, BadRequest):
+            raise
+        except TelegramError as exc:
+            log.debug("typing action not shown: %s", type(exc).__name__)
+
+    async def _post(self, chat_id: int, post: Post) -> None:
+        bot = self._bot_app().bot
+        if post.document is not None:
+            document = post.document
+            await with_retries(
+                lambda: bot.send_document(
+                    chat_id, InputFile(document.data, filename=document.filename)
+                ),
+                self._retry,
+                what="sendDocument",
+            )
+            return
+        await with_retries(
+            lambda: bot.send_message(chat_id, post.text, reply_markup=post.keyboard),
+            self._retry,
+            what="sendMessage",
+        )
+
+    async def _reply(self, address: Address, replies: Sequence[Outbound]) -> None:
+        if replies:
+            await self._guide.outboxes[PLATFORM].interactive.send(address, replies)
+
+    # ------------------------------------------------------------------ receiving
+
+    async def _on_update(self, update: Update, context: object) -> None:
+        if update.callback_query is not None:
+            await self._on_callback(update, update.callback_query)
+            return
+        if self._me is None:  # set by start() before any update is fetched
+            return
+        inbound = message_inbound(update, self._me, self._known_commands)
+        if inbound is None:
+            return
+        try:
+            replies = await self._guide.engine.handle(inbound)
+            await self._reply(inbound.address, replies)
+        except Exception as exc:
+            await self._failed(inbound, exc)
+
+    async def _on_callback(self, update: Update, query: CallbackQuery) -> None:
+        copy = self._guide.content.copy
+        stale_toast = first_sentence(copy.stale_button)
+        inbound = callback_inbound(update, self._clock.now())
+        if inbound is None:
+            log.info("button press refused user=%s", user_ref(PLATFORM, str(query.from_user.id)))
+            await self._answer(query, stale_toast)
+            return
+        answered = False
+        try:
+            replies = await self._guide.engine.handle(inbound)
+            texts = {reply.text for reply in replies}
+            if copy.stale_button in texts:
+                # Stale, replayed or forged: the engine changed nothing, and neither
+                # does the chat. A toast says so; the current question is still there.
+                answered = True
+                await self._answer(query, stale_toast)
+                return
+            accepted = bool(replies) and copy.error_apology not in texts
+            answered = True
+            side = asyncio.gather(
+                self._answer(query), self._show_choice(query) if accepted else _nothing()
+            )
+            try:
+                await self._reply(inbound.address, replies)
+            finally:
+                await side
+        except Exception as exc:
+            await self._failed(inbound, exc)
+        finally:
+            if not answered:
+                await self._answer(query)
+
+    async def _answer(self, query: CallbackQuery, text: str | None = None) -> None:
+        """Always answer a press, or the person's button keeps spinning."""
+        try:
+            await with_retries(lambda: query.answer(text), self._retry, what="answerCallbackQuery")
+        except TelegramError as exc:
+            log.warning("callback not answered: %s", type(exc).__name__)
+
+    async def _show_choice(self, query: CallbackQuery) -> None:
+        """Edit the pressed message: buttons gone, the chosen answer shown under it."""
+        message = query.message
+        if not isinstance(message, Message):
+            return
+        label = _label(message, query.data)
+        shown = with_choice(message.text, label) if message.text and label else None
+        bot = self._bot_app().bot
+        try:
+            if shown is not None:
+                # Leaving out reply_markup removes the inline keyboard.
+                await with_retries(
+                    lambda: bot.edit_message_text(shown, message.chat_id, message.message_id),
+                    self._retry,
+                    what="editMessageText",
+                )
+            else:
+                await with_retries(
+                    lambda: bot.edit_message_reply_markup(message.chat_id, message.message_id),
+                    self._retry,
+                    what="editMessageReplyMarkup",
+                )
+        except TelegramError as exc:
+            # Cosmetic: the answer was taken either way ("message is not modified" after
+            # a redelivery, or a message too old to edit).
+            log.info("pressed message not edited: %s", type(exc).__name__)
+
+    async def _failed(self, inbound: Inbound, exc: Exception) -> None:
+        """Log with context (never the text) and apologise, so nobody meets silence."""
+        kind = kind_of(inbound)
+        who = user_ref(PLATFORM, inbound.address.user_id)
+        if isinstance(exc, NotSent):
+            log.info("reply not sent, shutting down kind=%s user=%s", kind, who)
+            return
+        if isinstance(exc, RecipientUnreachable):
+            log.info("reply not delivered, recipient unreachable kind=%s user=%s", kind, who)
+            return
+        log.error(
+            "telegram update failed kind=%s user=%s error=%s",
+            kind,
+            who,
+            type(exc).__name__,
+            exc_info=exc,
+        )
+        try:
+            await self._reply(inbound.address, [Outbound(self._guide.content.copy.error_apology)])
+        except Exception as apology_exc:
+            log.warning(
+                "apology not sent kind=%s user=%s error=%s",
+                kind,
+                who,
+                type(apology_exc).__name__,
+            )
+
+    async def _on_error(self, update: object, context: Any) -> None:
+        # Only reached by bugs outside the handlers' own error handling. PTB's default
+        # would log the whole update, message text included.
+        kind = "update"
+        who = "-"
+        if isinstance(update, Update):
+            kind = "callback" if update.callback_query else "message"
+            if update.effective_user is not None:
+                who = user_ref(PLATFORM, str(update.effective_user.id))
+        error = getattr(context, "error", None)
+        log.error("telegram error kind=%s user=%s", kind, who, exc_info=error)
+
+
+async def _nothing() -> None:
+    return None
+
+
+def _label(message: Message, data: str | None) -> str | None:
+    markup = message.reply_markup
+    if markup is None or data is None:
+        return None
+    for row in markup.inline_keyboard:
+        for button in row:
+            if button.callback_data == data:
+                return button.text
+    return None
+
+
+def _file_url(base_url: str) -> str:
+    """Files live beside the API: ".../bot" serves methods, ".../file/bot" files."""
+    trimmed = base_url.rstrip("/")
+    if trimmed.endswith("/bot"):
+        return trimmed[: -len("/bot")] + "/file/bot"
+    return trimmed

@@ -1,0 +1,195 @@
+"""Private chats, end to end: PTB polls the fake, the real engine answers."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+
+import pytest
+
+from dialogs.store import FollowUpStatus, UserKey
+from tests.telegram.conftest import Harness
+
+ME = 4201
+
+
+def texts(messages: list[dict[str, object]]) -> str:
+    return "\n".join(str(m.get("text", "")) for m in messages)
+
+
+async def test_command_menu_is_registered_at_start(tg: Harness) -> None:
+    expected = [
+        {"command": c.name, "description": c.description} for c in tg.guide.content.commands.menu()
+    ]
+    assert tg.fake.commands == expected
+    assert [c.method for c in tg.fake.ok_calls("setMyCommands")] == ["setMyCommands"]
+
+
+async def test_pause_flow_with_buttons_then_the_followup_arrives(tg: Harness) -> None:
+    await tg.onboard(ME)
+    me = tg.person(ME)
+    first = await me.say("/pause", until="Breathe in")
+    assert "Let's pause for a minute" in texts(first)
+    # A reply of several messages is announced with "typing" first.
+    assert tg.fake.ok_calls("sendChatAction", ME)[0].params["action"] == "typing"
+    await me.press("Done", until="How loud is it inside")
+    await me.press("7", until="What set it off?")
+    await me.press("Silence", until="What does it want to do?")
+    check = await me.press("Reach out more", until="Does that fit")
+    assert "safety through closeness" in texts(check)
+    await me.press("It fits", until="What would help most")
+    await me.press("Settle and wait a set time", until="check on you later")
+    done = await me.press("In 20 minutes", until="/pause")
+    assert "I'll check in then" in texts(done)
+    state = await tg.state(ME)
+    assert state.flow_id is None
+    # No button is left to press anywhere in the chat.
+    assert all("reply_markup" not in m for m in me.seen()[:-1])
+
+    tg.clock.advance(timedelta(minutes=21))
+    before = len(me.seen())
+    assert await tg.guide.dispatcher.run_due() == 1
+    hello = await me.replies_after(before, "checking in like you asked")
+    assert [b["text"] for b in hello[-1]["reply_markup"]["inline_keyboard"][0]] == ["Better"]
+    async with tg.guide.store.session() as s:
+        assert await s.pending_followups(UserKey("telegram", str(ME))) == []
+    await me.press("Better", until="How loud is it inside now")
+
+
+async def test_pause_flow_with_typed_answers(tg: Harness) -> None:
+    await tg.onboard(ME)
+    me = tg.person(ME)
+    await me.say("/pause", until="Breathe in")
+    await me.say("done", until="How loud")
+    await me.say("8/10", until="What set it off?")
+    await me.say("silense", until="What does it want to do?")
+    out = await me.say("pull away", until="Does that fit")
+    assert "calm through less input" in texts(out)
+    await me.say("1", until="What would help most")
+    await me.say("write a message", until="Write what you'd want to send")
+    draft = "I can't believe you left again and didn't say anything"
+    await me.say(draft, until="check on you later")
+    await me.say("no thanks", until="it counts")
+    assert (await tg.state(ME)).flow_id is None
+    # Nothing the person typed is ever echoed back by the bot.
+    assert not any(draft in str(c.params) for c in tg.fake.calls if c.method != "getUpdates")
+
+
+async def test_stale_and_forged_presses_are_answered_and_change_nothing(tg: Harness) -> None:
+    await tg.onboard(ME)
+    await tg.onboard(ME + 1)
+    me = tg.person(ME)
+    await me.say("/pause", until="Breathe in")
+    breathe, done = me.button("Done")
+    await me.press("Done", until="How loud")
+    scale, _ = me.button("7")
+    before_state = await tg.state(ME)
+    sent_before = len(tg.fake.ok_calls("sendMessage"))
+    edits_before = len(tg.fake.ok_calls("editMessageText"))
+
+    presses = [
+        # A replay of the press already made (an old step's payload).
+        (ME, breathe["message_id"], done),
+        # Tampered data on the current question: the right step, a turn never shown.
+        (ME, scale["message_id"], "pause:rate:7:zzz"),
+        # Not a payload at all, and too long for Telegram's 64 bytes.
+        (ME, scale["message_id"], "x" * 80),
+        # Someone else pressing a button in this person's private chat.
+        (ME + 1, scale["message_id"], "pause:rate:7:2"),
+    ]
+    for user_id, message_id, data in presses:
+        answers = len(tg.fake.ok_calls("answerCallbackQuery"))
+        tg.fake.push_callback(user_id, message_id, data, chat_id=ME)
+        answer = await tg.fake.wait_for(
+            lambda n=answers: tg.fake.ok_calls("answerCallbackQuery")[n:]  # type: ignore[misc]
+        )
+        assert "earlier step" in answer[0].params["text"]
+
+    assert await tg.state(ME) == before_state
+    assert (await tg.state(ME + 1)).flow_id is None
+    assert len(tg.fake.ok_calls("sendMessage")) == sent_before
+    assert len(tg.fake.ok_calls("editMessageText")) == edits_before
+    # The real question still has its buttons and still works.
+    await me.press("7", until="What set it off?")
+
+
+async def test_export_sends_a_json_document(tg: Harness) -> None:
+    await tg.onboard(ME)
+    me = tg.person(ME)
+    await me.say("/export", until="delete all of it with /forget")
+    [call] = tg.fake.ok_calls("sendDocument", ME)
+    upload = call.params["document"]
+    assert upload["filename"] == "pausecheck-export.json"
+    assert json.loads(upload["data"])  # the file holds the person's data as JSON
+    assert [m for m in me.seen() if "document" in m]
+
+
+async def test_deep_link_start_reaches_the_engine_with_its_payload(tg: Harness) -> None:
+    await tg.onboard(ME)
+    out = await tg.person(ME).say("/start group", until="")
+    assert out  # /start answers (the payload is an argument, screened like any text)
+
+
+async def test_long_text_is_split_into_messages_on_sentence_boundaries(tg: Harness) -> None:
+    from dialogs.events import Outbound
+    from tests.telegram.conftest import address
+
+    sentence = "This sentence is one of many in a long reply. "
+    text = sentence * 200  # about 9,400 characters
+    await tg.adapter.send(address(ME), [Outbound(text.strip())])
+    sent = tg.fake.ok_calls("sendMessage", ME)
+    assert len(sent) == 3
+    assert all(len(c.params["text"]) <= 4096 for c in sent)
+    assert all(c.params["text"].endswith("reply.") for c in sent)
+    assert " ".join(c.params["text"] for c in sent) == text.strip()
+    assert tg.fake.ok_calls("sendChatAction", ME)
+
+
+async def test_a_failed_reply_is_logged_without_text_and_followed_by_an_apology(
+    tg: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    await tg.onboard(ME)
+    tg.fake.fail(400, methods=["sendMessage"], times=1)
+    caplog.set_level(logging.INFO)
+    out = await tg.person(ME).say("/help", until="Sorry, something went wrong")
+    assert out[-1]["text"].startswith("Sorry, something went wrong")
+    failure = [r for r in caplog.records if "telegram update failed" in r.getMessage()]
+    assert failure and "kind=command" in failure[0].getMessage()
+    assert str(ME) not in failure[0].getMessage()  # a hashed reference, never the id
+    assert all("/help" not in r.getMessage() for r in caplog.records)
+
+
+async def test_blocked_user_is_marked_unreachable_and_the_dispatcher_goes_on(
+    tg: Harness,
+) -> None:
+    from dialogs.store import FollowUpRequest
+
+    blocked, other = ME, ME + 1
+    for user_id in (blocked, other):
+        await tg.onboard(user_id)
+        async with tg.guide.store.session() as s:
+            await s.schedule_followup(
+                UserKey("telegram", str(user_id)),
+                FollowUpRequest(
+                    flow_id="followup",
+                    chat_id=str(user_id),
+                    due_at=tg.clock.now(),
+                    expires_at=tg.clock.now() + timedelta(hours=6),
+                    dedupe_key=f"test:{user_id}",
+                ),
+            )
+    tg.fake.block(blocked)
+    assert await tg.guide.dispatcher.run_due() == 2
+    assert "checking in" in texts(tg.person(other).seen())
+    assert tg.person(blocked).seen() == []
+    assert [c.status for c in tg.fake.calls if c.chat_id == blocked] == [403]
+    assert (await tg.profile(blocked)).unreachable_at == tg.clock.now()
+    assert (await tg.profile(other)).unreachable_at is None
+    async with tg.guide.store.session() as s:
+        blocked_rows = await s.get_followup(1)
+    assert blocked_rows is not None and blocked_rows.status is FollowUpStatus.FAILED
+    # Writing again clears the mark, as the engine promises.
+    tg.fake.blocked.clear()
+    await tg.person(blocked).say("/help", until="")
+    assert (await tg.profile(blocked)).unreachable_at is None

@@ -1,0 +1,82 @@
+"""The retry rules on their own, and `pausecheck run` starting Telegram end to end."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+from telegram.error import BadRequest, NetworkError, RetryAfter
+
+from bot.config import Settings
+from bot.telegram_retry import RetryPolicy, with_retries
+from tests.conftest import MEMORY_URL
+from tests.telegram.fake_bot_api import DEFAULT_TOKEN, FakeBotAPI
+
+
+def failing(errors: list[Exception]) -> tuple[Callable[[], Awaitable[str]], list[int]]:
+    calls: list[int] = []
+
+    async def call() -> str:
+        calls.append(1)
+        if errors:
+            raise errors.pop(0)
+        return "sent"
+
+    return call, calls
+
+
+async def no_sleep(seconds: float) -> None:
+    slept.append(seconds)
+
+
+slept: list[float] = []
+
+
+async def test_flood_waits_are_honoured_until_the_budget_runs_out() -> None:
+    slept.clear()
+    call, calls = failing([RetryAfter(2), RetryAfter(3)])
+    policy = RetryPolicy(flood_budget=10)
+    assert await with_retries(call, policy, what="t", sleep=no_sleep) == "sent"
+    assert slept == [2.0, 3.0] and len(calls) == 3
+    call, _ = failing([RetryAfter(6), RetryAfter(6)])
+    with pytest.raises(RetryAfter):
+        await with_retries(call, policy, what="t", sleep=no_sleep)
+
+
+async def test_network_errors_back_off_a_few_times_and_bad_requests_never_retry() -> None:
+    slept.clear()
+    policy = RetryPolicy(network_attempts=3, first_backoff=1.0)
+    call, calls = failing([NetworkError("reset"), NetworkError("reset"), NetworkError("x")])
+    with pytest.raises(NetworkError):
+        await with_retries(call, policy, what="t", sleep=no_sleep)
+    assert len(calls) == 3 and len(slept) == 2 and 0.5 <= slept[0] <= 1.0 < slept[1] <= 2.0
+    call, calls = failing([BadRequest("chat not found")])
+    with pytest.raises(BadRequest):
+        await with_retries(call, policy, what="t", sleep=no_sleep)
+    assert len(calls) == 1
+
+
+async def test_pausecheck_run_starts_telegram_when_the_token_is_set(
+    fake: FakeBotAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.cli import _run
+
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", DEFAULT_TOKEN)
+    monkeypatch.setenv("TELEGRAM_API_BASE_URL", fake.base_url)
+    monkeypatch.setenv("PAUSECHECK_DATABASE_URL", MEMORY_URL)
+    monkeypatch.delenv("DISCORD_BOT_TOKEN", raising=False)
+    stop = asyncio.Event()
+    running = asyncio.create_task(_run(Settings(_env_file=None), stop))
+    try:
+        # Polling has begun once the webhook is cleared (a held poll is recorded only
+        # when it returns); an update queued even earlier would still be fetched.
+        await fake.wait_for(lambda: fake.ok_calls("deleteWebhook"))
+        assert fake.ok_calls("setMyCommands")
+        fake.push_message(4601, "/help")
+        await fake.wait_for(
+            lambda: any("start a pause now" in m.get("text", "") for m in fake.bot_messages(4601))
+        )
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 5)
