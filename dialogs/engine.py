@@ -378,18 +378,20 @@ class Engine:
         if args and args[0].casefold() in ("checkins", "checkin", "check-ins"):
             cancelled = await turn.session.cancel_followups(turn.user, kind="checkin")
             turn.profile = replace(turn.profile, checkin_cadence=None)
-            turn.out.append(Outbound(copy.checkins_stopped))
+            turn.out.append(Outbound(copy.checkins_stopped, private_only=True))
             log.info("check-ins stopped cancelled=%d", cancelled)
             return
         was_running = turn.flow_id is not None
         cancelled = await turn.session.cancel_followups(turn.user)
         turn.idle()
+        # What someone had planned is theirs alone: never for a group to read.
         if cancelled:
-            turn.out.append(Outbound(render(copy.stopped_with_followups, {"count": cancelled})))
+            text = render(copy.stopped_with_followups, {"count": cancelled})
+            turn.out.append(Outbound(text, private_only=True))
         elif was_running:
-            turn.out.append(Outbound(copy.stopped))
+            turn.out.append(Outbound(copy.stopped, private_only=True))
         else:
-            turn.out.append(Outbound(copy.nothing_to_stop))
+            turn.out.append(Outbound(copy.nothing_to_stop, private_only=True))
 
     async def _press(self, turn: _Turn, raw: str) -> None:
         if raw.startswith("/") and len(raw) > 1:
@@ -760,7 +762,8 @@ class Engine:
     async def _cancel_one(self, turn: _Turn, raw_id: str) -> None:
         copy = self._content.copy
         ok = raw_id.isdigit() and await turn.session.cancel_followup(turn.user, int(raw_id))
-        turn.out.append(Outbound(copy.schedule_cancelled if ok else copy.schedule_gone))
+        text = copy.schedule_cancelled if ok else copy.schedule_gone
+        turn.out.append(Outbound(text, private_only=True))
 
     # ----------------------------------------------------------------- helpers
 

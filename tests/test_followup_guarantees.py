@@ -517,3 +517,15 @@ async def test_sending_shutting_down_leaves_rows_for_the_restart(
     again = RecordingSender()
     assert await dispatcher(store, engine, clock, again).run_due() == 2
     assert sorted(a.user_id for a, _ in again.sent) == ["u1", "u2"]
+
+
+async def test_what_someone_had_planned_is_never_for_a_group(
+    chat: Chat, engine: Engine, clock: ManualClock
+) -> None:
+    await ask_for_followup_in_20_minutes(chat)
+    group = Address("test", "u1", "group-9", is_private=False)
+    from dialogs.events import Command, Inbound
+
+    for n, command in enumerate((Command("schedule"), Command("stop"))):
+        out = await engine.handle(Inbound(group, f"g{n}", clock.now(), command=command))
+        assert out and all(m.private_only for m in out), command
