@@ -192,8 +192,8 @@ class Engine:
                 if not await session.claim_event(event_key, inbound.at, user):
                     log.info("duplicate event ignored kind=%s user=%s", kind, user_ref(*_k(user)))
                     return []
-                consented = (await session.load_profile(user)).consent_at is not None
                 turn = await self._open_turn(session, user, addr.chat_id, inbound.at, event_key)
+                consented = turn.profile.consent_at is not None
                 remind = self._note_activity(turn)
                 if turn.profile.unreachable_at is not None:
                     # They wrote to us, so they can be reached again.
@@ -218,8 +218,8 @@ class Engine:
         user = UserKey(address.platform, address.user_id)
         now = self._clock.now()
         async with self._store.session() as session:
-            consented = (await session.load_profile(user)).consent_at is not None
             turn = await self._open_turn(session, user, address.chat_id, now, "")
+            consented = turn.profile.consent_at is not None
             remind = self._note_activity(turn)
             if turn.flow_id is not None and self._current_step(turn) is not None:
                 turn.out.append(Outbound(self._content.copy.welcome_back))
