@@ -332,8 +332,14 @@ class Flow(_Strict):
         names |= {c.when.var for s in self.steps if isinstance(s, BranchStep) for c in s.cases}
         return frozenset(names)
 
-    def step(self, step_id: str) -> Step | None:
+    @cached_property
+    def _steps_by_id(self) -> dict[str, Step]:
+        # The engine looks a step up for every step it runs; the first of a duplicated
+        # id wins, as before (the content check reports duplicates anyway).
+        by_id: dict[str, Step] = {}
         for s in self.steps:
-            if s.id == step_id:
-                return s
-        return None
+            by_id.setdefault(s.id, s)
+        return by_id
+
+    def step(self, step_id: str) -> Step | None:
+        return self._steps_by_id.get(step_id)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from dialogs.clock import ManualClock
+from dialogs.clock import Clock, ManualClock
 from dialogs.content import Content, load_content
 from dialogs.engine import Engine
 from dialogs.events import Address, Choice, Command, Inbound, Outbound
@@ -129,28 +129,25 @@ def texts(messages: Sequence[Outbound]) -> str:
     return "\n".join(m.text for m in messages)
 
 
-async def onboard(store: SqlStore, clock: ManualClock, address: Address, **changes: object) -> None:
+async def onboard(store: SqlStore, clock: Clock, address: Address, **changes: object) -> None:
     """Make the person a consented, screened adult in the US who was just active, as
     if they had been through the consent flow and the safety screen already."""
+    now = clock.now()
     profile = Profile(
-        consent_at=clock.now(),
+        consent_at=now,
         adult=True,
         country="US",
         zone="Europe/London",
         screened=True,
-        session_started_at=clock.now(),
-        last_active_at=clock.now(),
-        reminded_at=clock.now(),
+        session_started_at=now,
+        last_active_at=now,
+        reminded_at=now,
     )
     async with store.session() as s:
-        await s.save_profile(UserKey(address.platform, address.user_id), profile)
-        if changes:
-            from dataclasses import replace
-
-            await s.save_profile(
-                UserKey(address.platform, address.user_id),
-                replace(profile, **changes),  # type: ignore[arg-type]
-            )
+        await s.save_profile(
+            UserKey(address.platform, address.user_id),
+            replace(profile, **changes),  # type: ignore[arg-type]
+        )
 
 
 @pytest.fixture

@@ -22,23 +22,7 @@ from dialogs.safety_screen import SafetyScreen
 from dialogs.safety_text import resource_text
 from dialogs.store import FollowUpRequest, Profile, UserKey
 from storage import SqlStore
-from tests.conftest import Chat
-
-
-async def onboard_now(store: SqlStore, chat: Chat) -> None:
-    now = SystemClock().now()
-    async with store.session() as s:
-        await s.save_profile(
-            UserKey(chat.address.platform, chat.address.user_id),
-            Profile(
-                consent_at=now,
-                adult=True,
-                screened=True,
-                last_active_at=now,
-                session_started_at=now,
-                reminded_at=now,
-            ),
-        )
+from tests.conftest import Chat, onboard
 
 
 class SignallingSender:
@@ -80,7 +64,8 @@ async def test_wakes_at_the_due_time_not_at_the_sweep(
     await scheduler.start()
     try:
         chat = Chat(engine)
-        await onboard_now(store, chat)
+        # As before this helper was shared: no country or zone of their own.
+        await onboard(store, SystemClock(), chat.address, country=None, zone=None)
         await chat.command("pause")
         for label in (
             "Done",
