@@ -189,10 +189,11 @@ class Engine:
         event_key = f"{addr.platform}:{inbound.event_id}"
         try:
             async with self._store.session() as session:
-                if not await session.claim_event(event_key, inbound.at, user):
+                opened = await session.open_event(event_key, inbound.at, user)
+                if opened is None:
                     log.info("duplicate event ignored kind=%s user=%s", kind, user_ref(*_k(user)))
                     return []
-                turn = await self._open_turn(session, user, addr.chat_id, inbound.at, event_key)
+                turn = _turn_of(session, user, addr.chat_id, inbound.at, event_key, *opened)
                 consented = turn.profile.consent_at is not None
                 remind = self._note_activity(turn)
                 if turn.profile.unreachable_at is not None:
@@ -203,9 +204,10 @@ class Engine:
         except Exception:
             log.exception("event failed kind=%s user=%s", kind, user_ref(*_k(user)))
             return [Outbound(self._content.copy.error_apology)]
-        log.debug(
-            "event handled kind=%s user=%s replies=%d", kind, user_ref(*_k(user)), len(turn.out)
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "event handled kind=%s user=%s replies=%d", kind, user_ref(*_k(user)), len(turn.out)
+            )
         self._announce(turn)
         # The consent text says it all on first contact; a safety reply says it too.
         if remind and consented and not turn.safety_fired and not turn.forgotten:
@@ -290,26 +292,12 @@ class Engine:
     ) -> _Turn:
         state = await session.load_state(user, at)
         profile = await session.load_profile(user)
-        return _Turn(
-            session,
-            user,
-            chat_id,
-            at,
-            event_key,
-            state.flow_id,
-            state.node_id,
-            dict(state.variables),
-            state.turn,
-            state.content_version,
-            profile,
-            updated_at=state.updated_at,
-        )
+        return _turn_of(session, user, chat_id, at, event_key, state, profile)
 
     async def _close_turn(self, turn: _Turn) -> None:
         if turn.forgotten:
             return
-        await turn.session.save_state(turn.user, turn.state(), turn.at)
-        await turn.session.save_profile(turn.user, turn.profile)
+        await turn.session.save_turn(turn.user, turn.state(), turn.profile, turn.at)
 
     def _note_activity(self, turn: _Turn) -> bool:
         turn.profile, remind = note_activity(turn.profile, turn.at)
@@ -897,3 +885,28 @@ def _holds(cond: Condition, variables: dict[str, VarValue]) -> bool:
     if cond.at_least is not None:
         return number >= cond.at_least
     return cond.below is not None and number < cond.below
+
+
+def _turn_of(
+    session: StoreSession,
+    user: UserKey,
+    chat_id: str,
+    at: datetime,
+    event_key: str,
+    state: ConversationState,
+    profile: Profile,
+) -> _Turn:
+    return _Turn(
+        session,
+        user,
+        chat_id,
+        at,
+        event_key,
+        state.flow_id,
+        state.node_id,
+        dict(state.variables),
+        state.turn,
+        state.content_version,
+        profile,
+        updated_at=state.updated_at,
+    )

@@ -197,6 +197,21 @@ class StoreSession(Protocol):
         """Move a claimed follow-up back to pending at a later due time."""
         ...
 
+    async def open_event(
+        self, event_key: str, at: datetime, user: UserKey
+    ) -> tuple[ConversationState, Profile] | None:
+        """`claim_event`, `load_state` and `load_profile` in one, for an inbound event:
+        the state (the user's row locked) and the profile, or None when the event was
+        already claimed. A store may stamp last seen with the session's `save_turn`."""
+        ...
+
+    async def save_turn(
+        self, user: UserKey, state: ConversationState, profile: Profile, at: datetime
+    ) -> None:
+        """`save_state` and `save_profile` in one; a store may leave out what did not
+        change since it loaded them in this session (state is stamped `at` always)."""
+        ...
+
 
 class Store(Protocol):
     def session(self) -> AbstractAsyncContextManager[StoreSession]:

@@ -6,17 +6,36 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Select, delete, func, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from dialogs.clock import Clock, SystemClock
-from dialogs.store import FollowUp, FollowUpStatus, Store
-from storage.crypto import VariableCipher
+from dialogs.store import ConversationState, FollowUp, FollowUpStatus, Profile, Store, UserKey
+from storage.crypto import ENCRYPTED_KEY, VariableCipher, decode_variables, encode_variables
+from storage.dialect_insert import insert_for
 from storage.followup_rows import select_followups
-from storage.models import FollowUpRow, JournalEntryRow, ProcessedEventRow, UserRow
+from storage.models import (
+    ConversationRow,
+    FollowUpRow,
+    JournalEntryRow,
+    ProcessedEventRow,
+    UserRow,
+)
 from storage.privacy import count_deleted
 from storage.session import SqlStoreSession
 
@@ -58,9 +77,11 @@ class SqlStore:
             yield session
 
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[SqlStoreSession]:
+    async def session(self) -> AsyncIterator[TurnSession]:
         async with self._transaction() as session:
-            yield SqlStoreSession(session, self._engine.dialect.name, self._clock, self._cipher)
+            turns = TurnSession(session, self._engine.dialect.name, self._clock, self._cipher)
+            yield turns
+            await turns.finish()
 
     @property
     def engine(self) -> AsyncEngine:
@@ -170,6 +191,214 @@ def _pending(query: _Query, platforms: Collection[str] | None) -> _Query:
             UserRow.platform.in_(platforms)
         )
     return query
+
+
+# ---------------------------------------------------------------- an event's hot path
+
+_USERS = cast(Table, UserRow.__table__)
+_CONVERSATIONS = cast(Table, ConversationRow.__table__)
+_PROFILE_FIELDS = tuple(f.name for f in fields(Profile))
+_STATE_FIELDS = ("flow_id", "node_id", "turn", "content_version", "chat_id")
+# The user's id, profile and conversation in one round trip, locking the user's row
+# (PostgreSQL; on SQLite, BEGIN IMMEDIATE already serialises transactions).
+_OPEN_EVENT = (
+    select(
+        _USERS.c.id,
+        *(_USERS.c[name] for name in _PROFILE_FIELDS),
+        _CONVERSATIONS.c.user_id,
+        *(_CONVERSATIONS.c[name] for name in _STATE_FIELDS),
+        _CONVERSATIONS.c.variables,
+        _CONVERSATIONS.c.updated_at,
+    )
+    .select_from(_USERS.outerjoin(_CONVERSATIONS, _CONVERSATIONS.c.user_id == _USERS.c.id))
+    .where(
+        _USERS.c.platform == bindparam("platform"),
+        _USERS.c.platform_user_id == bindparam("platform_user_id"),
+    )
+    .with_for_update(of=_USERS)
+)
+# Executed with the columns to set as parameters, and the row's id as "pk".
+_UPDATE_USER = update(_USERS).where(_USERS.c.id == bindparam("pk"))
+_UPDATE_CONVERSATION = update(_CONVERSATIONS).where(_CONVERSATIONS.c.user_id == bindparam("pk"))
+_INSERT_CONVERSATION = insert(_CONVERSATIONS)
+_INSERT_JOURNAL = insert(cast(Table, JournalEntryRow.__table__))
+
+
+@dataclass(slots=True)
+class _Opened:
+    """What `open_event` loaded, to compare with what `save_turn` is given."""
+
+    user_id: int
+    profile: Profile
+    # None while the user has no conversation row.
+    state: ConversationState | None
+    # The stored variables need writing even if unchanged (plain, but a key is set).
+    reseal: bool
+    # `load_state`'s last-seen stamp, written with the next save_turn (or at commit).
+    seen: datetime | None
+
+
+class TurnSession(SqlStoreSession):
+    """`SqlStoreSession` with the engine's per-event path in few statements, on SQL
+    Core: `open_event` reads the user's id, profile and conversation in one SELECT
+    and claims the event; `save_turn` writes one UPDATE per table, with only the
+    columns that changed. Everything stays in the caller's transaction."""
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        dialect_name: str,
+        clock: Clock,
+        cipher: VariableCipher | None = None,
+    ) -> None:
+        super().__init__(session, dialect_name, clock, cipher)
+        self._opened: dict[UserKey, _Opened] = {}
+        self._claim = (
+            insert_for(dialect_name, ProcessedEventRow.__table__)
+            .on_conflict_do_nothing(index_elements=[ProcessedEventRow.event_key])
+            .returning(ProcessedEventRow.event_key)
+        )
+
+    async def open_event(
+        self, event_key: str, at: datetime, user: UserKey
+    ) -> tuple[ConversationState, Profile] | None:
+        key = {"platform": user.platform, "platform_user_id": user.user_id}
+        row = (await self._session.execute(_OPEN_EVENT, key)).first()
+        if row is None:
+            await self._user_id(user, at)
+            row = (await self._session.execute(_OPEN_EVENT, key)).one()
+        user_id: int = row[0]
+        claimed = await self._session.scalar(
+            self._claim, {"event_key": event_key, "processed_at": at, "user_id": user_id}
+        )
+        if claimed is None:
+            return None
+        end = 1 + len(_PROFILE_FIELDS)
+        profile = Profile(*row[1:end])
+        stored: ConversationState | None = None
+        reseal = False
+        if row[end] is not None:
+            flow_id, node_id, turn, version, chat_id, variables, updated_at = row[end + 1 :]
+            reseal = self._cipher is not None and ENCRYPTED_KEY not in variables
+            stored = ConversationState(
+                flow_id=flow_id,
+                node_id=node_id,
+                variables=decode_variables(variables, self._cipher),
+                turn=turn,
+                content_version=version,
+                chat_id=chat_id,
+                updated_at=updated_at,
+            )
+        self._opened[user] = _Opened(user_id, profile, stored, reseal, at)
+        # Like load_state, an empty state for someone without a conversation yet.
+        return stored or ConversationState(), profile
+
+    async def save_turn(
+        self, user: UserKey, state: ConversationState, profile: Profile, at: datetime
+    ) -> None:
+        opened = self._opened.get(user)
+        if opened is None:
+            await self.save_state(user, state, at)
+            await self.save_profile(user, profile)
+            return
+        await self._write_conversation(opened, state, at)
+        await self._write_profile(opened, profile)
+
+    async def finish(self) -> None:
+        """Write what is still pending; the transaction is about to commit."""
+        for opened in self._opened.values():
+            await self._write_profile(opened, opened.profile)
+
+    # Older methods keep the snapshot true, so that save_turn compares with what the
+    # database now holds.
+
+    async def save_profile(self, user: UserKey, profile: Profile) -> None:
+        opened = self._opened.get(user)
+        if opened is None:
+            await super().save_profile(user, profile)
+            return
+        await self._write_profile(opened, profile)
+
+    async def save_state(self, user: UserKey, state: ConversationState, at: datetime) -> None:
+        opened = self._opened.get(user)
+        if opened is None:
+            await super().save_state(user, state, at)
+            return
+        await self._write_conversation(opened, state, at)
+
+    async def append_journal(
+        self, user: UserKey, at: datetime, flow_id: str, node_id: str, kind: str, value: str
+    ) -> None:
+        opened = self._opened.get(user)
+        if opened is None:
+            await super().append_journal(user, at, flow_id, node_id, kind, value)
+            return
+        await self._session.execute(
+            _INSERT_JOURNAL,
+            {
+                "user_id": opened.user_id,
+                "at": at,
+                "flow_id": flow_id,
+                "node_id": node_id,
+                "kind": kind,
+                "value": value,
+            },
+        )
+
+    async def forget_user(self, user: UserKey) -> int:
+        # Every row is gone, pending stamps included; later writes start afresh.
+        self._opened.pop(user, None)
+        return await super().forget_user(user)
+
+    async def _user_id(self, user: UserKey, at: datetime, *, lock: bool = False) -> int:
+        opened = self._opened.get(user)
+        if opened is not None and not lock:
+            return opened.user_id
+        return await super()._user_id(user, at, lock=lock)
+
+    async def _write_profile(self, opened: _Opened, profile: Profile) -> None:
+        before = opened.profile
+        values: dict[str, Any] = {
+            name: getattr(profile, name)
+            for name in _PROFILE_FIELDS
+            if getattr(profile, name) != getattr(before, name)
+        }
+        if opened.seen is not None:
+            values["last_seen_at"] = opened.seen
+        if values:
+            await self._session.execute(_UPDATE_USER, {"pk": opened.user_id, **values})
+        opened.profile = profile
+        opened.seen = None
+
+    async def _write_conversation(
+        self, opened: _Opened, state: ConversationState, at: datetime
+    ) -> None:
+        before = opened.state
+        written = replace(state, updated_at=at)
+        if before is None:
+            await self._session.execute(
+                _INSERT_CONVERSATION,
+                {
+                    "user_id": opened.user_id,
+                    **{name: getattr(state, name) for name in _STATE_FIELDS},
+                    "variables": encode_variables(state.variables, self._cipher),
+                    "updated_at": at,
+                },
+            )
+        else:
+            # updated_at always moves: it tells an abandoned flow from a live one.
+            values: dict[str, Any] = {
+                name: getattr(state, name)
+                for name in _STATE_FIELDS
+                if getattr(state, name) != getattr(before, name)
+            }
+            if opened.reseal or dict(state.variables) != dict(before.variables):
+                values["variables"] = encode_variables(state.variables, self._cipher)
+            await self._session.execute(
+                _UPDATE_CONVERSATION, {"pk": opened.user_id, "updated_at": at, **values}
+            )
+        opened.state = written
+        opened.reseal = False
 
 
 if TYPE_CHECKING:
