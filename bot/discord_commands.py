@@ -23,6 +23,7 @@ Callback = Callable[..., Coroutine[Any, Any, None]]
 OPTION_NAME = "what"
 OPTION_DESCRIPTIONS: dict[Action, str] = {
     Action.STOP: "Leave empty to stop everything, or write checkins to stop only check-ins",
+    Action.REFLECT: "start [reflection] [minutes], next, pause, resume, extend or end",
 }
 
 

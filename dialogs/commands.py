@@ -16,6 +16,8 @@ class Action(StrEnum):
 
     STOP = "stop"
     SCHEDULE = "schedule"
+    # Group reflection: `/reflect start|next|pause|resume|extend|end` (dialogs.reflection).
+    REFLECT = "reflect"
 
 
 class CommandSpec(BaseModel):

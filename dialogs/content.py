@@ -20,6 +20,7 @@ from dialogs.content_errors import ContentError, ContentInvalid
 from dialogs.copy import ALLOWED_FIELDS, EngineCopy
 from dialogs.flow_graph import check_flow
 from dialogs.flow_model import Flow
+from dialogs.reflection_content import REFLECTION_COPY_FIELDS, Reflection, ReflectionCopy
 from dialogs.templates import TemplateError, template_fields
 from dialogs.yaml_source import SourceMap, load_yaml
 
@@ -63,6 +64,8 @@ class Content:
     copy: EngineCopy
     checks: CheckPhrases
     files: Mapping[str, Path] = field(default_factory=dict)
+    reflections: Mapping[str, Reflection] = field(default_factory=dict)
+    reflection_copy: ReflectionCopy | None = None
 
 
 def check_content(directory: Path) -> tuple[Content | None, list[ContentError]]:
@@ -112,10 +115,50 @@ def check_content(directory: Path) -> tuple[Content | None, list[ContentError]]:
         _check_copy(copy, copy_source, errors)
 
     checks, _ = _parse(directory / "safety" / "check_phrases.yaml", CheckPhrases, errors)
+    reflections = _load_reflections(directory / "reflections", errors)
+    reflection_copy, rc_source = _parse(directory / "reflection_copy.yaml", ReflectionCopy, errors)
+    if reflection_copy is not None and rc_source is not None:
+        _check_copy(reflection_copy, rc_source, errors, REFLECTION_COPY_FIELDS)
 
     if errors or commands is None or copy is None or checks is None:
         return None, sorted(errors)
-    return Content(directory, flows, versions, commands, copy, checks, files), []
+    return (
+        Content(
+            directory,
+            flows,
+            versions,
+            commands,
+            copy,
+            checks,
+            files,
+            reflections,
+            reflection_copy,
+        ),
+        [],
+    )
+
+
+def _load_reflections(folder: Path, errors: list[ContentError]) -> dict[str, Reflection]:
+    files = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
+    if not files:
+        errors.append(ContentError(folder, 1, "no reflection files (*.yaml) found"))
+    found: dict[str, Reflection] = {}
+    for path in files:
+        reflection, source = _parse(path, Reflection, errors)
+        if reflection is None or source is None:
+            continue
+        if reflection.id != path.stem:
+            errors.append(
+                ContentError(
+                    path,
+                    source.line_for(("id",)),
+                    f"reflection id {reflection.id!r} must match the file name {path.stem!r}",
+                    reflection.id,
+                )
+            )
+            continue
+        found[reflection.id] = reflection
+    return found
 
 
 def load_content(directory: Path) -> Content:
@@ -225,7 +268,12 @@ def _check_commands(
             )
 
 
-def _check_copy(copy: EngineCopy, source: SourceMap, errors: list[ContentError]) -> None:
+def _check_copy(
+    copy: BaseModel,
+    source: SourceMap,
+    errors: list[ContentError],
+    allowed: Mapping[str, set[str]] = ALLOWED_FIELDS,
+) -> None:
     for name, value in copy.model_dump().items():
         texts = value if isinstance(value, list | tuple) else [value]
         for i, text in enumerate(texts):
@@ -235,7 +283,7 @@ def _check_copy(copy: EngineCopy, source: SourceMap, errors: list[ContentError])
             except TemplateError as exc:
                 errors.append(ContentError(source.file, source.line_for(loc), f"{name}: {exc}"))
                 continue
-            extra = used - ALLOWED_FIELDS.get(name, set())
+            extra = used - allowed.get(name, set())
             if extra:
                 errors.append(
                     ContentError(

@@ -27,6 +27,7 @@ from typing import Protocol
 from dialogs.clock import Clock
 from dialogs.engine import DueStatus, Engine
 from dialogs.events import Address, Outbound
+from dialogs.routing import by_destination
 from dialogs.store import FollowUp, FollowUpStatus, Store
 from dialogs.user_ref import user_ref
 
@@ -111,8 +112,12 @@ class Dispatcher:
     async def _send(self, followup: FollowUp, messages: Sequence[Outbound]) -> None:
         address = Address(followup.user.platform, followup.user.user_id, followup.chat_id, True)
         who = user_ref(followup.user.platform, followup.user.user_id)
+        own, elsewhere = by_destination(messages)
         try:
-            await self._senders[address.platform].send(address, messages)
+            if own:
+                await self._senders[address.platform].send(address, own)
+            for destination, run in elsewhere:
+                await self._send_elsewhere(followup, destination, run)
         except NotSent:
             raise
         except RecipientUnreachable:
@@ -126,6 +131,23 @@ class Dispatcher:
             await self._mark(followup.id, FollowUpStatus.FAILED)
             return
         await self._mark(followup.id, FollowUpStatus.SENT)
+
+    async def _send_elsewhere(
+        self, followup: FollowUp, destination: Address, run: Sequence[Outbound]
+    ) -> None:
+        """Best effort (a group reflection's posts and prompts): one participant who
+        cannot be reached must not hold back the group or the others."""
+        try:
+            await self._senders[destination.platform].send(destination, run)
+        except NotSent:
+            raise
+        except Exception as exc:
+            log.info(
+                "could not deliver to another address id=%d private=%s error=%s",
+                followup.id,
+                destination.is_private,
+                type(exc).__name__,
+            )
 
     async def _unreachable(self, followup: FollowUp) -> None:
         now = self._clock.now()

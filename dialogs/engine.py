@@ -45,6 +45,12 @@ from dialogs.gates import gate_before
 from dialogs.matching import clean_input, match_option, parse_number
 from dialogs.payloads import Payload, decode_payload, encode_payload
 from dialogs.phrase_match import PhraseList
+from dialogs.reflection import (
+    Reflections,
+    ReflectionTurn,
+    is_reflection_payload,
+    is_reflection_start,
+)
 from dialogs.safety_screen import SafetyScreen, SafetySignal
 from dialogs.schedule_time import (
     DEFAULT_QUIET,
@@ -53,6 +59,7 @@ from dialogs.schedule_time import (
     next_weekly_time,
 )
 from dialogs.store import (
+    REFLECTION_TIMER,
     ConversationState,
     FollowUp,
     FollowUpRequest,
@@ -110,6 +117,10 @@ class _Turn:
     # Set once everything about the person is deleted: nothing may be written back.
     forgotten: bool = False
     safety_fired: bool = False
+    # Where the event happened: a private chat or a group, and whether the platform
+    # says the person may run group reflections there.
+    private: bool = True
+    facilitator: bool = False
 
     def state(self) -> ConversationState:
         return ConversationState(
@@ -145,7 +156,7 @@ RESOURCE_FLOWS = {
 REFERRAL_FLOWS = ("crisis", "crisis_again", "danger")
 
 
-class Engine:
+class Engine(Reflections):
     def __init__(
         self,
         content: Content,
@@ -246,6 +257,15 @@ class Engine:
             current = await session.get_followup(followup.id)
             if current is None or current.status is not FollowUpStatus.CLAIMED:
                 return DueOutcome(DueStatus.SKIPPED)
+            if current.kind == REFLECTION_TIMER:
+                # The group's clock, not a message for the facilitator: none of the
+                # personal checks below apply.
+                posts = await self._reflection_timer(session, current)
+                if not posts:
+                    return DueOutcome(DueStatus.SKIPPED)
+                await session.mark_delivering(current.id, posts, now)
+                group = Address(followup.user.platform, "", followup.chat_id, False)
+                return DueOutcome(DueStatus.DELIVERED, group, tuple(posts))
             profile = await session.load_profile(current.user)
             flow = self._content.flows.get(current.flow_id)
             # A push-pull reminder arriving unasked for someone who may be unsafe
@@ -310,6 +330,8 @@ class Engine:
     # ----------------------------------------------------------------- routing
 
     async def _dispatch(self, turn: _Turn, inbound: Inbound) -> None:
+        turn.private = inbound.address.is_private
+        turn.facilitator = inbound.facilitator
         said = ""
         if inbound.text is not None:
             said = clean_input(inbound.text)
@@ -345,6 +367,9 @@ class Engine:
             await self._typed(turn, said)
 
     async def _command(self, turn: _Turn, command: Command) -> None:
+        if is_reflection_start(command):
+            await self._reflect_start_link(turn, command.args[0])
+            return
         spec = self._content.commands.get(command.name.casefold())
         if spec is None:
             turn.out.append(
@@ -356,6 +381,8 @@ class Engine:
             await self._stop(turn, command.args)
         elif spec.action is Action.SCHEDULE:
             await self._list_schedule(turn)
+        elif spec.action is Action.REFLECT:
+            await self._reflect_command(turn, command.args)
         elif spec.flow == "start":
             await self._start_flow(turn, self._start_or_check(turn))
         elif spec.flow is not None:
@@ -383,8 +410,13 @@ class Engine:
 
     async def _press(self, turn: _Turn, raw: str) -> None:
         if raw.startswith("/") and len(raw) > 1:
-            # Shortcut buttons outside flows (the idle menu) carry a command.
-            await self._command(turn, Command(raw[1:].split()[0]))
+            # Shortcut buttons outside flows (the idle menu, the reflection picker)
+            # carry a command.
+            name, *args = raw[1:].split()
+            await self._command(turn, Command(name, tuple(args)))
+            return
+        if is_reflection_payload(raw):
+            await self._reflect_press(turn, raw)
             return
         if raw.startswith("cancel:"):
             await self._cancel_one(turn, raw.removeprefix("cancel:"))
@@ -408,6 +440,8 @@ class Engine:
 
     async def _typed(self, turn: _Turn, text: str) -> None:
         copy = self._content.copy
+        if await self._reflect_typed(turn, text):
+            return
         if turn.flow_id is None:
             if not text:
                 turn.out.append(Outbound(copy.empty_message))
@@ -754,6 +788,13 @@ class Engine:
         turn.out.append(Outbound(text, private_only=True))
 
     # ----------------------------------------------------------------- helpers
+
+    async def _start_flow_for(self, turn: ReflectionTurn, flow_id: str) -> None:
+        assert isinstance(turn, _Turn)
+        await self._start_flow(turn, flow_id)
+
+    def _quiet_hours(self, profile: Profile) -> tuple[time, time]:
+        return _quiet(profile)
 
     def _zone(self, profile: Profile) -> ZoneInfo:
         if profile.zone:

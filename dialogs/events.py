@@ -39,6 +39,9 @@ class Inbound:
     text: str | None = None
     choice: str | None = None
     command: Command | None = None
+    # The platform says this person may run group reflections in this chat (Discord:
+    # Manage Server, Manage Messages or the configured role; Telegram: a group admin).
+    facilitator: bool = False
 
     def __post_init__(self) -> None:
         given = sum(x is not None for x in (self.text, self.choice, self.command))
@@ -54,6 +57,10 @@ class Choice:
 
     id: str
     label: str
+    # Where a platform cannot answer a press in a group privately (Telegram: a bot
+    # cannot write first to someone), the button instead opens a private chat with
+    # the guide, which then receives `/start <start_payload>`.
+    start_payload: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +74,21 @@ class Attachment:
 
 @dataclass(frozen=True, slots=True)
 class Outbound:
-    """One message to show. `private_only` marks personal content no group may see."""
+    """One message to show. `private_only` marks personal content no group may see.
+
+    `to` sends it somewhere other than the chat being answered: a group post
+    (`to.is_private` False, seen by everyone there) or one person's private chat.
+    Delivery to another address is best effort: one recipient who cannot be reached
+    does not stop the others.
+    """
 
     text: str
     choices: tuple[Choice, ...] = field(default=())
     private_only: bool = False
     image: str | None = None
     attachment: Attachment | None = None
+    to: Address | None = None
+    # A group post that may open a thread of this name (Discord): the adapter posts
+    # it, opens the thread, tells the engine (`Engine.move_reflection`), and sends
+    # what follows for that group into the thread.
+    thread: str | None = None

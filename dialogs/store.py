@@ -16,8 +16,11 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from dialogs.events import Outbound
+from dialogs.reflection_store import ReflectionRecords
 
 VarValue = str | int
+# The follow-up kind of a group reflection's step timer (see dialogs.reflection).
+REFLECTION_TIMER = "reflection"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +109,8 @@ class FollowUpRequest:
     due_at: datetime
     expires_at: datetime
     dedupe_key: str
-    # "once" for a one-off follow-up, "checkin" for an occurrence of a recurring one.
+    # "once" for a one-off follow-up, "checkin" for an occurrence of a recurring one,
+    # REFLECTION_TIMER for the end of a group reflection's step.
     kind: str = "once"
 
 
@@ -125,7 +129,7 @@ class FollowUp:
     messages: tuple[Outbound, ...] = ()
 
 
-class StoreSession(Protocol):
+class StoreSession(ReflectionRecords, Protocol):
     """One unit of work. Every method acts inside the same database transaction."""
 
     async def claim_event(self, event_key: str, at: datetime, user: UserKey) -> bool:
@@ -170,8 +174,8 @@ class StoreSession(Protocol):
         ...
 
     async def cancel_followups(self, user: UserKey, kind: str | None = None) -> int:
-        """Cancel the user's pending follow-ups (only those of `kind`, when given);
-        returns how many."""
+        """Cancel the user's pending follow-ups (only those of `kind`, when given;
+        without it, every kind but a reflection's step timer); returns how many."""
         ...
 
     async def cancel_followup(self, user: UserKey, followup_id: int) -> bool:
@@ -185,7 +189,9 @@ class StoreSession(Protocol):
         """Store the rendered messages on a CLAIMED row and move it to DELIVERING."""
         ...
 
-    async def pending_followups(self, user: UserKey) -> list[FollowUp]: ...
+    async def pending_followups(self, user: UserKey) -> list[FollowUp]:
+        """The person's own planned messages (a reflection's step timer is not one)."""
+        ...
 
     async def get_followup(self, followup_id: int) -> FollowUp | None: ...
 
@@ -232,6 +238,12 @@ class Store(Protocol):
     ) -> tuple[int, int]:
         """Delete journal rows and processed event ids older than their limits;
         returns (journal rows, event rows) deleted."""
+        ...
+
+    async def purge_reflections(self, now: datetime, answers_max_age: timedelta) -> int:
+        """For reflections that ended more than `answers_max_age` ago: delete every
+        answer its author did not save, the participant list and the session itself
+        (saved answers stay, theirs alone). Returns the answers deleted."""
         ...
 
     async def recover(

@@ -159,3 +159,74 @@ class ReferralCountRow(Base):
     country: Mapped[str] = mapped_column(String(16))
     signal: Mapped[str] = mapped_column(String(16))
     count: Mapped[int]
+
+
+class ReflectionSessionRow(Base):
+    """One run of a group reflection (dialogs.reflection_store.ReflectionSession).
+
+    Belongs to its facilitator: forgetting them ends it (participants' saved answers
+    stay, theirs alone)."""
+
+    __tablename__ = "reflection_sessions"
+    __table_args__ = (
+        # Serves "the reflection open in this group chat".
+        Index("ix_reflection_sessions_chat", "platform", "chat_id", "status"),
+        _NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    token: Mapped[str] = mapped_column(String(16), unique=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String)
+    reflection_id: Mapped[str] = mapped_column(String(32))
+    facilitator_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    minutes: Mapped[int]
+    step_index: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16))
+    step_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    remaining_seconds: Mapped[int | None]
+    timer: Mapped[str | None] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ReflectionParticipantRow(Base):
+    __tablename__ = "reflection_participants"
+
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("reflection_sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    chat_id: Mapped[str] = mapped_column(String)
+    joined_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ReflectionAnswerRow(Base):
+    """A participant's answer to one step. `text` is JSON so it can be sealed with
+    the store's cipher like conversation variables: {"text": ...} or {"_enc": ...}.
+    `session_id` becomes NULL when the session is purged; only saved answers are
+    left then, and they keep which reflection and step they answered."""
+
+    __tablename__ = "reflection_answers"
+    __table_args__ = (
+        UniqueConstraint("session_id", "user_id", "step_id"),
+        _NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    session_id: Mapped[int | None] = mapped_column(
+        ForeignKey("reflection_sessions.id", ondelete="SET NULL"), index=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    reflection_id: Mapped[str] = mapped_column(String(32))
+    step_id: Mapped[str] = mapped_column(String(32))
+    choice: Mapped[str | None] = mapped_column(String(32))
+    text: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    tally: Mapped[str | None] = mapped_column(String(16))
+    shared: Mapped[bool] = mapped_column(default=False, server_default=false())
+    saved: Mapped[bool] = mapped_column(default=False, server_default=false())
+    at: Mapped[datetime] = mapped_column(UtcDateTime)

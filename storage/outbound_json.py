@@ -1,10 +1,12 @@
 """Rendered messages (`dialogs.events.Outbound`) as JSON, for `followups.messages`.
 
 One message is `{"text": str, "choices": [[id, label], ...], "private_only": bool,
-"image": str | null}`. Attachments are never stored: follow-ups never carry files
-(the only files are data exports, sent in reply to the person, and a copy of one
-here would be personal data kept past its use), so a message read back always has
-`attachment=None`.
+"image": str | null}`, plus `"to": [platform, user_id, chat_id, is_private]` when it
+goes to another address and `"thread": str` for a post that opens one; a choice
+with a start payload is `[id, label, payload]`.
+Attachments are never stored: follow-ups never carry files (the only files are
+data exports, sent in reply to the person, and a copy of one here would be personal
+data kept past its use), so a message read back always has `attachment=None`.
 
 With a cipher the whole list is sealed as one `{"_enc": "<token>"}`, like
 conversation variables, because the text can quote what the person typed.
@@ -15,26 +17,39 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from dialogs.events import Choice, Outbound
+from dialogs.events import Address, Choice, Outbound
 from storage.crypto import ENCRYPTED_KEY, VariableCipher
 from storage.errors import StorageError
 
 _KEYS = frozenset({"text", "choices", "private_only", "image"})
+_OPTIONAL_KEYS = frozenset({"to", "thread"})
 
 
 def outbound_to_json(message: Outbound) -> dict[str, Any]:
     """One message as JSON-ready data; its attachment, if any, is left out."""
-    return {
+    data: dict[str, Any] = {
         "text": message.text,
-        "choices": [[choice.id, choice.label] for choice in message.choices],
+        "choices": [_choice_json(choice) for choice in message.choices],
         "private_only": message.private_only,
         "image": message.image,
     }
+    if message.to is not None:
+        to = message.to
+        data["to"] = [to.platform, to.user_id, to.chat_id, to.is_private]
+    if message.thread is not None:
+        data["thread"] = message.thread
+    return data
+
+
+def _choice_json(choice: Choice) -> list[str]:
+    if choice.start_payload is None:
+        return [choice.id, choice.label]
+    return [choice.id, choice.label, choice.start_payload]
 
 
 def outbound_from_json(data: Any) -> Outbound:
     """The message `outbound_to_json` wrote; StorageError if `data` is not one."""
-    if not isinstance(data, dict) or set(data) != _KEYS:
+    if not isinstance(data, dict) or not _KEYS <= set(data) <= _KEYS | _OPTIONAL_KEYS:
         raise StorageError(f"stored follow-up message has an unexpected shape: {_shape(data)}")
     text, choices, private_only, image = (
         data["text"],
@@ -54,7 +69,22 @@ def outbound_from_json(data: Any) -> Outbound:
         choices=tuple(_choice(item) for item in choices),
         private_only=private_only,
         image=image,
+        to=_address(data.get("to")),
+        thread=data["thread"] if isinstance(data.get("thread"), str) else None,
     )
+
+
+def _address(item: Any) -> Address | None:
+    if item is None:
+        return None
+    if (
+        not isinstance(item, list)
+        or len(item) != 4
+        or not all(isinstance(part, str) for part in item[:3])
+        or not isinstance(item[3], bool)
+    ):
+        raise StorageError("stored follow-up message has a malformed address")
+    return Address(item[0], item[1], item[2], item[3])
 
 
 def encode_messages(
@@ -94,11 +124,11 @@ def decode_messages(stored: Any, cipher: VariableCipher | None) -> tuple[Outboun
 def _choice(item: Any) -> Choice:
     if (
         not isinstance(item, list)
-        or len(item) != 2
+        or len(item) not in (2, 3)
         or not all(isinstance(part, str) for part in item)
     ):
         raise StorageError("stored follow-up message has a malformed choice")
-    return Choice(id=item[0], label=item[1])
+    return Choice(id=item[0], label=item[1], start_payload=item[2] if len(item) == 3 else None)
 
 
 def _shape(value: Any) -> str:

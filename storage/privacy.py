@@ -16,6 +16,8 @@ from storage.models import (
     FollowUpRow,
     JournalEntryRow,
     ProcessedEventRow,
+    ReflectionAnswerRow,
+    ReflectionParticipantRow,
     UserRow,
 )
 from storage.outbound_json import open_messages
@@ -37,6 +39,8 @@ async def export_user_rows(
             "journal": [],
             "followups": [],
             "processed_events": [],
+            "reflections_joined": [],
+            "reflection_answers": [],
         }
     user = await session.get(UserRow, user_id, populate_existing=True)
     conversation = await session.get(ConversationRow, user_id, populate_existing=True)
@@ -57,7 +61,19 @@ async def export_user_rows(
         .where(ProcessedEventRow.user_id == user_id)
         .order_by(ProcessedEventRow.processed_at, ProcessedEventRow.event_key)
     )
+    joined = await session.scalars(
+        select(ReflectionParticipantRow)
+        .where(ReflectionParticipantRow.user_id == user_id)
+        .order_by(ReflectionParticipantRow.joined_at)
+    )
+    answers = await session.scalars(
+        select(ReflectionAnswerRow)
+        .where(ReflectionAnswerRow.user_id == user_id)
+        .order_by(ReflectionAnswerRow.id)
+    )
     return {
+        "reflections_joined": [_row_data(row) for row in joined],
+        "reflection_answers": [_answer_data(row, cipher) for row in answers],
         "user": None if user is None else _row_data(user),
         "conversation": conversation_data,
         "journal": [_row_data(row) for row in journal],
@@ -97,6 +113,13 @@ def _columns_referencing_users() -> Iterator[tuple[Table, Column[Any]]]:
         for foreign_key in table.foreign_keys:
             if foreign_key.column.table is users:
                 yield table, foreign_key.parent
+
+
+def _answer_data(row: ReflectionAnswerRow, cipher: VariableCipher | None) -> dict[str, Any]:
+    data = _row_data(row)
+    stored = row.text
+    data["text"] = None if stored is None else decode_variables(stored, cipher).get("text")
+    return data
 
 
 def _followup_data(row: FollowUpRow, cipher: VariableCipher | None) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dialogs.clock import Clock
 from dialogs.events import Outbound
 from dialogs.store import (
+    REFLECTION_TIMER,
     ConversationState,
     FollowUp,
     FollowUpRequest,
@@ -34,12 +35,13 @@ from storage.models import (
 )
 from storage.outbound_json import encode_messages
 from storage.privacy import delete_user_rows, export_user_rows
+from storage.reflection_rows import ReflectionRows
 
 # Stands for "no country known" in the anonymous counts, whose key cannot be NULL.
 UNKNOWN_COUNTRY = "unknown"
 
 
-class SqlStoreSession:
+class SqlStoreSession(ReflectionRows):
     """Every method runs in the caller's transaction; nothing here commits.
 
     `clock` stamps audit columns for the methods whose protocol signature has no `at`.
@@ -183,6 +185,10 @@ class SqlStoreSession:
         condition = FollowUpRow.user_id == _user_id_of(user).scalar_subquery()
         if kind is not None:
             condition &= FollowUpRow.kind == kind
+        else:
+            # A reflection's step timer belongs to the group, not to the facilitator's
+            # own plans: /stop or a crisis signal of theirs must not freeze it.
+            condition &= FollowUpRow.kind != REFLECTION_TIMER
         return len(await self._cancel_pending(condition))
 
     async def cancel_followup(self, user: UserKey, followup_id: int) -> bool:
@@ -217,6 +223,7 @@ class SqlStoreSession:
             UserRow.platform == user.platform,
             UserRow.platform_user_id == user.user_id,
             FollowUpRow.status == FollowUpStatus.PENDING.value,
+            FollowUpRow.kind != REFLECTION_TIMER,
             cipher=self._cipher,
         )
 

@@ -37,6 +37,7 @@ from storage.models import (
     UserRow,
 )
 from storage.privacy import count_deleted
+from storage.reflection_rows import purge_reflections
 from storage.session import SqlStoreSession
 
 _PENDING = FollowUpStatus.PENDING.value
@@ -165,6 +166,10 @@ class SqlStore:
                 ),
             )
             return journal, events
+
+    async def purge_reflections(self, now: datetime, answers_max_age: timedelta) -> int:
+        async with self._transaction() as session:
+            return await purge_reflections(session, now, answers_max_age)
 
     async def next_due_at(self, platforms: Collection[str] | None = None) -> datetime | None:
         """`platforms` should match what is passed to `claim_due`: otherwise a process

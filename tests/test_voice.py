@@ -25,6 +25,16 @@ def _all_texts(content: Content) -> list[tuple[str, str]]:
                 found.append((f"{flow.id}/{step.id}", text))
     for name, value in content.copy.model_dump().items():
         found.append((f"copy.{name}", str(value)))
+    assert content.reflection_copy is not None
+    for name, value in content.reflection_copy.model_dump().items():
+        found.append((f"reflection_copy.{name}", str(value)))
+    for reflection in content.reflections.values():
+        found += [(f"{reflection.id}/intro", reflection.intro)]
+        found += [(f"{reflection.id}/closing", reflection.closing)]
+        for step in reflection.steps:
+            found += [(f"{reflection.id}/{step.id}", step.prompt)]
+            found += [(f"{reflection.id}/{step.id}", step.group_text)]
+            found += [(f"{reflection.id}/{step.id}", o.label) for o in step.options]
     return found
 
 
@@ -58,6 +68,8 @@ STARTED_BY_THE_GUIDE = {
     "danger",
     "checkin_due",
     "timezone",
+    # Pressing Join on a group reflection before the gates are through.
+    "reflection_ready",
 }
 
 

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 
-from dialogs.events import Attachment, Choice, Outbound
+from dialogs.events import Address, Attachment, Choice, Outbound
 from storage import StorageError, VariableCipher
 from storage.outbound_json import (
     decode_messages,
@@ -23,6 +23,13 @@ MESSAGES = (
         private_only=True,
     ),
     Outbound("With a picture", image="images/breathe.png"),
+    # A group post of a reflection, with a button that opens a private chat.
+    Outbound(
+        "Join us",
+        choices=(Choice("rf:abc:join", "Join", start_payload="rf_abc"),),
+        to=Address("telegram", "", "-100", is_private=False),
+        thread="Noticing my move",
+    ),
 )
 
 
@@ -43,8 +50,19 @@ def test_one_message_as_json() -> None:
 
 def test_every_outbound_field_but_the_attachment_is_stored() -> None:
     # Fails when Outbound gains a field the store would silently drop.
-    stored = set(outbound_to_json(Outbound("x")))
+    stored = set(outbound_to_json(Outbound("x", to=Address("console", "1", "1"), thread="t")))
     assert stored == {field.name for field in fields(Outbound)} - {"attachment"}
+    # Likewise for a choice: every field of it is in its stored list.
+    choice = Choice("id", "label", start_payload="p")
+    (stored_choice,) = outbound_to_json(Outbound("x", choices=(choice,)))["choices"]
+    assert len(stored_choice) == len(fields(Choice))
+
+
+def test_a_malformed_address_is_refused() -> None:
+    data = outbound_to_json(Outbound("x"))
+    data["to"] = ["telegram", "1"]
+    with pytest.raises(StorageError, match="address"):
+        outbound_from_json(data)
 
 
 def test_attachments_are_not_stored() -> None:

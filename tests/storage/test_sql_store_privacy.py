@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import Column, Table, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dialogs.reflection_store import ReflectionAnswer
 from dialogs.store import ConversationState, FollowUpRequest, Profile, UserKey
 from storage import SqlStore
 from storage.models import Base, JournalEntryRow, ProcessedEventRow, ReferralCountRow, UserRow
@@ -43,6 +44,20 @@ async def _populate(store: SqlStore, user: UserKey, secret: str) -> None:
             request = FollowUpRequest("checkin", f"chat-{name}", T0, T0 + timedelta(hours=1), key)
             assert await session.schedule_followup(user, request)
         await session.count_referral(DAY, "GB", "crisis")
+        reflection = await session.create_reflection(
+            token=f"tok-{name}",
+            platform=user.platform,
+            chat_id=f"group-{name}",
+            reflection_id="noticing",
+            facilitator=user,
+            minutes=3,
+            at=T0,
+        )
+        assert await session.add_participant(reflection.id, user, f"chat-{name}", T0)
+        await session.save_answer(
+            reflection.id,
+            ReflectionAnswer(user, "alarm", None, f"{secret} in a group", None, False, False, T0),
+        )
 
 
 def _user_columns(table: Table) -> list[Column[Any]]:
@@ -98,6 +113,9 @@ async def test_the_scan_sees_every_user_table(store: SqlStore, engine: AsyncEngi
         "followups": 2,
         "processed_events": 2,
         "referrals": 0,
+        "reflection_sessions": 1,
+        "reflection_participants": 1,
+        "reflection_answers": 1,
     }
 
 
@@ -180,7 +198,15 @@ async def test_export_user_has_every_table_and_is_json(store: SqlStore) -> None:
 
     text = json.dumps(exported)
     assert "bob" not in text
-    assert set(exported) == {"user", "conversation", "journal", "followups", "processed_events"}
+    assert set(exported) == {
+        "user",
+        "conversation",
+        "journal",
+        "followups",
+        "processed_events",
+        "reflections_joined",
+        "reflection_answers",
+    }
     user = exported["user"]
     assert (user["platform"], user["platform_user_id"], user["zone"]) == (
         "telegram",
@@ -215,6 +241,10 @@ async def test_export_user_has_every_table_and_is_json(store: SqlStore) -> None:
     assert {f["status"] for f in exported["followups"]} == {"pending"}
     assert {(f["kind"], f["messages"]) for f in exported["followups"]} == {("once", None)}
     assert exported["followups"][0]["due_at"] == T0.isoformat()
+    assert [(a["step_id"], a["text"]) for a in exported["reflection_answers"]] == [
+        ("alarm", "alice's secret in a group")
+    ]
+    assert [j["chat_id"] for j in exported["reflections_joined"]] == ["chat-alice"]
     assert exported["processed_events"] == [
         {"event_key": "alice:1", "processed_at": T0.isoformat()},
         {"event_key": "alice:2", "processed_at": (T0 + timedelta(seconds=1)).isoformat()},
@@ -232,6 +262,8 @@ async def test_export_of_an_unknown_user_is_empty_and_creates_nothing(
         "journal": [],
         "followups": [],
         "processed_events": [],
+        "reflections_joined": [],
+        "reflection_answers": [],
     }
     async with engine.connect() as connection:
         assert await connection.scalar(select(func.count()).select_from(UserRow)) == 0
