@@ -61,7 +61,12 @@ class Guide:
 
 def limits_for(platform: str, settings: Settings) -> Limits:
     if platform == "telegram":
-        return Limits(settings.telegram_rate, per_chat_per_second=settings.telegram_rate_per_chat)
+        per_minute = settings.telegram_group_messages_per_minute
+        return Limits(
+            settings.telegram_rate,
+            per_chat_per_second=settings.telegram_rate_per_chat,
+            per_group_per_second=None if per_minute is None else per_minute / 60,
+        )
     if platform == "discord":
         return Limits(settings.discord_rate)
     return Limits(None)
@@ -118,6 +123,7 @@ async def open_guide(
     retention = Retention(
         journal=timedelta(days=settings.journal_retention_days),
         events=timedelta(days=settings.event_retention_days),
+        reflection_answers=timedelta(days=settings.reflection_retention_days),
     )
     scheduler = DispatchScheduler(
         dispatcher,

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     journal_retention_days: int = Field(
         default=365, ge=1, description="journal rows older than this are deleted daily"
     )
+    reflection_retention_days: int = Field(
+        default=7, ge=1, description="days a group reflection's unsaved answers are kept"
+    )
     event_retention_days: int = Field(
         default=7, ge=1, description="processed event ids older than this are deleted daily"
     )
@@ -41,6 +44,9 @@ class Settings(BaseSettings):
     telegram_rate: float | None = Field(default=30.0, gt=0, description="messages/s overall")
     telegram_rate_per_chat: float | None = Field(
         default=1.0, gt=0, description="messages/s per chat"
+    )
+    telegram_group_messages_per_minute: float | None = Field(
+        default=20.0, gt=0, description="messages/minute per group chat"
     )
     discord_rate: float | None = Field(default=50.0, gt=0, description="requests/s overall")
 
@@ -59,6 +65,9 @@ class Settings(BaseSettings):
     telegram_webhook_secret: SecretStr | None = None
     # Sync slash commands to one guild (instant, for development) instead of globally.
     discord_guild_id: int | None = None
+    # A role id whose members may run group reflections (/reflect), besides members
+    # with Manage Server or Manage Messages in the channel.
+    discord_facilitator_role: int | None = None
     discord_bot_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("DISCORD_BOT_TOKEN")
     )

@@ -28,7 +28,9 @@ wait, until the earliest chat is ready or something new arrives.
 Platform defaults (the constants below, and `PLATFORM_LIMITS` / `Outbox.for_platform`):
 
 - Telegram: about 30 messages per second overall, and about 1 message per second per
-  chat (bursts above that in one chat get HTTP 429 with `retry_after`).
+  chat (bursts above that in one chat get HTTP 429 with `retry_after`); in a group,
+  about 20 messages a minute, so group chats (`Address.is_private` False) are spaced
+  at 20/60 per second.
 - Discord: about 50 requests per second overall (the global limit). Per-channel
   limits are announced in response headers and handled by the client library, so no
   per-chat limit is set here.
@@ -60,6 +62,7 @@ log = logging.getLogger(__name__)
 
 TELEGRAM_MESSAGES_PER_SECOND = 30.0
 TELEGRAM_MESSAGES_PER_CHAT_PER_SECOND = 1.0
+TELEGRAM_MESSAGES_PER_GROUP_PER_SECOND = 20.0 / 60.0
 DISCORD_REQUESTS_PER_SECOND = 50.0
 
 # Float slack when comparing a ready time with a clock that was advanced to it.
@@ -82,11 +85,14 @@ class Limits:
     rate_per_second: float | None
     burst: int = 1
     per_chat_per_second: float | None = None
+    # For group chats, when lower than `per_chat_per_second` (needs that set too).
+    per_group_per_second: float | None = None
 
 
 TELEGRAM_LIMITS = Limits(
     TELEGRAM_MESSAGES_PER_SECOND,
     per_chat_per_second=TELEGRAM_MESSAGES_PER_CHAT_PER_SECOND,
+    per_group_per_second=TELEGRAM_MESSAGES_PER_GROUP_PER_SECOND,
 )
 DISCORD_LIMITS = Limits(DISCORD_REQUESTS_PER_SECOND)
 PLATFORM_LIMITS: dict[str, Limits] = {"telegram": TELEGRAM_LIMITS, "discord": DISCORD_LIMITS}
@@ -105,6 +111,10 @@ class _Item:
     @property
     def chat(self) -> ChatKey:
         return (self.address.platform, self.address.chat_id)
+
+    @property
+    def group(self) -> bool:
+        return not self.address.is_private
 
     @property
     def cost(self) -> float:
@@ -159,6 +169,8 @@ class _ChatLimiter:
     """
 
     rate: float
+    # Group chats, where the platform allows less (None: the same as any chat).
+    group_rate: float | None = None
     ready_at: dict[ChatKey, float] = field(default_factory=dict)
     parked: dict[ChatKey, list[_Entry]] = field(default_factory=dict)
     park_times: list[tuple[float, ChatKey]] = field(default_factory=list)
@@ -185,8 +197,9 @@ class _ChatLimiter:
     def earliest(self, now: float) -> float | None:
         return max(0.0, self.park_times[0][0] - now) if self.park_times else None
 
-    def take(self, chat: ChatKey, cost: float, now: float) -> None:
-        self.ready_at[chat] = now + cost / self.rate
+    def take(self, chat: ChatKey, cost: float, now: float, group: bool = False) -> None:
+        rate = self.group_rate if group and self.group_rate is not None else self.rate
+        self.ready_at[chat] = now + cost / rate
         if len(self.ready_at) > 1024:
             self._forget_idle(now)
 
@@ -222,6 +235,7 @@ class Outbox:
         rate_per_second: float | None,
         burst: int = 1,
         per_chat_per_second: float | None = None,
+        per_group_per_second: float | None = None,
         now: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -229,6 +243,8 @@ class Outbox:
             raise ValueError("rate_per_second must be positive, or None for no limit")
         if per_chat_per_second is not None and per_chat_per_second <= 0:
             raise ValueError("per_chat_per_second must be positive, or None for no limit")
+        if per_group_per_second is not None and per_group_per_second <= 0:
+            raise ValueError("per_group_per_second must be positive, or None for no limit")
         if burst < 1:
             raise ValueError("burst must be at least 1")
         self._sender = sender
@@ -239,7 +255,11 @@ class Outbox:
             if rate_per_second is None
             else _TokenBucket(rate_per_second, float(burst), float(burst), now())
         )
-        self._chats = None if per_chat_per_second is None else _ChatLimiter(per_chat_per_second)
+        self._chats = (
+            None
+            if per_chat_per_second is None
+            else _ChatLimiter(per_chat_per_second, per_group_per_second)
+        )
         self._heap: list[_Entry] = []
         self._sequence = itertools.count()
         self._queued = 0  # items in the heap or parked, not yet taken by the worker
@@ -266,6 +286,7 @@ class Outbox:
             rate_per_second=limits.rate_per_second,
             burst=limits.burst,
             per_chat_per_second=limits.per_chat_per_second,
+            per_group_per_second=limits.per_group_per_second,
             now=now,
             sleep=sleep,
         )
@@ -347,7 +368,7 @@ class Outbox:
         if self._bucket is not None:
             self._bucket.take(item.cost, now)
         if self._chats is not None:
-            self._chats.take(item.chat, item.cost, now)
+            self._chats.take(item.chat, item.cost, now, item.group)
         try:
             await self._sender.send(item.address, item.messages)
         except asyncio.CancelledError:

@@ -30,6 +30,8 @@ _PURGE = "purge"
 class Retention:
     journal: timedelta
     events: timedelta
+    # Unsaved answers of a group reflection, counted from the end of the session.
+    reflection_answers: timedelta = timedelta(days=7)
 
 
 class DispatchScheduler:
@@ -101,14 +103,22 @@ class DispatchScheduler:
         )
 
     async def purge(self) -> None:
-        """Delete journal rows and processed event ids past their retention."""
+        """Delete journal rows, processed event ids and reflection answers past their
+        retention."""
         if self._retention is None or self._clock is None:
             return
         try:
+            now = self._clock.now()
             journal, events = await self._store.purge(
-                self._clock.now(), self._retention.journal, self._retention.events
+                now, self._retention.journal, self._retention.events
             )
-            log.info("retention purge journal=%d events=%d", journal, events)
+            answers = await self._store.purge_reflections(now, self._retention.reflection_answers)
+            log.info(
+                "retention purge journal=%d events=%d reflection_answers=%d",
+                journal,
+                events,
+                answers,
+            )
         except Exception:
             log.exception("retention purge failed")
 

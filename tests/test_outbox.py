@@ -413,6 +413,28 @@ async def test_platform_defaults() -> None:
     await discord.close()
 
 
+async def test_telegram_groups_get_at_most_20_messages_a_minute() -> None:
+    # A reflection's posts to one group (step announcements, anonymous shares) next to
+    # a private chat, which keeps its own 1/s.
+    time = FakeTime()
+    sender = RecordingSender(time)
+    outbox = Outbox.for_platform(sender, "telegram", now=time.now, sleep=time.sleep)
+    await outbox.start()
+    group = Address("telegram", "", "-100123", is_private=False)
+    posts = [
+        asyncio.create_task(outbox.scheduled.send(group, msg(f"post {n}"))) for n in range(45)
+    ]
+    private = [spawn(outbox, Priority.SCHEDULED, "one", str(n)) for n in range(3)]
+    await finish(asyncio.gather(*posts, *private))
+    times = sender.times("-100123")
+    assert len(times) == 45
+    # In every 60-second window, at most 20 posts.
+    assert max(sum(1 for t in times if start <= t < start + 60) for start in times) == 20
+    assert times[-1] == pytest.approx(44 * 3.0, abs=0.05)
+    assert sender.times("one") == pytest.approx([0.0, 1.0, 2.0], abs=0.05)
+    await outbox.close()
+
+
 async def ask_for_a_followup(chat: Chat, clock: ManualClock) -> None:
     await chat.command("pause")
     for label in ("Done", "7", "Silence", "Reach out more", "It fits"):
