@@ -186,7 +186,8 @@ def content_check(
     flows = len(content.flows)
     steps = sum(len(f.steps) for f in content.flows.values())
     typer.echo(
-        f"content ok: {flows} flows, {steps} steps, {len(content.commands.commands)} commands"
+        f"content ok: {flows} flows, {steps} steps, {len(content.commands.commands)} commands,"
+        f" {len(content.reflections)} reflections"
     )
 
 

@@ -52,11 +52,15 @@ class Reflection(_Strict):
     title: str = Field(min_length=1, max_length=60)
     summary: str = Field(min_length=1, max_length=100)
     intro: str = Field(min_length=1, max_length=1000)
-    steps: tuple[ReflectionStep, ...] = Field(min_length=1, max_length=10)
+    # Counted in the validator below, not with min_length: pydantic would also report
+    # "too short" for a list whose only step has an error of its own.
+    steps: tuple[ReflectionStep, ...]
     closing: str = Field(min_length=1, max_length=1000)
 
     @model_validator(mode="after")
     def _unique_steps(self) -> Reflection:
+        if not 1 <= len(self.steps) <= 10:
+            raise ValueError("a reflection has 1 to 10 steps")
         ids = [s.id for s in self.steps]
         if len(ids) != len(set(ids)):
             raise ValueError("step ids must be unique within the reflection")

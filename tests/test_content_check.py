@@ -132,3 +132,53 @@ def test_yes_and_no_stay_strings(tmp_path: Path) -> None:
     fits = content.flows["pause"].step("fits")
     assert fits is not None
     assert [o.id for o in fits.options] == ["yes", "no"]  # type: ignore[union-attr]
+
+
+def test_reflection_errors_name_the_file_and_line(tmp_path: Path) -> None:
+    content_dir = _content_with(tmp_path)
+    broken = content_dir / "reflections" / "broken.yaml"
+    broken.write_text(
+        "id: broken\n"
+        "title: A broken one\n"
+        "summary: For the test.\n"
+        "intro: Hello.\n"
+        "steps:\n"
+        "  - id: one\n"
+        "    group_text: Step one\n"
+        "    prompt: Pick.\n"
+        "    kind: choice\n"
+        "    options:\n"
+        "      - id: only\n"
+        "        label: The only option\n"
+        "        tally: sideways\n"
+        "closing: Bye.\n",
+        encoding="utf-8",
+    )
+    (content_dir / "reflections" / "misnamed.yaml").write_text(
+        (content_dir / "reflections" / "noticing.yaml").read_text(encoding="utf-8"),
+        encoding="utf-8",
+    )
+    content, errors = check_content(content_dir)
+    assert content is None
+    found = {(e.file.name, e.line, e.message.split(":")[0]) for e in errors}
+    # The bad tally, and an id that is not the file name; nothing else.
+    assert found == {
+        ("broken.yaml", 13, "steps.0.options.0.tally"),
+        ("misnamed.yaml", 3, "reflection id 'noticing' must match the file name 'misnamed'"),
+    }
+
+
+def test_a_choice_step_with_one_option_is_reported_at_the_step(tmp_path: Path) -> None:
+    content_dir = _content_with(tmp_path)
+    path = content_dir / "reflections" / "noticing.yaml"
+    text = path.read_text(encoding="utf-8")
+    # Keep only the first option of the first step.
+    start = text.index("      - id: space")
+    end = text.index("  - id: alarm")
+    path.write_text(text[:start] + text[end:], encoding="utf-8")
+    content, errors = check_content(content_dir)
+    assert content is None
+    [error] = errors
+    first_step_line = text[: text.index("  - id: move")].count("\n") + 1
+    assert (error.file.name, error.line) == ("noticing.yaml", first_step_line)
+    assert "a choice step needs 2 to 5 options" in error.message
