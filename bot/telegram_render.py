@@ -54,12 +54,24 @@ def deep_link(bot_username: str, payload: str = DEEP_LINK_PAYLOAD) -> str:
     return f"https://t.me/{bot_username}?start={payload}"
 
 
-def keyboard(choices: Sequence[Choice]) -> InlineKeyboardMarkup | None:
+def keyboard(
+    choices: Sequence[Choice], *, private: bool = True, bot_username: str | None = None
+) -> InlineKeyboardMarkup | None:
     usable = []
     for choice in choices:
+        if choice.start_payload and bot_username and not private:
+            # A press in a group cannot be answered privately (a bot cannot write
+            # first to someone): the button opens the private chat instead, and the
+            # guide receives `/start <start_payload>` there. In a private chat the
+            # ordinary button works and needs no detour.
+            usable.append(
+                InlineKeyboardButton(
+                    choice.label, url=deep_link(bot_username, choice.start_payload)
+                )
+            )
         # Content check proves payloads fit; a button Telegram would refuse would cost
         # the whole message, so it is dropped (typing the answer still works).
-        if fits_callback_data(choice.id):
+        elif fits_callback_data(choice.id):
             usable.append(InlineKeyboardButton(choice.label, callback_data=choice.id))
         else:
             log.warning("button dropped: callback data over 64 bytes")
@@ -90,7 +102,7 @@ def render(messages: Sequence[Outbound], *, private: bool, bot_username: str | N
                 noticed = True
             continue
         pieces = split_text(message.text)
-        markup = keyboard(message.choices)
+        markup = keyboard(message.choices, private=private, bot_username=bot_username)
         if markup is not None and not pieces:
             pieces = ["…"]  # buttons need a message to sit on
         for index, piece in enumerate(pieces):

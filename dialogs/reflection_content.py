@@ -131,3 +131,5 @@ class ReflectionCopy(_Strict):
     followup_declined: str = _Copy
     too_long: str = _Copy
     empty_answer: str = _Copy
+    # Telegram: an admin posting as the group cannot be told apart from other admins.
+    anonymous_admin: str = _Copy

@@ -237,9 +237,7 @@ class ReflectionRows:
         )
         order = ReflectionSessionRow.id.desc() if newest_first else ReflectionSessionRow.id
         rows = await self._session.execute(query.order_by(order))
-        return [
-            _session_of(row, UserKey(platform, user_id)) for row, platform, user_id in rows
-        ]
+        return [_session_of(row, UserKey(platform, user_id)) for row, platform, user_id in rows]
 
     async def _answers(self, *where: Any, with_text: bool) -> list[ReflectionAnswer]:
         rows = await self._session.execute(

@@ -421,9 +421,7 @@ async def test_telegram_groups_get_at_most_20_messages_a_minute() -> None:
     outbox = Outbox.for_platform(sender, "telegram", now=time.now, sleep=time.sleep)
     await outbox.start()
     group = Address("telegram", "", "-100123", is_private=False)
-    posts = [
-        asyncio.create_task(outbox.scheduled.send(group, msg(f"post {n}"))) for n in range(45)
-    ]
+    posts = [asyncio.create_task(outbox.scheduled.send(group, msg(f"post {n}"))) for n in range(45)]
     private = [spawn(outbox, Priority.SCHEDULED, "one", str(n)) for n in range(3)]
     await finish(asyncio.gather(*posts, *private))
     times = sender.times("-100123")

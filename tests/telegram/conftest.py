@@ -119,6 +119,7 @@ async def start_harness(
     # The fake has no flood limits of its own unless a test injects them.
     monkeypatch.setenv("PAUSECHECK_TELEGRAM_RATE", "1000")
     monkeypatch.setenv("PAUSECHECK_TELEGRAM_RATE_PER_CHAT", "1000")
+    monkeypatch.setenv("PAUSECHECK_TELEGRAM_GROUP_MESSAGES_PER_MINUTE", "60000")
     settings = Settings(_env_file=None).model_copy(update=overrides)
     # Midday, so a follow-up asked for "in 20 minutes" is not moved past quiet hours.
     clock = ManualClock(datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0))

@@ -6,8 +6,9 @@ messages (with edits applied, as the person would see them), records every call,
 hands out queued updates through long polling (`getUpdates` honours `offset` and
 holds the request until an update arrives or `timeout` passes).
 
-Faults can be injected: an HTTP status (429 with `retry_after`, 5xx), a slow answer, a
-dropped connection, and 403 "bot was blocked by the user" for chosen chats.
+`getChatMember` answers from `owners` and `admins` (per group; everyone else is a
+member). Faults can be injected: an HTTP status (429 with `retry_after`, 5xx), a slow
+answer, a dropped connection, and 403 "bot was blocked by the user" for chosen chats.
 
 It also serves the benchmark, in a process of its own, so it depends on nothing in
 the project.
@@ -37,6 +38,21 @@ _JSON_FIELDS = frozenset(
     {"reply_markup", "commands", "allowed_updates", "scope", "entities", "reply_parameters"}
 )
 _INT_FIELDS = frozenset({"chat_id", "message_id", "offset", "limit", "timeout", "user_id"})
+# An administrator's rights, all required in getChatMember's answer (all False here).
+_RIGHTS = (
+    "can_be_edited",
+    "is_anonymous",
+    "can_manage_chat",
+    "can_delete_messages",
+    "can_manage_video_chats",
+    "can_restrict_members",
+    "can_promote_members",
+    "can_change_info",
+    "can_invite_users",
+    "can_post_stories",
+    "can_edit_stories",
+    "can_delete_stories",
+)
 # Methods a catch-all fault leaves alone: polling keeps working through a send storm.
 _HOUSEKEEPING = frozenset({"getUpdates", "getMe", "deleteWebhook", "setWebhook"})
 
@@ -90,6 +106,10 @@ class FakeBotAPI:
     faults: list[Fault] = field(default_factory=list)
     webhook_url: str = ""
     commands: list[dict[str, Any]] = field(default_factory=list)
+    # getChatMember: who owns and who administers each group (chat id -> user ids);
+    # everyone else is a plain member.
+    owners: dict[int, int] = field(default_factory=dict)
+    admins: dict[int, set[int]] = field(default_factory=dict)
     # Called with each successful call (the benchmark's simulated people react to it).
     on_call: Callable[[Call, Any], None] | None = None
     # Message dates, in Unix seconds: tests point this at their manual clock.
@@ -358,6 +378,19 @@ class FakeBotAPI:
     async def _api_setMyCommands(self, params: dict[str, Any]) -> Any:
         self.commands = list(params.get("commands", []))
         return True
+
+    async def _api_getChatMember(self, params: dict[str, Any]) -> Any:
+        chat_id, user_id = params.get("chat_id"), params.get("user_id")
+        if not isinstance(chat_id, int) or not isinstance(user_id, int):
+            raise _ApiError(400, "Bad Request: chat_id and user_id are required")
+        if chat_id > 0:
+            raise _ApiError(400, "Bad Request: chat member status can't be fetched here")
+        user = self.user(user_id)
+        if self.owners.get(chat_id) == user_id:
+            return {"status": "creator", "user": user, "is_anonymous": False}
+        if user_id in self.admins.get(chat_id, set()):
+            return {"status": "administrator", "user": user, **dict.fromkeys(_RIGHTS, False)}
+        return {"status": "member", "user": user}
 
     async def _api_sendChatAction(self, params: dict[str, Any]) -> Any:
         return True
