@@ -7,10 +7,15 @@ adapter over the engine.
   person who asked sees it, whatever the flow is about.
 - Free text is accepted in DMs, where the bot may read message content without the
   privileged intent. Its replies, like check-ins, go out by DM through `send`.
-- `send` (the outbox's way out, for follow-ups and DM replies) always writes to the
-  person's DMs, never to a channel: a check-in is personal. Closed DMs raise
-  `RecipientUnreachable`; the next time the person uses a command in a server, they
-  are told once how to open their DMs again.
+- `send` (the outbox's way out, for follow-ups and DM replies) writes to the person's
+  DMs: a check-in is personal. Closed DMs raise `RecipientUnreachable`; the next time
+  the person uses a command in a server, they are told once how to open their DMs
+  again. The one exception is a group reflection: a message whose `Outbound.to` is a
+  group address is posted in that channel (or its thread) for everyone, and only
+  those messages are; see `bot.discord_reflection`.
+- Messages the engine addresses elsewhere (`Outbound.to`: group posts, prompts to each
+  participant) go out after the reply, each run on its own and best effort: one
+  participant with closed DMs stops neither the others nor the reply.
 
 Nothing about a conversation is kept here: every event goes to the engine, and
 buttons are matched by pattern (see `bot.discord_client`).
@@ -23,6 +28,7 @@ import contextlib
 import io
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -31,12 +37,16 @@ import discord
 from bot.app import Guide, SetupError
 from bot.config import Settings
 from bot.console import parse_line
-from bot.discord_client import GuideClient, choice_view, is_dm
+from bot.discord_client import GuideClient, choice_view, group_view, is_dm
 from bot.discord_commands import build_commands
+from bot.discord_reflection import is_facilitator, moved_to_thread, open_thread
 from bot.discord_render import Part, parts
 from dialogs.clock import Clock, SystemClock
+from dialogs.commands import Action
 from dialogs.dispatcher import NotSent, RecipientUnreachable, Sender
 from dialogs.events import Address, Command, Inbound, Outbound
+from dialogs.reflection import is_reflection_payload
+from dialogs.routing import Run, by_destination
 from dialogs.store import UserKey
 from dialogs.user_ref import user_ref
 
@@ -150,14 +160,42 @@ class DiscordAdapter:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await connection
 
-    # ------------------------------------------------------------- sending by DM
+    # ------------------------------------------------------------- sending
 
     async def send(self, address: Address, messages: Sequence[Outbound]) -> None:
         """Deliver to the person's DMs (follow-ups, and replies to what they wrote in
-        DMs). Raises `RecipientUnreachable` when Discord will not let us."""
+        DMs), or, for a group address, post in that channel. A message's own `to`
+        wins over `address`. Raises `RecipientUnreachable` when Discord will not let
+        us write to the person; messages for other addresses are best effort."""
+        client = self._running_client()
+        for destination, run in _runs(address, messages):
+            if destination == address:
+                await self._send_run(client, destination, run)
+                continue
+            try:
+                await self._send_run(client, destination, run)
+            except NotSent:
+                raise
+            except Exception as exc:
+                _not_delivered(destination, exc)
+
+    def _running_client(self) -> GuideClient:
         client = self._client
         if client is None or client.is_closed():
             raise NotSent("the Discord client is not running")
+        return client
+
+    async def _send_run(
+        self, client: GuideClient, destination: Address, run: Sequence[Outbound]
+    ) -> None:
+        if destination.is_private:
+            await self._send_dm(client, destination, run)
+        else:
+            await self._post(client, destination, run)
+
+    async def _send_dm(
+        self, client: GuideClient, address: Address, messages: Sequence[Outbound]
+    ) -> None:
         owner = int(address.user_id)
         try:
             channel = await client.create_dm(discord.Object(id=owner))
@@ -172,6 +210,51 @@ class DiscordAdapter:
             # The account is gone (unknown user or channel): as unreachable as it gets.
             raise RecipientUnreachable(f"code {exc.code}") from exc
 
+    async def _post(
+        self, client: GuideClient, address: Address, messages: Sequence[Outbound]
+    ) -> str:
+        """Post for everyone in a channel (a group reflection). A message that asks
+        for a thread gets one, and what follows goes there. Returns the id of the
+        channel or thread posted in last."""
+        channel = await _channel(client, int(address.chat_id))
+        where = address.chat_id
+        for message in messages:
+            sent: discord.Message | None = None
+            for part in parts(message):
+                sent = await channel.send(**_message_kwargs(part, None))
+            if message.thread is None or sent is None:
+                continue
+            thread = await open_thread(channel, sent, message.thread)
+            if thread is None:
+                continue
+            if await self._guide.engine.move_reflection(NAME, where, str(thread.id)):
+                channel, where = thread, str(thread.id)
+            else:
+                log.info("a thread was opened for a reflection no longer running")
+        return where
+
+    async def deliver(self, runs: Sequence[Run]) -> None:
+        """The messages for other addresses, after an interaction or a DM: each run
+        through the outbox, best effort. The run that opens a thread is posted here
+        directly (the thread starts from the posted message, which the outbox does
+        not hand back), and the runs after it for the same channel go to the thread."""
+        moved: dict[str, str] = {}
+        for destination, run in runs:
+            if not destination.is_private and destination.chat_id in moved:
+                destination = replace(destination, chat_id=moved[destination.chat_id])
+                run = [replace(m, to=destination) for m in run]
+            try:
+                if not destination.is_private and any(m.thread for m in run):
+                    where = await self._post(self._running_client(), destination, run)
+                    if where != destination.chat_id:
+                        moved[destination.chat_id] = where
+                else:
+                    await self._interactive().send(destination, run)
+            except NotSent:
+                raise
+            except Exception as exc:
+                _not_delivered(destination, exc)
+
     def _interactive(self) -> Sender:
         outbox = self._guide.outboxes.get(NAME)
         return outbox.interactive if outbox is not None else self
@@ -183,12 +266,7 @@ class DiscordAdapter:
         # Acknowledge first: the engine may take longer than Discord's 3 seconds.
         await interaction.response.defer(ephemeral=not dm, thinking=True)
         replies = await self._handle(interaction, dm, command=command)
-        if not replies:
-            # A redelivered event: nothing to say, so take away the "thinking" line.
-            with contextlib.suppress(discord.HTTPException):
-                await interaction.delete_original_response()
-            return
-        await self._reply(interaction, replies, ephemeral=not dm)
+        await self._answer(interaction, replies, ephemeral=not dm, deferred=True)
 
     async def on_choice(self, interaction: discord.Interaction, choice_id: str) -> None:
         dm = is_dm(interaction)
@@ -196,7 +274,15 @@ class DiscordAdapter:
         # choice is made once (a stale press would only be answered kindly anyway).
         await interaction.response.edit_message(view=None)
         replies = await self._handle(interaction, dm, choice=choice_id)
-        await self._reply(interaction, replies, ephemeral=not dm)
+        await self._answer(interaction, replies, ephemeral=not dm, deferred=False)
+
+    async def on_group_choice(self, interaction: discord.Interaction, choice_id: str) -> None:
+        """A button on a post the whole channel sees (Join): the press is answered
+        for the presser alone, and the post keeps its buttons for everyone else."""
+        dm = is_dm(interaction)
+        await interaction.response.defer(ephemeral=not dm, thinking=True)
+        replies = await self._handle(interaction, dm, choice=choice_id)
+        await self._answer(interaction, replies, ephemeral=not dm, deferred=True)
 
     async def on_foreign_press(self, interaction: discord.Interaction) -> None:
         log.info("button pressed by someone it was not for user=%s", _who(interaction.user))
@@ -220,12 +306,13 @@ class DiscordAdapter:
         else:
             inbound = Inbound(address, str(message.id), at, text=text)
         replies = await self._guide.engine.handle(inbound)
-        if not replies:
-            return
-        try:
-            await self._interactive().send(address, replies)
-        except Exception:
-            log.warning("DM reply not delivered user=%s", _who(message.author), exc_info=True)
+        here, elsewhere = by_destination(replies)
+        if here:
+            try:
+                await self._interactive().send(address, here)
+            except Exception:
+                log.warning("DM reply not delivered user=%s", _who(message.author), exc_info=True)
+        await self.deliver(elsewhere)
 
     # ------------------------------------------------------------- the engine
 
@@ -237,15 +324,29 @@ class DiscordAdapter:
         command: Command | None = None,
         choice: str | None = None,
     ) -> list[Outbound]:
-        address = Address(
-            NAME, str(interaction.user.id), str(interaction.channel_id), is_private=dm
-        )
+        chat = str(interaction.channel_id)
+        if not dm and self._about_reflection(command, choice):
+            chat = await moved_to_thread(interaction, self._guide.store, NAME) or chat
+        address = Address(NAME, str(interaction.user.id), chat, is_private=dm)
         # Read before the engine runs: writing to the guide clears the mark.
         notice = [] if dm else await self._dms_closed_notice(address)
         inbound = Inbound(
-            address, str(interaction.id), self._clock.now(), command=command, choice=choice
+            address,
+            str(interaction.id),
+            self._clock.now(),
+            command=command,
+            choice=choice,
+            facilitator=(
+                not dm and is_facilitator(interaction, self._settings.discord_facilitator_role)
+            ),
         )
         return [*notice, *await self._guide.engine.handle(inbound)]
+
+    def _about_reflection(self, command: Command | None, choice: str | None) -> bool:
+        if choice is not None:
+            return is_reflection_payload(choice) or choice.startswith("/reflect ")
+        spec = self._guide.content.commands.get(command.name) if command is not None else None
+        return spec is not None and spec.action is Action.REFLECT
 
     async def _dms_closed_notice(self, address: Address) -> list[Outbound]:
         async with self._guide.store.session() as session:
@@ -253,6 +354,25 @@ class DiscordAdapter:
         if profile.unreachable_at is None:
             return []
         return [Outbound(self._guide.content.copy.discord_dms_closed, private_only=True)]
+
+    async def _answer(
+        self,
+        interaction: discord.Interaction,
+        replies: Sequence[Outbound],
+        *,
+        ephemeral: bool,
+        deferred: bool,
+    ) -> None:
+        """The reply to the person who acted, then what goes elsewhere."""
+        here, elsewhere = by_destination(replies)
+        if here:
+            await self._reply(interaction, here, ephemeral=ephemeral)
+        elif deferred:
+            # Nothing to say to them (a redelivered event, or only posts elsewhere):
+            # take away the "thinking" line.
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.delete_original_response()
+        await self.deliver(elsewhere)
 
     async def _reply(
         self, interaction: discord.Interaction, replies: Sequence[Outbound], *, ephemeral: bool
@@ -268,12 +388,15 @@ class DiscordAdapter:
             log.warning("reply not delivered user=%s", _who(interaction.user), exc_info=True)
 
 
-def _message_kwargs(part: Part, owner: int) -> dict[str, Any]:
+def _message_kwargs(part: Part, owner: int | None) -> dict[str, Any]:
     """Keyword arguments for `Messageable.send` and `Webhook.send` alike (both treat
-    a missing argument differently from None, so only what is there is passed)."""
+    a missing argument differently from None, so only what is there is passed).
+    `owner` is the person the buttons are for; None for a post anyone may press."""
     kwargs: dict[str, Any] = {"content": part.content}
     if part.choices:
-        kwargs["view"] = choice_view(owner, part.choices)
+        kwargs["view"] = (
+            group_view(part.choices) if owner is None else choice_view(owner, part.choices)
+        )
     if part.attachment is not None:
         data = io.BytesIO(part.attachment.data)
         kwargs["file"] = discord.File(data, filename=part.attachment.filename)
@@ -281,6 +404,42 @@ def _message_kwargs(part: Part, owner: int) -> dict[str, Any]:
         # Discord shows a picture from a URL only; there is no local file to upload.
         kwargs["embed"] = discord.Embed().set_image(url=part.image)
     return kwargs
+
+
+def _runs(address: Address, messages: Sequence[Outbound]) -> list[Run]:
+    """Consecutive messages for one destination, a message's `to` winning over
+    `address`, in order."""
+    runs: list[Run] = []
+    for message in messages:
+        destination = message.to or address
+        if runs and runs[-1][0] == destination:
+            runs[-1][1].append(message)
+        else:
+            runs.append((destination, [message]))
+    return runs
+
+
+async def _channel(client: GuideClient, channel_id: int) -> discord.abc.Messageable:
+    channel = client.get_channel(channel_id) or await client.fetch_channel(channel_id)
+    if not isinstance(channel, discord.abc.Messageable):
+        raise LookupError(f"channel {channel_id} takes no messages")
+    return channel
+
+
+def _not_delivered(destination: Address, exc: Exception) -> None:
+    if destination.is_private:
+        log.info(
+            "not delivered to a participant user=%s error=%s",
+            user_ref(NAME, destination.user_id),
+            type(exc).__name__,
+        )
+    else:
+        log.warning(
+            "not posted in a group channel=%s error=%s",
+            destination.chat_id,
+            type(exc).__name__,
+            exc_info=not isinstance(exc, discord.HTTPException),
+        )
 
 
 def _connection_ended(task: asyncio.Task[None]) -> None:

@@ -1,10 +1,14 @@
 """The discord.py side of the Discord adapter: the client, its slash command tree and
 the choice buttons.
 
-Buttons are a `DynamicItem` registered on the client at every start, so a button on any
+Buttons are `DynamicItem`s registered on the client at every start, so a button on any
 message the guide ever sent (before a restart, or weeks ago) is dispatched by pattern:
-nothing about a sent message is kept in memory. A button's custom_id names the person
-the message was for, so nobody else can press it on their behalf.
+nothing about a sent message is kept in memory. Two kinds:
+
+- `pc:<user id>:<choice>` on a message for one person: the custom_id names that
+  person, so nobody else can press it on their behalf;
+- `pg:<choice>` on a post for a whole channel (a group reflection's Join): anyone who
+  sees it may press it, and the press is theirs.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ log = logging.getLogger(__name__)
 # Choice.id (at most 64 bytes, the engine's payload limit) is at most 88.
 MAX_CUSTOM_ID = 100
 CUSTOM_ID_TEMPLATE = r"pc:(?P<user>[0-9]{1,20}):(?P<choice>.+)"
+GROUP_ID_TEMPLATE = r"pg:(?P<choice>.+)"
 
 
 class GuideHandler(Protocol):
@@ -34,6 +39,8 @@ class GuideHandler(Protocol):
     async def on_command(self, interaction: discord.Interaction, command: Command) -> None: ...
 
     async def on_choice(self, interaction: discord.Interaction, choice_id: str) -> None: ...
+
+    async def on_group_choice(self, interaction: discord.Interaction, choice_id: str) -> None: ...
 
     async def on_foreign_press(self, interaction: discord.Interaction) -> None: ...
 
@@ -86,6 +93,46 @@ class ChoiceButton(
             await handler.on_choice(interaction, self.choice_id)
 
 
+def group_custom_id(choice_id: str) -> str:
+    value = f"pg:{choice_id}"
+    if len(value) > MAX_CUSTOM_ID or not re.fullmatch(GROUP_ID_TEMPLATE, value):
+        raise ValueError(f"choice id does not fit a Discord custom_id: {choice_id!r}")
+    return value
+
+
+class GroupButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=GROUP_ID_TEMPLATE
+):
+    """A button on a post everyone in a channel sees: whoever presses it is answered,
+    privately, as themselves."""
+
+    def __init__(self, choice_id: str, label: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=button_label(label),
+                style=discord.ButtonStyle.primary,
+                custom_id=group_custom_id(choice_id),
+            )
+        )
+        self.choice_id = choice_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction,
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> GroupButton:
+        label = getattr(item, "label", None) or "…"
+        return cls(match["choice"], label)
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        handler = _handler(interaction)
+        if handler is not None:
+            await handler.on_group_choice(interaction, self.choice_id)
+
+
 def _handler(interaction: discord.Interaction) -> GuideHandler | None:
     client = interaction.client
     return client.handler if isinstance(client, GuideClient) else None
@@ -104,6 +151,17 @@ def choice_view(owner_id: int, choices: Sequence[Choice]) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     for choice in choices[:MAX_BUTTONS]:
         view.add_item(ChoiceButton(owner_id, choice.id, choice.label))
+    view.stop()
+    return view
+
+
+def group_view(choices: Sequence[Choice]) -> discord.ui.View:
+    """The buttons of a post for a whole channel; rendering only, as `choice_view`."""
+    if len(choices) > MAX_BUTTONS:
+        log.warning("only the first %d of %d buttons fit a message", MAX_BUTTONS, len(choices))
+    view = discord.ui.View(timeout=None)
+    for choice in choices[:MAX_BUTTONS]:
+        view.add_item(GroupButton(choice.id, choice.label))
     view.stop()
     return view
 
@@ -141,7 +199,7 @@ class GuideClient(discord.Client):
     async def setup_hook(self) -> None:
         # Runs inside login, before the gateway connects: every button the guide ever
         # sent works again from the first interaction on.
-        self.add_dynamic_items(ChoiceButton)
+        self.add_dynamic_items(ChoiceButton, GroupButton)
         if self._guild_id is not None:
             guild = discord.Object(id=self._guild_id)
             # A guild's commands update at once; global ones can take a while to appear.

@@ -1,0 +1,90 @@
+"""What a group reflection needs from Discord: who may facilitate, and a thread.
+
+- A facilitator (`Inbound.facilitator`) is a member with Manage Server or Manage
+  Messages in the channel where they act, or with the role set in
+  `PAUSECHECK_DISCORD_FACILITATOR_ROLE`. Discord resolves the member's permissions for
+  that channel in the interaction itself, so nothing is fetched.
+- The opening post (`Outbound.thread`) gets a public thread of its own, where the
+  rest of the reflection is posted, so the channel keeps one message about it. A
+  channel where the bot may not open threads keeps getting the posts instead.
+- Once moved, the reflection belongs to the thread, but people still act from the
+  channel (the Join post and the facilitator's panel are there, and `/reflect end`
+  is naturally typed there). Such a reflection event from the channel is handed to
+  the engine as from the thread (`moved_to_thread`), so it finds the reflection.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+
+from dialogs.store import Store
+
+log = logging.getLogger(__name__)
+
+# Discord's limit for a thread's name.
+MAX_THREAD_NAME = 100
+
+
+def is_facilitator(interaction: discord.Interaction, role_id: int | None) -> bool:
+    """Whether the person acting may run a group reflection in this channel."""
+    if interaction.guild_id is None:
+        return False
+    permissions = interaction.permissions
+    if permissions.administrator or permissions.manage_guild or permissions.manage_messages:
+        return True
+    member = interaction.user
+    return (
+        role_id is not None
+        and isinstance(member, discord.Member)
+        and any(role.id == role_id for role in member.roles)
+    )
+
+
+def thread_name(name: str) -> str:
+    name = " ".join(name.split()) or "Reflection"
+    return name if len(name) <= MAX_THREAD_NAME else name[: MAX_THREAD_NAME - 1] + "…"
+
+
+async def open_thread(
+    channel: discord.abc.Messageable, message: discord.Message, name: str
+) -> discord.Thread | None:
+    """A public thread started from `message`, or None where there can be none (the
+    post is already in a thread, or the bot may not create threads there)."""
+    if not isinstance(channel, discord.TextChannel):
+        return None
+    try:
+        return await message.create_thread(name=thread_name(name))
+    except discord.HTTPException as exc:
+        log.warning(
+            "could not open a thread; posting in the channel instead channel=%s status=%s code=%s",
+            channel.id,
+            exc.status,
+            exc.code,
+        )
+        return None
+
+
+async def moved_to_thread(
+    interaction: discord.Interaction, store: Store, platform: str
+) -> str | None:
+    """The id of the bot's thread in this channel where a reflection is now open, if
+    the interaction comes from the channel it started in."""
+    channel = interaction.channel
+    bot = interaction.client.user
+    if not isinstance(channel, discord.TextChannel) or bot is None:
+        return None
+    # Newest first: a channel may keep older reflections' threads.
+    threads = sorted(
+        (t for t in channel.threads if t.owner_id == bot.id), key=lambda t: t.id, reverse=True
+    )
+    if not threads:
+        return None
+    async with store.session() as session:
+        if await session.open_reflection_in(platform, str(channel.id)) is not None:
+            return None
+        for thread in threads:
+            if await session.open_reflection_in(platform, str(thread.id)) is not None:
+                return str(thread.id)
+    return None
