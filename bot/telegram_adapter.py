@@ -4,7 +4,9 @@ Updates become `Inbound` events (`bot.telegram_updates`), the engine's replies g
 through the guide's outbox (interactive lane, ahead of check-in waves), and the outbox
 calls `send`, which renders them (`bot.telegram_render`) and makes the Bot API calls
 with retries (`bot.telegram_retry`). The adapter keeps no conversation state: only the
-bot's own id and username, from getMe at start.
+bot's own id and username, from getMe at start. A group reflection's posts and private
+prompts (`Outbound.to`) go to their own chats, and whether someone is a group admin
+(`Inbound.facilitator`) comes from getChatMember (`bot.telegram_reflection`).
 
 Long polling by default; a webhook when `PAUSECHECK_TELEGRAM_WEBHOOK_URL` is set, with
 Telegram's secret token checked on every request (PTB's webhook server refuses a
@@ -17,6 +19,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,6 +37,13 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, TypeHa
 from bot.app import Guide, SetupError
 from bot.config import Settings
 from bot.telegram_processor import PerPersonProcessor
+from bot.telegram_reflection import (
+    anonymous_reflect,
+    is_chat_admin,
+    needs_facilitator_check,
+    refusal_toast,
+    send_runs,
+)
 from bot.telegram_render import Post, is_private_chat, render
 from bot.telegram_retry import RetryPolicy, with_retries
 from bot.telegram_text import first_sentence, with_choice
@@ -47,6 +57,7 @@ from bot.telegram_updates import (
 from dialogs.clock import Clock, SystemClock
 from dialogs.dispatcher import NotSent, RecipientUnreachable
 from dialogs.events import Address, Inbound, Outbound
+from dialogs.routing import by_destination
 from dialogs.user_ref import user_ref
 
 log = logging.getLogger(__name__)
@@ -92,6 +103,11 @@ class TelegramAdapter:
         self._application: _App | None = None
         self._me: BotIdentity | None = None
         self._known_commands = frozenset(c.name for c in guide.content.commands.commands)
+
+    @property
+    def _not_facilitator(self) -> str | None:
+        rcopy = self._guide.content.reflection_copy
+        return rcopy.not_facilitator if rcopy is not None else None
 
     @property
     def identity(self) -> BotIdentity | None:
@@ -215,9 +231,23 @@ class TelegramAdapter:
     async def send(self, address: Address, messages: Sequence[Outbound]) -> None:
         """Deliver messages to one chat (the outbox calls this, one call at a time).
 
+        A message's `to`, when set, wins over `address` (a reflection's step timer
+        brings group posts and private prompts): those for other chats are delivered
+        best effort, after the ones for `address`.
+
         Raises `RecipientUnreachable` when Telegram says the person blocked the bot or
         the chat is gone, so the dispatcher stops planning for them.
         """
+        here = [m for m in messages if m.to is None or m.to == address]
+        _, elsewhere = by_destination([m for m in messages if m.to not in (None, address)])
+        try:
+            await self._deliver(address, here)
+        finally:
+            # Straight to the chats, one after another: this already runs in the
+            # outbox's worker, which must not wait on its own queue.
+            await send_runs(self._deliver, elsewhere, what="send", together=False)
+
+    async def _deliver(self, address: Address, messages: Sequence[Outbound]) -> None:
         private = is_private_chat(address)
         posts = render(
             messages, private=private, bot_username=self._me.username if self._me else None
@@ -271,8 +301,30 @@ class TelegramAdapter:
         )
 
     async def _reply(self, address: Address, replies: Sequence[Outbound]) -> None:
-        if replies:
-            await self._guide.outboxes[PLATFORM].interactive.send(address, replies)
+        here, elsewhere = by_destination(replies)
+        outbox = self._guide.outboxes[PLATFORM].interactive
+        if not elsewhere:
+            if here:
+                await outbox.send(address, here)
+            return
+        # A reflection's group posts and private prompts, best effort, queued before
+        # the reply, as the engine ordered them (the facilitator's panel comes after
+        # the step it controls). Only the reply's own failure reaches the caller.
+        reply = (address, here) if here else None
+        await send_runs(outbox.send, elsewhere, what="reply", reply=reply)
+
+    async def _with_facilitator(self, inbound: Inbound) -> Inbound:
+        """`Inbound.facilitator` for a `/reflect` command or a reflection button in a
+        group: whether the person is an admin there (getChatMember, only then)."""
+        if not needs_facilitator_check(inbound):
+            return inbound
+        admin = await is_chat_admin(
+            self._bot_app().bot,
+            int(inbound.address.chat_id),
+            int(inbound.address.user_id),
+            self._retry,
+        )
+        return replace(inbound, facilitator=admin)
 
     # ------------------------------------------------------------------ receiving
 
@@ -284,12 +336,24 @@ class TelegramAdapter:
             return
         inbound = message_inbound(update, self._me, self._known_commands)
         if inbound is None:
+            anonymous = anonymous_reflect(update, self._me)
+            if anonymous is not None:
+                await self._anonymous_note(anonymous)
             return
         try:
+            inbound = await self._with_facilitator(inbound)
             replies = await self._guide.engine.handle(inbound)
             await self._reply(inbound.address, replies)
         except Exception as exc:
             await self._failed(inbound, exc)
+
+    async def _anonymous_note(self, address: Address) -> None:
+        try:
+            copy = self._guide.content.reflection_copy
+            assert copy is not None
+            await self._reply(address, [Outbound(copy.anonymous_admin)])
+        except Exception as exc:
+            log.info("anonymous admin note not sent error=%s", type(exc).__name__)
 
     async def _on_callback(self, update: Update, query: CallbackQuery) -> None:
         copy = self._guide.content.copy
@@ -301,13 +365,16 @@ class TelegramAdapter:
             return
         answered = False
         try:
+            inbound = await self._with_facilitator(inbound)
             replies = await self._guide.engine.handle(inbound)
             texts = {reply.text for reply in replies}
-            if copy.stale_button in texts:
-                # Stale, replayed or forged: the engine changed nothing, and neither
-                # does the chat. A toast says so; the current question is still there.
+            refused = refusal_toast(inbound, replies, self._not_facilitator)
+            if copy.stale_button in texts or refused is not None:
+                # Stale, replayed or forged, or a reflection button pressed by someone
+                # who may not: the engine changed nothing, and neither does the chat.
+                # A toast says so; the question or the panel is still there.
                 answered = True
-                await self._answer(query, stale_toast)
+                await self._answer(query, refused or stale_toast)
                 return
             accepted = bool(replies) and copy.error_apology not in texts
             answered = True
