@@ -9,6 +9,14 @@ Telegram's 30 messages/s cap). The baseline, in the same run against the same fa
 a bare echo bot on the same python-telegram-bot: one handler, one `reply_text`;
 measured twice, with PTB's defaults (one update at a time) and with concurrent updates.
 
+The floor, "same Bot API calls, no engine", is a bot on the same python-telegram-bot
+and rate limiter that answers each update with exactly the calls the full stack makes
+for it (answer the press, edit its message, "typing" before several messages, the same
+messages with the same keyboards, taken from the engine's replies rendered once before
+the run), with no engine, database or outbox, one update at a time as PTB does by
+default (that costs the least CPU per call). The full stack cannot beat it: it makes
+the same calls and runs the engine besides, and the bot's process has one core.
+
 Each simulated person acts only after the bot's answer to their last action arrived
 (a closed loop, `--concurrency` people at a time, `--users` in all). Latency is from
 the update being queued in the fake to the answer's last message arriving there;
@@ -48,6 +56,9 @@ PAUSE_WALK: list[tuple[str, str, str]] = [
 ]
 ECHO_WALK = [("say", f"echo number {n}", f"echo number {n}") for n in range(len(PAUSE_WALK))]
 ECHO_USER_BASE = 10_000_000
+SAME_CALLS_USER_BASE = 30_000_000
+SAME_CALLS = "same Bot API calls, no engine"
+FULL_STACK = "pausecheck (full stack)"
 
 
 # ---------------------------------------------------------------------- the fake's side
@@ -294,10 +305,101 @@ async def run_guide(
     await guide.add_platform("telegram", adapter)
     await adapter.start()
     try:
-        return await fake.walk("pausecheck (full stack)", "guide", users, concurrency)
+        return await fake.walk(FULL_STACK, "guide", users, concurrency)
     finally:
         await adapter.stop()
         await guide.close()
+
+
+async def script_of_walk(database: Path) -> list[list[Any]]:
+    """What the full stack posts for each update of PAUSE_WALK: the engine's replies
+    for one person, rendered as `send` renders them (`bot.telegram_render.Post`s)."""
+    from bot.telegram_render import render
+    from dialogs.clock import SystemClock
+    from dialogs.events import Address, Choice, Command, Inbound
+
+    guide, _ = await open_bench_guide(database, [1], "http://127.0.0.1:9/bot")
+    clock = SystemClock()
+    address = Address("telegram", "1", "1", True)
+    choices: Sequence[Choice] = ()
+    script: list[list[Any]] = []
+    try:
+        for n, (action, what, _) in enumerate(PAUSE_WALK):
+            if action == "say":
+                inbound = Inbound(address, f"script-{n}", clock.now(), command=Command(what[1:]))
+            else:
+                choice = next(c for c in choices if c.label == what)
+                inbound = Inbound(address, f"script-{n}", clock.now(), choice=choice.id)
+            replies = await guide.engine.handle(inbound)
+            script.append(render(replies, private=True, bot_username=None))
+            choices = replies[-1].choices
+    finally:
+        await guide.close()
+    return script
+
+
+async def run_same_calls(
+    fake: FakeProcess, users: list[int], concurrency: int, script: list[list[Any]]
+) -> Result:
+    """The floor: a bot on python-telegram-bot with the adapter's rate limiter that
+    answers each update with the Bot API calls the full stack makes for it, read from
+    `script`: a press is answered and its message edited, "typing" goes before a reply
+    of several messages, then the same messages, keyboards included. No engine, no
+    database, no outbox, and one update at a time (PTB's default): with concurrent
+    updates the same calls cost more CPU (more connections in httpx's pool, more
+    tasks), and this row is meant as the least those calls cost."""
+    from telegram import Message, Update
+    from telegram.constants import ChatAction
+    from telegram.ext import AIORateLimiter, ApplicationBuilder, TypeHandler
+
+    from bot.telegram_text import with_choice
+
+    step: dict[int, int] = {}
+
+    async def reply(update: Update, context: object) -> None:
+        user = update.effective_user
+        assert user is not None
+        n = step.get(user.id, 0)
+        step[user.id] = n + 1
+        posts = script[n]
+        bot = update.get_bot()
+        query = update.callback_query
+        if query is not None:
+            message = query.message
+            assert isinstance(message, Message) and message.text is not None
+            assert message.reply_markup is not None
+            label = next(
+                b.text
+                for row in message.reply_markup.inline_keyboard
+                for b in row
+                if b.callback_data == query.data
+            )
+            shown = with_choice(message.text, label)
+            assert shown is not None
+            await query.answer()
+            await bot.edit_message_text(shown, message.chat_id, message.message_id)
+        if len(posts) > 1:
+            await bot.send_chat_action(user.id, ChatAction.TYPING)
+        for post in posts:
+            await bot.send_message(user.id, post.text, reply_markup=post.keyboard)
+
+    app = (
+        ApplicationBuilder()
+        .token(TOKEN)
+        .base_url(fake.base_url)
+        .rate_limiter(AIORateLimiter(overall_max_rate=0, group_max_rate=20))
+        .job_queue(None)
+        .build()
+    )
+    app.add_handler(TypeHandler(Update, reply))
+    async with app:
+        await app.start()
+        assert app.updater is not None
+        await app.updater.start_polling(timeout=10)
+        result = await fake.walk(SAME_CALLS, "guide", users, concurrency)
+        await app.updater.stop()
+        await app.stop()
+    return result
 
 
 async def run_engine_alone(users: list[int], concurrency: int, database: Path) -> Result:
@@ -346,42 +448,53 @@ async def run_engine_alone(users: list[int], concurrency: int, database: Path) -
 
 def print_table(results: Sequence[Result], users: int, concurrency: int) -> None:
     base = results[0].rate
+    floor = next(r.rate for r in results if r.name == SAME_CALLS)
     print(
         f"\n{users} people x {len(PAUSE_WALK)} updates, {concurrency} at a time, "
         f"fake Bot API in its own process (python {sys.version.split()[0]})\n"
     )
     print(
-        f"{'bot':<28}{'updates/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/upd':>11}"
-        f"{'vs echo':>9}{'failed':>7}"
+        f"{'bot':<31}{'updates/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/upd':>11}"
+        f"{'vs echo':>9}{'vs floor':>9}{'failed':>7}"
     )
-    print("-" * 83)
+    print("-" * 95)
     for r in results:
+        # Only bots that make the same Bot API calls compare with the floor.
+        vs_floor = f"{r.rate / floor:>9.2f}" if r.name in (SAME_CALLS, FULL_STACK) else " " * 9
         print(
-            f"{r.name:<28}{r.rate:>10,.0f}{r.p50 * 1000:>9.1f}{r.p99 * 1000:>9.1f}"
-            f"{r.cpu_ms_per_update:>11.2f}{r.rate / base:>9.2f}{r.failures:>7}"
+            f"{r.name:<31}{r.rate:>10,.0f}{r.p50 * 1000:>9.1f}{r.p99 * 1000:>9.1f}"
+            f"{r.cpu_ms_per_update:>11.2f}{r.rate / base:>9.2f}{vs_floor}{r.failures:>7}"
         )
 
 
-def print_notes(echo: Result, alone: Result, guide: Result) -> None:
-    calls = sum(guide.calls.values()) / max(guide.updates, 1)
-    per = ", ".join(f"{m} {n / guide.updates:.2f}" for m, n in sorted(guide.calls.items()))
-    http = calls * echo.cpu_ms_per_update
-    rest = guide.cpu_ms_per_update - alone.cpu_ms_per_update - http
-    print(f"\nBot API calls per update: full stack {calls:.2f} ({per}); echo bot 1.00")
-    print("Where the full stack's CPU goes, per update (estimated from the rows above):")
-    print(f"  engine and SQLite, as in 'engine alone':           {alone.cpu_ms_per_update:6.2f} ms")
+def _calls_per_update(result: Result) -> str:
+    calls = sum(result.calls.values()) / max(result.updates, 1)
+    per = ", ".join(f"{m} {n / result.updates:.2f}" for m, n in sorted(result.calls.items()))
+    return f"{calls:.2f} ({per})"
+
+
+def print_notes(echo: Result, floor: Result, alone: Result, guide: Result) -> None:
+    rest = guide.cpu_ms_per_update - floor.cpu_ms_per_update - alone.cpu_ms_per_update
     print(
-        f"  {calls:.2f} Bot API calls at the echo bot's cost of one: {http:6.2f} ms"
+        f"\nBot API calls per update: full stack {_calls_per_update(guide)}; "
+        f"same calls, no engine {_calls_per_update(floor)}; echo bot 1.00"
+    )
+    print("Where the full stack's CPU goes, per update (from the rows above):")
+    print(
+        f"  the Bot API calls, as in 'same Bot API calls':      {floor.cpu_ms_per_update:6.2f} ms"
         " (PTB, httpx, JSON)"
     )
+    print(f"  engine and SQLite, as in 'engine alone':           {alone.cpu_ms_per_update:6.2f} ms")
     print(
-        f"  the rest (parsing callback updates, outbox, tasks): {rest:6.2f} ms"
+        f"  the rest (adapter, outbox, concurrent updates):    {rest:6.2f} ms"
         f"  = {guide.cpu_ms_per_update:.2f} ms in all"
     )
     print(
-        f"The bot's process is CPU-bound here (one core), so updates/s is about 1000 / CPU ms. "
-        f"The engine alone reaches {alone.rate / echo.rate:.2f} of the echo bot: no adapter "
-        "can do better than that."
+        "The bot's process is CPU-bound here (one core), so updates/s is about 1000 / CPU ms. "
+        f"The full stack reaches {guide.rate / echo.rate:.2f} of the echo bot and "
+        f"{guide.rate / floor.rate:.2f} of the same-calls floor, which itself reaches "
+        f"{floor.rate / echo.rate:.2f} of the echo bot: it makes those calls and runs the "
+        "engine too, so it can beat neither the floor nor the engine alone."
     )
 
 
@@ -395,13 +508,17 @@ async def measure(users: int, concurrency: int) -> None:
             fake, [u + users for u in echo_users], concurrency, concurrent=True
         )
         with tempfile.TemporaryDirectory() as tmp:
+            script = await script_of_walk(Path(tmp) / "script.db")
+            floor = await run_same_calls(
+                fake, [SAME_CALLS_USER_BASE + n for n in range(users)], concurrency, script
+            )
             alone = await run_engine_alone(guide_users, concurrency, Path(tmp) / "alone.db")
             guide = await run_guide(fake, guide_users, concurrency, Path(tmp) / "guide.db")
     finally:
         fake.close()
-    results = [echo, echo_concurrent, alone, guide]
+    results = [echo, echo_concurrent, floor, alone, guide]
     print_table(results, users, concurrency)
-    print_notes(echo, alone, guide)
+    print_notes(echo, floor, alone, guide)
 
 
 def main() -> None:
