@@ -85,15 +85,7 @@ def check_content(directory: Path) -> tuple[Content | None, list[ContentError]]:
         flow, source = _parse(path, Flow, errors)
         if flow is None or source is None:
             continue
-        if flow.id != path.stem:
-            errors.append(
-                ContentError(
-                    path,
-                    source.line_for(("id",)),
-                    f"flow id {flow.id!r} must match the file name {path.stem!r}",
-                    flow.id,
-                )
-            )
+        if not _named_as_file(flow.id, "flow", path, source, errors):
             continue
         flows[flow.id] = flow
         sources[flow.id] = source
@@ -147,18 +139,26 @@ def _load_reflections(folder: Path, errors: list[ContentError]) -> dict[str, Ref
         reflection, source = _parse(path, Reflection, errors)
         if reflection is None or source is None:
             continue
-        if reflection.id != path.stem:
-            errors.append(
-                ContentError(
-                    path,
-                    source.line_for(("id",)),
-                    f"reflection id {reflection.id!r} must match the file name {path.stem!r}",
-                    reflection.id,
-                )
-            )
+        if not _named_as_file(reflection.id, "reflection", path, source, errors):
             continue
         found[reflection.id] = reflection
     return found
+
+
+def _named_as_file(
+    item_id: str, kind: str, path: Path, source: SourceMap, errors: list[ContentError]
+) -> bool:
+    if item_id == path.stem:
+        return True
+    errors.append(
+        ContentError(
+            path,
+            source.line_for(("id",)),
+            f"{kind} id {item_id!r} must match the file name {path.stem!r}",
+            item_id,
+        )
+    )
+    return False
 
 
 def load_content(directory: Path) -> Content:

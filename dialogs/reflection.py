@@ -26,9 +26,10 @@ from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from dialogs.events import Address, Choice, Command, Outbound
+from dialogs.gates import gate_before
 from dialogs.matching import match_option, parse_number
 from dialogs.reflection_content import Reflection, ReflectionCopy, ReflectionStep
-from dialogs.reflection_store import ReflectionSession, ReflectionStatus
+from dialogs.reflection_store import ReflectionAnswer, ReflectionSession, ReflectionStatus
 from dialogs.safety_screen import SafetySignal
 from dialogs.schedule_time import after_quiet_hours
 from dialogs.store import (
@@ -94,14 +95,13 @@ class Reflections:
     _safety: SafetyScreen
     _store: Store
 
-    async def _start_flow_for(self, turn: ReflectionTurn, flow_id: str) -> None:
-        raise NotImplementedError  # Engine's
+    if TYPE_CHECKING:
+        # Engine's own methods; declared for the type checker only.
+        async def _start_flow_for(self, turn: ReflectionTurn, flow_id: str) -> None: ...
 
-    def _zone(self, profile: Profile) -> ZoneInfo:
-        raise NotImplementedError  # Engine's
+        def _zone(self, profile: Profile) -> ZoneInfo: ...
 
-    def _quiet_hours(self, profile: Profile) -> tuple[time, time]:
-        raise NotImplementedError  # Engine's
+        def _quiet_hours(self, profile: Profile) -> tuple[time, time]: ...
 
     @property
     def _rcopy(self) -> ReflectionCopy:
@@ -316,8 +316,6 @@ class Reflections:
             return
         # Consent, adults only, the danger route and the safety screen come first,
         # as before any reframe: the gates' own flow runs them.
-        from dialogs.gates import gate_before
-
         if gate_before(self._content.flows[READY_FLOW], turn.profile) is not None:
             join = Choice(
                 f"{PREFIX}{session.token}:join",
@@ -368,8 +366,6 @@ class Reflections:
         text: str | None,
         tally: str | None,
     ) -> None:
-        from dialogs.reflection_store import ReflectionAnswer
-
         answer = ReflectionAnswer(turn.user, step.id, choice, text, tally, False, False, turn.at)
         await turn.session.save_answer(session.id, answer)
         index = session.step_index
@@ -668,11 +664,8 @@ class Reflections:
         return Outbound(text, choices=choices, private_only=True)
 
     async def _is_participant(self, turn: ReflectionTurn, session: ReflectionSession) -> bool:
-        joined = await turn.session.reflections_joined(turn.user)
-        if any(s.id == session.id for s in joined):
-            return True
-        # Ended sessions are not "open", but their participants may still answer the
-        # follow-up offer.
+        # By the session's own list, so an ended one (whose participants may still
+        # answer the follow-up offer) counts too.
         people = await turn.session.participants(session.id)
         return any(p.user == turn.user for p in people)
 

@@ -7,7 +7,7 @@ session's `_session`, `_dialect`, `_cipher` and `_user_id`.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,8 +38,9 @@ class ReflectionRows:
     _dialect: str
     _cipher: VariableCipher | None
 
-    async def _user_id(self, user: UserKey, at: datetime, *, lock: bool = False) -> int:
-        raise NotImplementedError  # provided by SqlStoreSession
+    if TYPE_CHECKING:
+        # SqlStoreSession's; declared for the type checker only.
+        async def _user_id(self, user: UserKey, at: datetime, *, lock: bool = False) -> int: ...
 
     async def create_reflection(
         self,
