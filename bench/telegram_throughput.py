@@ -298,7 +298,7 @@ async def open_bench_guide(database: Path, users: list[int], base_url: str) -> t
 async def run_guide(
     fake: FakeProcess, users: list[int], concurrency: int, database: Path
 ) -> Result:
-    from bot.telegram_adapter import TelegramAdapter
+    from bot.telegram.adapter import TelegramAdapter
 
     guide, settings = await open_bench_guide(database, users, fake.base_url)
     adapter = TelegramAdapter(guide, settings)
@@ -313,8 +313,8 @@ async def run_guide(
 
 async def script_of_walk(database: Path) -> list[list[Any]]:
     """What the full stack posts for each update of PAUSE_WALK: the engine's replies
-    for one person, rendered as `send` renders them (`bot.telegram_render.Post`s)."""
-    from bot.telegram_render import render
+    for one person, rendered as `send` renders them (`bot.telegram.render.Post`s)."""
+    from bot.telegram.render import render
     from dialogs.clock import SystemClock
     from dialogs.events import Address, Choice, Command, Inbound
 
@@ -352,7 +352,7 @@ async def run_same_calls(
     from telegram.constants import ChatAction
     from telegram.ext import AIORateLimiter, ApplicationBuilder, TypeHandler
 
-    from bot.telegram_text import with_choice
+    from bot.telegram.text import with_choice
 
     step: dict[int, int] = {}
 

@@ -10,8 +10,8 @@ from bot.platform import PlatformAdapter
 
 # Imported by name, so a checkout without one adapter still runs the others.
 _ADAPTERS = {
-    "telegram": ("bot.telegram_adapter", "TelegramAdapter"),
-    "discord": ("bot.discord_adapter", "DiscordAdapter"),
+    "telegram": ("bot.telegram.adapter", "TelegramAdapter"),
+    "discord": ("bot.discord.adapter", "DiscordAdapter"),
 }
 
 

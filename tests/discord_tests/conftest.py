@@ -18,7 +18,7 @@ import simcord
 
 from bot.app import Guide, open_guide
 from bot.config import Settings
-from bot.discord_adapter import DiscordAdapter
+from bot.discord.adapter import DiscordAdapter
 from dialogs.clock import ManualClock
 from dialogs.events import Address
 from dialogs.store import ConversationState, Profile, UserKey

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import discord
 
-from bot.discord_adapter import DiscordAdapter
+from bot.discord.adapter import DiscordAdapter
 from dialogs.content import load_content
 from tests.conftest import CONTENT_DIR
 from tests.discord_tests.conftest import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import discord
 
-from bot.discord_adapter import DiscordAdapter
+from bot.discord.adapter import DiscordAdapter
 from tests.discord_tests.conftest import SIMULATED, World, discord_settings, texts
 
 pytestmark = SIMULATED

@@ -8,7 +8,7 @@ from datetime import timedelta
 import discord
 import simcord
 
-from bot.discord_adapter import CANNOT_MESSAGE_USER
+from bot.discord.adapter import CANNOT_MESSAGE_USER
 from dialogs.content import load_content
 from dialogs.events import Address, Outbound
 from dialogs.store import FollowUpStatus

@@ -16,7 +16,7 @@ from datetime import timedelta
 import discord
 import simcord
 
-from bot.discord_adapter import CANNOT_MESSAGE_USER, DiscordAdapter
+from bot.discord.adapter import CANNOT_MESSAGE_USER, DiscordAdapter
 from dialogs.content import load_content
 from dialogs.events import Address, Outbound
 from tests.conftest import CONTENT_DIR, onboard

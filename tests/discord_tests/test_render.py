@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.discord_client import MAX_CUSTOM_ID, ChoiceButton, custom_id
-from bot.discord_render import MAX_CONTENT, MAX_LABEL, button_label, parts, split_text
+from bot.discord.client import MAX_CUSTOM_ID, ChoiceButton, custom_id
+from bot.discord.render import MAX_CONTENT, MAX_LABEL, button_label, parts, split_text
 from dialogs.events import Attachment, Choice, Outbound
 
 

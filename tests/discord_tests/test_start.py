@@ -9,8 +9,8 @@ import pytest
 
 from bot.app import Guide, SetupError
 from bot.config import Settings
-from bot.discord_adapter import DiscordAdapter
-from bot.discord_client import GuideClient
+from bot.discord.adapter import DiscordAdapter
+from bot.discord.client import GuideClient
 from tests.discord_tests.conftest import discord_settings
 from tests.discord_tests.fake_gateway import Script, install
 

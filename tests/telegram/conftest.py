@@ -17,8 +17,8 @@ import pytest
 
 from bot.app import Guide, open_guide
 from bot.config import Settings
-from bot.telegram_adapter import TelegramAdapter
-from bot.telegram_retry import RetryPolicy
+from bot.telegram.adapter import TelegramAdapter
+from bot.telegram.retry import RetryPolicy
 from dialogs.clock import ManualClock
 from dialogs.events import Address
 from dialogs.store import ConversationState, Profile, UserKey

@@ -281,7 +281,7 @@ async def test_when_telegram_cannot_say_who_is_admin_nobody_is(tg: Harness) -> N
 
 
 def test_a_join_button_is_a_link_in_groups_and_a_button_in_private_chats() -> None:
-    from bot.telegram_render import render
+    from bot.telegram.render import render
     from dialogs.events import Choice
 
     join = Outbound("Join?", choices=(Choice("rf:tok:join", "Join", start_payload="rf_tok"),))

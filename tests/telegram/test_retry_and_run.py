@@ -9,7 +9,7 @@ import pytest
 from telegram.error import BadRequest, NetworkError, RetryAfter
 
 from bot.config import Settings
-from bot.telegram_retry import RetryPolicy, with_retries
+from bot.telegram.retry import RetryPolicy, with_retries
 from tests.conftest import MEMORY_URL
 from tests.telegram.fake_bot_api import DEFAULT_TOKEN, FakeBotAPI
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from bot.telegram_text import (
+from bot.telegram.text import (
     MESSAGE_LIMIT,
     first_sentence,
     split_text,

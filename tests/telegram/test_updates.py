@@ -7,8 +7,8 @@ from typing import Any
 
 from telegram import Bot, Update
 
-from bot.telegram_render import is_private_chat, keyboard, render
-from bot.telegram_updates import BotIdentity, callback_inbound, message_inbound, parse_command
+from bot.telegram.render import is_private_chat, keyboard, render
+from bot.telegram.updates import BotIdentity, callback_inbound, message_inbound, parse_command
 from dialogs.events import Address, Choice, Command, Outbound
 from tests.telegram.fake_bot_api import BOT_ID, BOT_USERNAME, DEFAULT_TOKEN, FakeBotAPI
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from telegram import Chat, Message, Update, User
 
-from bot.telegram_text import fits_callback_data
+from bot.telegram.text import fits_callback_data
 from dialogs.events import Address, Command, Inbound
 
 PLATFORM = "telegram"

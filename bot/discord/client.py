@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import discord
 from discord import app_commands
 
-from bot.discord_render import MAX_BUTTONS, button_label
+from bot.discord.render import MAX_BUTTONS, button_label
 from dialogs.events import Choice, Command
 
 log = logging.getLogger(__name__)

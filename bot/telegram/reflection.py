@@ -23,9 +23,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from telegram import Bot, Chat, ChatMember, Update
 from telegram.error import TelegramError
 
-from bot.telegram_retry import RetryPolicy, with_retries
-from bot.telegram_text import first_sentence
-from bot.telegram_updates import BotIdentity, address_of, parse_command
+from bot.telegram.retry import RetryPolicy, with_retries
+from bot.telegram.text import first_sentence
+from bot.telegram.updates import BotIdentity, address_of, parse_command
 from dialogs.dispatcher import NotSent
 from dialogs.events import Address, Inbound, Outbound
 from dialogs.routing import Run

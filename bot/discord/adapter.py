@@ -12,13 +12,13 @@ adapter over the engine.
   the person uses a command in a server, they are told once how to open their DMs
   again. The one exception is a group reflection: a message whose `Outbound.to` is a
   group address is posted in that channel (or its thread) for everyone, and only
-  those messages are; see `bot.discord_reflection`.
+  those messages are; see `bot.discord.reflection`.
 - Messages the engine addresses elsewhere (`Outbound.to`: group posts, prompts to each
   participant) go out after the reply, each run on its own and best effort: one
   participant with closed DMs stops neither the others nor the reply.
 
 Nothing about a conversation is kept here: every event goes to the engine, and
-buttons are matched by pattern (see `bot.discord_client`).
+buttons are matched by pattern (see `bot.discord.client`).
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ import discord
 from bot.app import Guide, SetupError
 from bot.config import Settings
 from bot.console import parse_line
-from bot.discord_client import GuideClient, choice_view, group_view, is_dm
-from bot.discord_commands import build_commands
-from bot.discord_reflection import is_facilitator, moved_to_thread, open_thread
-from bot.discord_render import Part, parts
+from bot.discord.client import GuideClient, choice_view, group_view, is_dm
+from bot.discord.commands import build_commands
+from bot.discord.reflection import is_facilitator, moved_to_thread, open_thread
+from bot.discord.render import Part, parts
 from dialogs.clock import Clock, SystemClock
 from dialogs.commands import Action
 from dialogs.dispatcher import NotSent, RecipientUnreachable, Sender

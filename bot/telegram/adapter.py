@@ -1,12 +1,12 @@
 """The guide on Telegram, through python-telegram-bot: a thin adapter over the engine.
 
-Updates become `Inbound` events (`bot.telegram_updates`), the engine's replies go out
+Updates become `Inbound` events (`bot.telegram.updates`), the engine's replies go out
 through the guide's outbox (interactive lane, ahead of check-in waves), and the outbox
-calls `send`, which renders them (`bot.telegram_render`) and makes the Bot API calls
-with retries (`bot.telegram_retry`). The adapter keeps no conversation state: only the
+calls `send`, which renders them (`bot.telegram.render`) and makes the Bot API calls
+with retries (`bot.telegram.retry`). The adapter keeps no conversation state: only the
 bot's own id and username, from getMe at start. A group reflection's posts and private
 prompts (`Outbound.to`) go to their own chats, and whether someone is a group admin
-(`Inbound.facilitator`) comes from getChatMember (`bot.telegram_reflection`).
+(`Inbound.facilitator`) comes from getChatMember (`bot.telegram.reflection`).
 
 Long polling by default; a webhook when `PAUSECHECK_TELEGRAM_WEBHOOK_URL` is set, with
 Telegram's secret token checked on every request (PTB's webhook server refuses a
@@ -36,18 +36,18 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, TypeHa
 
 from bot.app import Guide, SetupError
 from bot.config import Settings
-from bot.telegram_processor import PerPersonProcessor
-from bot.telegram_reflection import (
+from bot.telegram.processor import PerPersonProcessor
+from bot.telegram.reflection import (
     anonymous_reflect,
     is_chat_admin,
     needs_facilitator_check,
     refusal_toast,
     send_runs,
 )
-from bot.telegram_render import Post, is_private_chat, render
-from bot.telegram_retry import RetryPolicy, with_retries
-from bot.telegram_text import first_sentence, with_choice
-from bot.telegram_updates import (
+from bot.telegram.render import Post, is_private_chat, render
+from bot.telegram.retry import RetryPolicy, with_retries
+from bot.telegram.text import first_sentence, with_choice
+from bot.telegram.updates import (
     PLATFORM,
     BotIdentity,
     callback_inbound,

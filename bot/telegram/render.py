@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.telegram_text import fits_callback_data, split_text
+from bot.telegram.text import fits_callback_data, split_text
 from dialogs.events import Address, Attachment, Choice, Outbound
 
 log = logging.getLogger(__name__)
