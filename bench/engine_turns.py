@@ -24,9 +24,9 @@ from dialogs.clock import SystemClock
 from dialogs.content import load_content
 from dialogs.engine import Engine
 from dialogs.events import Address, Command, Inbound
-from dialogs.safety_resources import SafetyResources
-from dialogs.safety_screen import SafetyScreen
-from dialogs.safety_text import resource_text
+from dialogs.safety.resource_text import resource_text
+from dialogs.safety.resources import SafetyResources
+from dialogs.safety.screen import SafetyScreen
 from dialogs.store import ConversationState, Profile, UserKey
 from storage import SqlStore, open_store
 

@@ -42,12 +42,12 @@ from sqlalchemy import insert, select
 from bot.outbox import TELEGRAM_MESSAGES_PER_SECOND, Outbox
 from dialogs.clock import SystemClock
 from dialogs.content import load_content
-from dialogs.dispatcher import Dispatcher, Sender
 from dialogs.engine import Engine
 from dialogs.events import Address, Inbound, Outbound
-from dialogs.safety_resources import SafetyResources
-from dialogs.safety_screen import SafetyScreen
-from dialogs.safety_text import resource_text
+from dialogs.followups.dispatcher import Dispatcher, Sender
+from dialogs.safety.resource_text import resource_text
+from dialogs.safety.resources import SafetyResources
+from dialogs.safety.screen import SafetyScreen
 from dialogs.store import FollowUpRequest, Profile, UserKey
 from storage import SqlStore, open_store
 from storage.models import FollowUpRow, UserRow

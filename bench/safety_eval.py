@@ -26,8 +26,8 @@ if __package__ in (None, ""):
     # this keeps `dialogs` importable without an editable install.
     sys.path.insert(0, str(ROOT))
 
-from dialogs.safety_screen import SafetyScreen, SafetySignal  # noqa: E402
-from dialogs.text_normalise import normalise  # noqa: E402
+from dialogs.safety.normalise import normalise  # noqa: E402
+from dialogs.safety.screen import SafetyScreen, SafetySignal  # noqa: E402
 
 DEFAULT_SIGNALS = ROOT / "content" / "safety" / "signals.yaml"
 DEFAULT_PHRASES = ROOT / "tests" / "safety" / "phrases.yaml"

@@ -16,11 +16,11 @@ from bot.outbox import Limits, Outbox
 from bot.scheduler import DispatchScheduler, Retention
 from dialogs.clock import Clock
 from dialogs.content import Content, load_content
-from dialogs.dispatcher import Dispatcher, Sender
 from dialogs.engine import Engine
-from dialogs.safety_resources import SafetyResources
-from dialogs.safety_screen import SafetyScreen
-from dialogs.safety_text import resource_text
+from dialogs.followups.dispatcher import Dispatcher, Sender
+from dialogs.safety.resource_text import resource_text
+from dialogs.safety.resources import SafetyResources
+from dialogs.safety.screen import SafetyScreen
 from storage import SqlStore, open_store
 
 log = logging.getLogger(__name__)

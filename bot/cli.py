@@ -20,10 +20,10 @@ from bot.config import Settings
 from bot.console import PLATFORM, ConsoleAdapter, piped_lines, prompt_lines
 from dialogs.clock import SystemClock
 from dialogs.content import Content, check_content, load_content
-from dialogs.content_errors import ContentInvalid
-from dialogs.flow_diagram import dot, mermaid
-from dialogs.flow_model import Flow
-from dialogs.transcript import (
+from dialogs.flows.diagram import dot, mermaid
+from dialogs.flows.errors import ContentInvalid
+from dialogs.flows.model import Flow
+from dialogs.flows.transcript import (
     DEFAULT_LIMIT,
     all_paths,
     main_path,
@@ -59,8 +59,8 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _setup_errors() -> tuple[type[Exception], ...]:
-    from dialogs.safety_resources import SafetyContentError as ResourcesError
-    from dialogs.safety_screen import SafetyContentError as SignalsError
+    from dialogs.safety.resources import SafetyContentError as ResourcesError
+    from dialogs.safety.screen import SafetyContentError as SignalsError
 
     return (ContentInvalid, StorageError, SetupError, SignalsError, ResourcesError)
 
@@ -170,8 +170,8 @@ def content_check(
     content, errors = check_content(target)
     safety_dir = target / "safety"
     try:
-        from dialogs.safety_resources import SafetyResources
-        from dialogs.safety_screen import SafetyScreen
+        from dialogs.safety.resources import SafetyResources
+        from dialogs.safety.screen import SafetyScreen
 
         SafetyScreen.from_file(safety_dir / "signals.yaml")
         SafetyResources.from_file(safety_dir / "resources.yaml")

@@ -5,7 +5,7 @@ Every adapter's messages go through an `Outbox` in front of its real `Sender`:
 - `outbox.interactive.send(...)` for replies to something a person just did, and
 - `outbox.scheduled.send(...)` for the dispatcher's check-ins (a wave of due follow-ups).
 
-Both are `dialogs.dispatcher.Sender`s. A call enqueues one item and waits until that
+Both are `dialogs.followups.dispatcher.Sender`s. A call enqueues one item and waits until that
 item was delivered; if the platform refused it, the caller gets the sender's exception
 (the dispatcher relies on this to mark a follow-up failed or a person unreachable),
 and the worker carries on with the next item.
@@ -55,8 +55,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from types import TracebackType
 
-from dialogs.dispatcher import NotSent, Sender
 from dialogs.events import Address, Outbound
+from dialogs.followups.dispatcher import NotSent, Sender
 
 log = logging.getLogger(__name__)
 

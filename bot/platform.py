@@ -2,7 +2,7 @@
 
 An adapter turns the platform's updates into `Inbound` events for the engine and
 renders `Outbound` messages; it holds no conversation state. Its `send` is the raw
-platform call (raising `dialogs.dispatcher.RecipientUnreachable` when the person
+platform call (raising `dialogs.followups.dispatcher.RecipientUnreachable` when the person
 blocked the bot or closed DMs); the guide wraps it in a rate-limited outbox, and the
 adapter sends its own replies through `guide.outboxes[name].interactive`.
 """

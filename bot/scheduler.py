@@ -17,7 +17,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from dialogs.clock import Clock
-from dialogs.dispatcher import Dispatcher
+from dialogs.followups.dispatcher import Dispatcher
 from dialogs.store import Store
 
 log = logging.getLogger(__name__)

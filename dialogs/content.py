@@ -15,14 +15,14 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from dialogs.commands import CommandList
-from dialogs.content_errors import ContentError, ContentInvalid
-from dialogs.copy import ALLOWED_FIELDS, EngineCopy
-from dialogs.flow_graph import check_flow
-from dialogs.flow_model import Flow
-from dialogs.reflection_content import REFLECTION_COPY_FIELDS, Reflection, ReflectionCopy
-from dialogs.templates import TemplateError, template_fields
-from dialogs.yaml_source import SourceMap, load_yaml
+from dialogs.flows.commands import CommandList
+from dialogs.flows.copy import ALLOWED_FIELDS, EngineCopy
+from dialogs.flows.errors import ContentError, ContentInvalid
+from dialogs.flows.graph import check_flow
+from dialogs.flows.model import Flow
+from dialogs.flows.templates import TemplateError, template_fields
+from dialogs.flows.yaml_source import SourceMap, load_yaml
+from dialogs.reflection.content import REFLECTION_COPY_FIELDS, Reflection, ReflectionCopy
 
 M = TypeVar("M", bound=BaseModel)
 

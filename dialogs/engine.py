@@ -19,19 +19,17 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dialogs.clock import Clock
-from dialogs.commands import Action
 from dialogs.content import Content
-from dialogs.crisis_state import crisis_active, hold_back
-from dialogs.disclosure import note_activity
 from dialogs.events import Address, Attachment, Choice, Command, Inbound, Outbound
-from dialogs.flow_model import (
+from dialogs.flows.branching import choose_branch
+from dialogs.flows.commands import Action
+from dialogs.flows.model import (
     PROFILE_VARIABLES,
     ROLES,
     ActionStep,
     AskStep,
     BranchStep,
     ChoiceStep,
-    Condition,
     EndStep,
     Flow,
     HandoffStep,
@@ -41,23 +39,27 @@ from dialogs.flow_model import (
     ScheduleStep,
     Step,
 )
-from dialogs.gates import gate_before
-from dialogs.matching import clean_input, match_option, parse_number
-from dialogs.payloads import Payload, decode_payload, encode_payload
-from dialogs.phrase_match import PhraseList
-from dialogs.reflection import (
-    Reflections,
-    ReflectionTurn,
-    is_reflection_payload,
-    is_reflection_start,
-)
-from dialogs.safety_screen import SafetyScreen, SafetySignal
-from dialogs.schedule_time import (
+from dialogs.flows.templates import render, template_fields
+from dialogs.flows.typed_values import parse_time_of_day, parse_zone
+from dialogs.followups.times import (
     DEFAULT_QUIET,
     after_quiet_hours,
     next_local_time,
     next_weekly_time,
 )
+from dialogs.matching import clean_input, match_option, parse_number
+from dialogs.payloads import Payload, decode_payload, encode_payload
+from dialogs.reflection.group import (
+    Reflections,
+    ReflectionTurn,
+    is_reflection_payload,
+    is_reflection_start,
+)
+from dialogs.safety.crisis_state import crisis_active, hold_back
+from dialogs.safety.disclosure import note_activity
+from dialogs.safety.gates import gate_before
+from dialogs.safety.phrases import PhraseList
+from dialogs.safety.screen import SafetyScreen, SafetySignal
 from dialogs.store import (
     REFLECTION_TIMER,
     ConversationState,
@@ -70,8 +72,6 @@ from dialogs.store import (
     UserKey,
     VarValue,
 )
-from dialogs.templates import render, template_fields
-from dialogs.typed_values import parse_time_of_day, parse_zone
 from dialogs.user_ref import user_ref
 
 log = logging.getLogger(__name__)
@@ -567,7 +567,7 @@ class Engine(Reflections):
             if isinstance(step, MessageStep):
                 step_id = step.next
             elif isinstance(step, BranchStep):
-                step_id = _branch(step, turn.variables)
+                step_id = choose_branch(step, turn.variables)
             elif isinstance(step, ScheduleStep):
                 await self._schedule(turn, step)
                 step_id = step.next
@@ -901,31 +901,6 @@ def _k(user: UserKey) -> tuple[str, str]:
 
 def _same_step(payload: Payload, turn: _Turn) -> bool:
     return (payload.flow, payload.step, payload.turn) == (turn.flow_id, turn.step_id, turn.turn)
-
-
-def _branch(step: BranchStep, variables: dict[str, VarValue]) -> str:
-    for case in step.cases:
-        if _holds(case.when, variables):
-            return case.next
-    return step.otherwise
-
-
-def _holds(cond: Condition, variables: dict[str, VarValue]) -> bool:
-    value = variables.get(cond.var)
-    if cond.is_set is not None:
-        return (value is not None) == cond.is_set
-    if value is None:
-        return False
-    if cond.equals is not None:
-        return str(value) == str(cond.equals)
-    if cond.one_of is not None:
-        return str(value) in {str(v) for v in cond.one_of}
-    number = value if isinstance(value, int) else parse_number(str(value))
-    if number is None:
-        return False
-    if cond.at_least is not None:
-        return number >= cond.at_least
-    return cond.below is not None and number < cond.below
 
 
 def _turn_of(

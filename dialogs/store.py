@@ -16,10 +16,10 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from dialogs.events import Outbound
-from dialogs.reflection_store import ReflectionRecords
+from dialogs.reflection.store import ReflectionRecords
 
 VarValue = str | int
-# The follow-up kind of a group reflection's step timer (see dialogs.reflection).
+# The follow-up kind of a group reflection's step timer (see dialogs.reflection.group).
 REFLECTION_TIMER = "reflection"
 
 

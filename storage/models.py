@@ -162,7 +162,7 @@ class ReferralCountRow(Base):
 
 
 class ReflectionSessionRow(Base):
-    """One run of a group reflection (dialogs.reflection_store.ReflectionSession).
+    """One run of a group reflection (dialogs.reflection.store.ReflectionSession).
 
     Belongs to its facilitator: forgetting them ends it (participants' saved answers
     stay, theirs alone)."""

@@ -1,4 +1,4 @@
-"""The reflection part of `SqlStoreSession` (dialogs.reflection_store).
+"""The reflection part of `SqlStoreSession` (dialogs.reflection.store).
 
 A mixin, so the session stays one object with one transaction; it relies on the
 session's `_session`, `_dialect`, `_cipher` and `_user_id`.
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialogs.reflection_store import (
+from dialogs.reflection.store import (
     Participant,
     ReflectionAnswer,
     ReflectionSession,

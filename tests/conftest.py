@@ -14,9 +14,9 @@ from dialogs.clock import Clock, ManualClock
 from dialogs.content import Content, load_content
 from dialogs.engine import Engine
 from dialogs.events import Address, Choice, Command, Inbound, Outbound
-from dialogs.safety_resources import SafetyResources
-from dialogs.safety_screen import SafetyScreen
-from dialogs.safety_text import resource_text
+from dialogs.safety.resource_text import resource_text
+from dialogs.safety.resources import SafetyResources
+from dialogs.safety.screen import SafetyScreen
 from dialogs.store import Profile, UserKey
 from storage import SqlStore, open_store
 

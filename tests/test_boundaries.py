@@ -1,4 +1,14 @@
-"""`dialogs/` stays platform-free: nothing from `bot/`, the chat libraries or storage."""
+"""The layout's rules, proven on the whole tree: who may import whom.
+
+- `dialogs/` (every subpackage) imports no chat library, no `bot`, no `storage`;
+- `dialogs/flows/` and `dialogs/safety/` import no learned model (`sklearn`), so the
+  phrase tier and content loading work even where the model cannot load;
+- `bot/telegram/` never imports `bot/discord/` or discord.py, and the reverse;
+- `storage/` imports no `bot` and no chat library.
+
+The walk is recursive with dotted module names: a flat glob would silently stop
+covering a subpackage the day one is added.
+"""
 
 from __future__ import annotations
 
@@ -7,42 +17,89 @@ import subprocess
 import sys
 from pathlib import Path
 
-DIALOGS = Path(__file__).resolve().parent.parent / "dialogs"
-FORBIDDEN = ("bot", "storage", "telegram", "discord", "sqlalchemy", "apscheduler", "aiosqlite")
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAT_LIBRARIES = ("telegram", "discord")
+SERVER_SIDE = ("sqlalchemy", "apscheduler", "aiosqlite", "alembic", "psycopg", "asyncpg")
 
 
-def _imported_modules(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), filename=str(path))
+def _modules(package: str) -> dict[str, Path]:
+    """Every module under `package`, by dotted name."""
+    base = ROOT / package.replace(".", "/")
+    found: dict[str, Path] = {}
+    for path in sorted(base.rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found[".".join(parts)] = path
+    return found
+
+
+def _imports(module: str, path: Path) -> set[str]:
+    """Absolute names imported by one module (relative imports resolved)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0 and node.module:
+                names.add(node.module)
+            elif node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                names.add(".".join([*base, *([node.module] if node.module else [])]))
     return names
 
 
-def test_no_dialogs_module_imports_a_platform_or_the_bot() -> None:
-    files = sorted(DIALOGS.glob("*.py"))
-    assert len(files) > 10, "the dialogs package seems to be missing"
-    offenders = {
-        f"{path.name}: {name}"
-        for path in files
-        for name in _imported_modules(path)
-        if name.split(".")[0] in FORBIDDEN
-    }
-    assert offenders == set()
+def _offenders(package: str, forbidden: tuple[str, ...]) -> set[str]:
+    bad: set[str] = set()
+    for module, path in _modules(package).items():
+        for name in _imports(module, path):
+            if any(name == f or name.startswith(f + ".") for f in forbidden):
+                bad.add(f"{module}: {name}")
+    return bad
+
+
+def test_the_walk_reaches_subpackages() -> None:
+    # Guards the guard: if the walk stopped recursing, every rule below would pass.
+    names = set(_modules("dialogs"))
+    assert {"dialogs.engine", "dialogs.safety.screen", "dialogs.flows.model"} <= names
+    assert {"bot.telegram.adapter", "bot.discord.adapter"} <= set(_modules("bot"))
+
+
+def test_a_forbidden_import_is_found() -> None:
+    # The rule must be able to fail: a real module that imports `dialogs` is caught
+    # when `dialogs` is forbidden.
+    assert any(o.startswith("bot.app:") for o in _offenders("bot", ("dialogs",)))
+
+
+@pytest.mark.parametrize(
+    ("package", "forbidden"),
+    [
+        ("dialogs", ("bot", "storage", *CHAT_LIBRARIES, *SERVER_SIDE)),
+        ("dialogs.flows", ("sklearn", "dialogs.engine", "dialogs.understanding")),
+        ("dialogs.safety", ("sklearn", "dialogs.engine", "dialogs.understanding")),
+        ("bot.telegram", ("bot.discord", "discord")),
+        ("bot.discord", ("bot.telegram", "telegram")),
+        ("storage", ("bot", *CHAT_LIBRARIES)),
+    ],
+)
+def test_package_imports_stay_inside_their_rules(package: str, forbidden: tuple[str, ...]) -> None:
+    assert _offenders(package, forbidden) == set()
 
 
 def test_importing_every_dialogs_module_loads_no_platform_library() -> None:
-    modules = [f"dialogs.{p.stem}" for p in DIALOGS.glob("*.py") if p.stem != "__init__"]
+    modules = sorted(_modules("dialogs"))
+    forbidden = ("bot", "storage", *CHAT_LIBRARIES, "sqlalchemy", "apscheduler", "aiosqlite")
     code = (
         "import importlib, sys\n"
         f"for m in {modules!r}: importlib.import_module(m)\n"
-        f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r})\n"
+        f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {forbidden!r})\n"
         "print(','.join(bad))\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert result.stdout.strip() == ""

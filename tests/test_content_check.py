@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dialogs.content import check_content, load_content
-from dialogs.content_errors import ContentInvalid
+from dialogs.flows.errors import ContentInvalid
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_CONTENT = ROOT / "content"

@@ -10,11 +10,11 @@ import pytest
 
 from dialogs.clock import ManualClock
 from dialogs.content import Content
-from dialogs.dispatcher import Dispatcher
 from dialogs.engine import DueStatus, Engine
 from dialogs.events import Address, Inbound, Outbound
-from dialogs.safety_resources import SafetyResources
-from dialogs.safety_screen import SafetyScreen
+from dialogs.followups.dispatcher import Dispatcher
+from dialogs.safety.resources import SafetyResources
+from dialogs.safety.screen import SafetyScreen
 from dialogs.store import ConversationState, FollowUpStatus, UserKey
 from storage import SqlStore
 from tests.conftest import Chat, make_engine, onboard, texts

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from dialogs.content import Content
-from dialogs.flow_diagram import dot, graph, mermaid
-from dialogs.flow_model import BranchStep, ChoiceStep, Flow, HandoffStep
+from dialogs.flows.diagram import dot, graph, mermaid
+from dialogs.flows.model import BranchStep, ChoiceStep, Flow, HandoffStep
 
 runner = CliRunner()
 

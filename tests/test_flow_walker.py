@@ -20,11 +20,11 @@ from dialogs.clock import ManualClock
 from dialogs.content import Content
 from dialogs.engine import Engine
 from dialogs.events import Address, Inbound
-from dialogs.flow_model import AskStep, BranchStep, ChoiceStep, Flow, ScaleStep, ScheduleStep
+from dialogs.flows.model import AskStep, BranchStep, ChoiceStep, Flow, ScaleStep, ScheduleStep
 from dialogs.payloads import Payload, encode_payload
-from dialogs.safety_resources import SafetyResources
-from dialogs.safety_screen import SafetyScreen
-from dialogs.safety_text import resource_text
+from dialogs.safety.resource_text import resource_text
+from dialogs.safety.resources import SafetyResources
+from dialogs.safety.screen import SafetyScreen
 from dialogs.store import ConversationState, FollowUpRequest, UserKey
 from storage import SqlStore
 from tests.conftest import onboard

@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import text as sql
 
 from dialogs.clock import ManualClock
-from dialogs.dispatcher import Dispatcher, RecipientUnreachable
 from dialogs.engine import Engine
 from dialogs.events import Address, Outbound
+from dialogs.followups.dispatcher import Dispatcher, RecipientUnreachable
 from dialogs.store import FollowUpRequest, FollowUpStatus, Profile, UserKey
 from storage import SqlStore, open_store
 from tests.conftest import Chat, onboard, texts
@@ -494,7 +494,7 @@ class ShuttingDownSender:
         self.calls = 0
 
     async def send(self, address: Address, messages: Sequence[Outbound]) -> None:
-        from dialogs.dispatcher import NotSent
+        from dialogs.followups.dispatcher import NotSent
 
         self.calls += 1
         raise NotSent

@@ -10,9 +10,9 @@ from datetime import datetime
 from dialogs.clock import ManualClock
 from dialogs.content import Content
 from dialogs.engine import Engine
-from dialogs.safety_resources import SafetyResources
-from dialogs.safety_screen import SafetyScreen
-from dialogs.safety_text import resource_text
+from dialogs.safety.resource_text import resource_text
+from dialogs.safety.resources import SafetyResources
+from dialogs.safety.screen import SafetyScreen
 from dialogs.store import FollowUpRequest, StoreSession, UserKey
 from storage import SqlStore
 from tests.conftest import Chat, onboard

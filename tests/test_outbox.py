@@ -23,9 +23,9 @@ from bot.outbox import (
     Priority,
 )
 from dialogs.clock import ManualClock
-from dialogs.dispatcher import Dispatcher, RecipientUnreachable
 from dialogs.engine import Engine
 from dialogs.events import Address, Outbound
+from dialogs.followups.dispatcher import Dispatcher, RecipientUnreachable
 from dialogs.store import UserKey
 from storage import SqlStore
 from tests.conftest import Chat

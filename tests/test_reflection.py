@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import func, select
 
 from dialogs.clock import ManualClock
-from dialogs.dispatcher import Dispatcher, RecipientUnreachable
 from dialogs.engine import Engine
 from dialogs.events import Address, Choice, Command, Inbound, Outbound
-from dialogs.reflection_store import ReflectionStatus
+from dialogs.followups.dispatcher import Dispatcher, RecipientUnreachable
+from dialogs.reflection.store import ReflectionStatus
 from dialogs.store import FollowUpStatus, UserKey
 from storage import SqlStore
 from storage.models import ReflectionAnswerRow

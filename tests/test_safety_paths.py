@@ -13,9 +13,9 @@ from sqlalchemy import text as sql
 
 from dialogs.clock import ManualClock
 from dialogs.content import Content
-from dialogs.dispatcher import Dispatcher
 from dialogs.engine import Engine
 from dialogs.events import Address, Command, Inbound
+from dialogs.followups.dispatcher import Dispatcher
 from dialogs.store import FollowUpStatus, Profile, UserKey
 from storage import SqlStore
 from tests.conftest import Chat, onboard, texts

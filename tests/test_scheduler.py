@@ -14,12 +14,12 @@ from zoneinfo import ZoneInfo
 from bot.scheduler import DispatchScheduler
 from dialogs.clock import SystemClock
 from dialogs.content import Content
-from dialogs.dispatcher import Dispatcher
 from dialogs.engine import Engine
 from dialogs.events import Address, Outbound
-from dialogs.safety_resources import SafetyResources
-from dialogs.safety_screen import SafetyScreen
-from dialogs.safety_text import resource_text
+from dialogs.followups.dispatcher import Dispatcher
+from dialogs.safety.resource_text import resource_text
+from dialogs.safety.resources import SafetyResources
+from dialogs.safety.screen import SafetyScreen
 from dialogs.store import FollowUpRequest, Profile, UserKey
 from storage import SqlStore
 from tests.conftest import Chat, onboard

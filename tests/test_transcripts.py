@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from dialogs.content import Content, load_content
-from dialogs.engine import _branch
-from dialogs.flow_model import BranchStep, ChoiceStep, EndStep, Flow, MessageStep
-from dialogs.transcript import (
+from dialogs.flows.branching import choose_branch
+from dialogs.flows.model import BranchStep, ChoiceStep, EndStep, Flow, MessageStep
+from dialogs.flows.transcript import (
     GENERATED_MARK,
     all_paths,
     main_path,
@@ -59,7 +59,7 @@ def _reframes(flow: Flow) -> dict[str, str]:
     )
     out = {}
     for option in _choice(flow, "urge").options:
-        step = flow.step(_branch(branch, {"urge": option.id}))
+        step = flow.step(choose_branch(branch, {"urge": option.id}))
         assert isinstance(step, MessageStep)
         out[option.id] = step.text[0]
     return out

@@ -74,7 +74,7 @@ STARTED_BY_THE_GUIDE = {
 
 
 def test_every_flow_a_person_starts_has_a_command(content: Content) -> None:
-    from dialogs.flow_model import HandoffStep
+    from dialogs.flows.model import HandoffStep
 
     commanded = {c.flow for c in content.commands.commands if c.flow}
     # A flow one tap away from a commanded one (/checkin -> "Check in now") counts.

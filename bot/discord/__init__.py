@@ -1,1 +1,2 @@
-"""bot.discord"""
+"""Discord on discord.py: slash commands and buttons in, rendered replies out.
+Imports `dialogs` and `bot`'s shared seams, never `bot.telegram`."""

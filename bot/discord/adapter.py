@@ -42,10 +42,10 @@ from bot.discord.commands import build_commands
 from bot.discord.reflection import is_facilitator, moved_to_thread, open_thread
 from bot.discord.render import Part, parts
 from dialogs.clock import Clock, SystemClock
-from dialogs.commands import Action
-from dialogs.dispatcher import NotSent, RecipientUnreachable, Sender
 from dialogs.events import Address, Command, Inbound, Outbound
-from dialogs.reflection import is_reflection_payload
+from dialogs.flows.commands import Action
+from dialogs.followups.dispatcher import NotSent, RecipientUnreachable, Sender
+from dialogs.reflection.group import is_reflection_payload
 from dialogs.routing import Run, by_destination
 from dialogs.store import UserKey
 from dialogs.user_ref import user_ref

@@ -12,8 +12,8 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from dialogs.commands import Action, CommandSpec
 from dialogs.events import Command
+from dialogs.flows.commands import Action, CommandSpec
 
 RunCommand = Callable[[discord.Interaction, Command], Awaitable[None]]
 SlashCommand = app_commands.Command[Any, ..., None]

@@ -1,1 +1,2 @@
-"""bot.telegram"""
+"""Telegram on python-telegram-bot: updates in, rendered replies out. Imports
+`dialogs` and `bot`'s shared seams, never `bot.discord`."""

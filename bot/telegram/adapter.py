@@ -55,8 +55,8 @@ from bot.telegram.updates import (
     message_inbound,
 )
 from dialogs.clock import Clock, SystemClock
-from dialogs.dispatcher import NotSent, RecipientUnreachable
 from dialogs.events import Address, Inbound, Outbound
+from dialogs.followups.dispatcher import NotSent, RecipientUnreachable
 from dialogs.routing import by_destination
 from dialogs.user_ref import user_ref
 

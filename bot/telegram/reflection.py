@@ -26,8 +26,8 @@ from telegram.error import TelegramError
 from bot.telegram.retry import RetryPolicy, with_retries
 from bot.telegram.text import first_sentence
 from bot.telegram.updates import BotIdentity, address_of, parse_command
-from dialogs.dispatcher import NotSent
 from dialogs.events import Address, Inbound, Outbound
+from dialogs.followups.dispatcher import NotSent
 from dialogs.routing import Run
 
 log = logging.getLogger(__name__)

@@ -91,8 +91,8 @@ async def test_start_needs_a_token(guide: Guide) -> None:
 
 
 async def test_send_before_start_is_not_sent(guide: Guide) -> None:
-    from dialogs.dispatcher import NotSent
     from dialogs.events import Address, Outbound
+    from dialogs.followups.dispatcher import NotSent
 
     adapter = DiscordAdapter(guide, guide.settings)
     with pytest.raises(NotSent):

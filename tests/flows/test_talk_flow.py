@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 
 from dialogs.clock import ManualClock
-from dialogs.dispatcher import Dispatcher
 from dialogs.engine import Engine
+from dialogs.followups.dispatcher import Dispatcher
 from dialogs.store import UserKey
 from storage import SqlStore
 from tests.conftest import Chat, texts

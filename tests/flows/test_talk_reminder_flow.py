@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from dialogs.clock import ManualClock
-from dialogs.dispatcher import Dispatcher
 from dialogs.engine import Engine
+from dialogs.followups.dispatcher import Dispatcher
 from dialogs.store import FollowUpStatus, UserKey
 from storage import SqlStore
 from tests.conftest import Chat

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dialogs.safety_resources import SafetyResources
-from dialogs.safety_screen import SafetyScreen
+from dialogs.safety.resources import SafetyResources
+from dialogs.safety.screen import SafetyScreen
 
 ROOT = Path(__file__).resolve().parents[2]
 SIGNALS = ROOT / "content" / "safety" / "signals.yaml"

@@ -12,7 +12,7 @@ DIALOGS = Path(__file__).resolve().parents[2] / "dialogs"
 ALLOWED = set(sys.stdlib_module_names) | {"pydantic", "yaml", "dialogs"}
 
 
-@pytest.mark.parametrize("module", ["text_normalise", "safety_screen", "safety_resources"])
+@pytest.mark.parametrize("module", ["safety/normalise", "safety/screen", "safety/resources"])
 def test_only_allowed_imports(module: str) -> None:
     tree = ast.parse((DIALOGS / f"{module}.py").read_text(encoding="utf-8"))
     roots: set[str] = set()

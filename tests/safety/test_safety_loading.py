@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dialogs.safety_resources import SafetyResources
-from dialogs.safety_screen import SafetyContentError, SafetyScreen
+from dialogs.safety.resources import SafetyResources
+from dialogs.safety.screen import SafetyContentError, SafetyScreen
 
 _GOOD_RULE = """\
   - id: crisis.ok

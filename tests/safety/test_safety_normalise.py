@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dialogs.text_normalise import candidates, match_variants, normalise, squeeze
+from dialogs.safety.normalise import candidates, match_variants, normalise, squeeze
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dialogs.safety_screen import SafetyScreen, SafetySignal
+from dialogs.safety.screen import SafetyScreen, SafetySignal
 
 # A false alarm costs one gentle extra message; this keeps them rare.
 MAX_FALSE_ALARM_RATE = 0.05

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dialogs.safety_resources import (
+from dialogs.safety.resources import (
     FALLBACK_CODE,
     CountryResources,
     HelpLine,

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dialogs.safety_screen import SafetyFinding, SafetyScreen, SafetySignal
-from dialogs.text_normalise import match_variants
+from dialogs.safety.normalise import match_variants
+from dialogs.safety.screen import SafetyFinding, SafetyScreen, SafetySignal
 
 CRISIS = SafetySignal.CRISIS
 DANGER = SafetySignal.DANGER

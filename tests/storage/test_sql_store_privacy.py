@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import Column, Table, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dialogs.reflection_store import ReflectionAnswer
+from dialogs.reflection.store import ReflectionAnswer
 from dialogs.store import ConversationState, FollowUpRequest, Profile, UserKey
 from storage import SqlStore
 from storage.models import Base, JournalEntryRow, ProcessedEventRow, ReferralCountRow, UserRow

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from dialogs.events import Address, Outbound
-from dialogs.reflection_store import ReflectionSession
+from dialogs.reflection.store import ReflectionSession
 from tests.telegram.conftest import Harness, Person
 from tests.telegram.fake_bot_api import BOT_USERNAME, Call
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from dialogs.clock import SystemClock
 from dialogs.content import load_content
-from dialogs.dispatcher import Dispatcher
 from dialogs.engine import Engine
 from dialogs.events import Address, Outbound
-from dialogs.safety_resources import SafetyResources
-from dialogs.safety_screen import SafetyScreen
-from dialogs.safety_text import resource_text
+from dialogs.followups.dispatcher import Dispatcher
+from dialogs.safety.resource_text import resource_text
+from dialogs.safety.resources import SafetyResources
+from dialogs.safety.screen import SafetyScreen
 from storage import open_store
 
 CONTENT = Path(__file__).resolve().parents[2] / "content"

@@ -7,7 +7,7 @@ gets, the short safety screen.
 
 from __future__ import annotations
 
-from dialogs.flow_model import Flow
+from dialogs.flows.model import Flow
 from dialogs.store import Profile
 
 CONSENT = "consent"

@@ -16,7 +16,7 @@ class Action(StrEnum):
 
     STOP = "stop"
     SCHEDULE = "schedule"
-    # Group reflection: `/reflect start|next|pause|resume|extend|end` (dialogs.reflection).
+    # Group reflection: `/reflect start|next|pause|resume|extend|end` (dialogs.reflection.group).
     REFLECT = "reflect"
 
 

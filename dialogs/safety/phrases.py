@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from dialogs.text_normalise import normalise
+from dialogs.safety.normalise import normalise
 
 
 class PhraseList:

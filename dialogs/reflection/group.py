@@ -26,12 +26,13 @@ from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from dialogs.events import Address, Choice, Command, Outbound
-from dialogs.gates import gate_before
+from dialogs.flows.templates import render
+from dialogs.followups.times import after_quiet_hours
 from dialogs.matching import match_option, parse_number
-from dialogs.reflection_content import Reflection, ReflectionCopy, ReflectionStep
-from dialogs.reflection_store import ReflectionAnswer, ReflectionSession, ReflectionStatus
-from dialogs.safety_screen import SafetySignal
-from dialogs.schedule_time import after_quiet_hours
+from dialogs.reflection.content import Reflection, ReflectionCopy, ReflectionStep
+from dialogs.reflection.store import ReflectionAnswer, ReflectionSession, ReflectionStatus
+from dialogs.safety.gates import gate_before
+from dialogs.safety.screen import SafetySignal
 from dialogs.store import (
     REFLECTION_TIMER,
     FollowUp,
@@ -42,7 +43,6 @@ from dialogs.store import (
     StoreSession,
     UserKey,
 )
-from dialogs.templates import render
 from dialogs.user_ref import user_ref
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
     from dialogs.clock import Clock
     from dialogs.content import Content
-    from dialogs.safety_screen import SafetyScreen
+    from dialogs.safety.screen import SafetyScreen
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from dialogs.content_errors import ContentError
+from dialogs.flows.errors import ContentError
 
 PathKey = tuple[str | int, ...]
 

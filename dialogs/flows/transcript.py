@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dialogs.content import Content
-from dialogs.engine import _branch  # the engine's own rule: imported so it cannot drift
-from dialogs.flow_model import (
+from dialogs.flows.branching import choose_branch
+from dialogs.flows.model import (
     PROFILE_VARIABLES,
     ActionStep,
     AskStep,
@@ -30,8 +30,8 @@ from dialogs.flow_model import (
     ScheduleStep,
     Step,
 )
+from dialogs.flows.templates import render, template_fields
 from dialogs.store import VarValue
-from dialogs.templates import render, template_fields
 
 # Variables only the engine knows when a flow starts (helplines, the command menu,
 # the flow a gate holds back, profile values): a transcript can only name them.
@@ -311,9 +311,9 @@ def _suppositions(
             options.append((when.var, when.below - 1))
         if when.is_set:
             options.append((when.var, f"*{{{when.var}}}*"))
-    forks = [_Answer("", "", (), _branch(step, variables))]
+    forks = [_Answer("", "", (), choose_branch(step, variables))]
     for name, value in options:
-        target = _branch(step, {**variables, name: value})
+        target = choose_branch(step, {**variables, name: value})
         if all(f.next != target for f in forks):
             note = f"*(supposing `{name}` is {value})*"
             forks.append(_Answer(note, f"{name} = {value}", ((name, value),), target))
@@ -353,7 +353,7 @@ def _silent(
     if isinstance(step, MessageStep):
         return None, step.next
     if isinstance(step, BranchStep):
-        return None, _branch(step, variables)
+        return None, choose_branch(step, variables)
     if isinstance(step, ScheduleStep):
         when = f"in {step.after}" if step.after else f"at {step.at}"
         return f"*(a follow-up: `{step.flow}` {when})*", step.next

@@ -12,8 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from dialogs.durations import parse_duration
-from dialogs.templates import template_fields
+from dialogs.flows.durations import parse_duration
+from dialogs.flows.templates import template_fields
 
 Ident = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", min_length=1, max_length=32)]
 VarValue = str | int

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from dialogs.flow_model import (
+from dialogs.flows.model import (
     ActionStep,
     BranchStep,
     ChoiceStep,

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from dialogs.content_errors import ContentError
-from dialogs.flow_model import (
+from dialogs.flows.errors import ContentError
+from dialogs.flows.model import (
     MAX_LABEL,
     MAX_PAYLOAD_BYTES,
     MAX_TEXT,
@@ -24,9 +24,9 @@ from dialogs.flow_model import (
     Step,
     is_terminal,
 )
+from dialogs.flows.templates import TemplateError, template_fields
+from dialogs.flows.yaml_source import SourceMap
 from dialogs.payloads import PAYLOAD_TURN_RESERVE, payload_prefix
-from dialogs.templates import TemplateError, template_fields
-from dialogs.yaml_source import SourceMap
 
 Report = Callable[[str, str | None, tuple[str | int, ...]], None]
 

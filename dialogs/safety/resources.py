@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from dialogs.safety_screen import SafetyContentError, load_validated
+from dialogs.safety.screen import SafetyContentError, load_validated
 
 __all__ = [
     "FALLBACK_CODE",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dialogs.safety_resources import CountryResources, HelpLine, SafetyResources
+from dialogs.safety.resources import CountryResources, HelpLine, SafetyResources
 
 # Shown when the person's country is not known yet: the countries most users are in,
 # then the worldwide directory.

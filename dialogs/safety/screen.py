@@ -25,8 +25,8 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from dialogs.text_normalise import match_variants, normalise, squeeze
-from dialogs.yaml_source import SourceMap, load_yaml
+from dialogs.flows.yaml_source import SourceMap, load_yaml
+from dialogs.safety.normalise import match_variants, normalise, squeeze
 
 __all__ = [
     "SafetyContentError",
@@ -60,7 +60,7 @@ class SafetyContentError(ValueError):
 
 
 # --------------------------------------------------------------------------------
-# YAML with line numbers (dialogs.yaml_source), shared with safety_resources.
+# YAML with line numbers (dialogs.flows.yaml_source), shared with safety_resources.
 # Safety files fail on their first problem: they are short, and a screen that
 # half-loads is worse than one that refuses to start.
 
