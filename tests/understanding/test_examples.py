@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from dialogs.understanding import (
-    ExampleSet,
     ExamplesError,
+    ExampleSet,
     check_evaluation,
     check_examples,
     load_evaluation,
@@ -173,7 +173,9 @@ def test_too_few_examples_counts_safety_intents_higher(tmp_path: Path) -> None:
 
 def test_the_same_example_in_two_intents(tmp_path: Path) -> None:
     _write(tmp_path, "space.yaml", _intent_file("space", ["I need some space", "back later"]))
-    talk = _write(tmp_path, "talk.yaml", _intent_file("talk", ["can we talk", "i  NEED some Space"]))
+    talk = _write(
+        tmp_path, "talk.yaml", _intent_file("talk", ["can we talk", "i  NEED some Space"])
+    )
     [problem] = check_examples(load_examples(tmp_path), min_safety=0, min_other=0)
     assert (problem.file, problem.line) == (talk, 4)
     assert problem.message == (
@@ -217,7 +219,10 @@ def test_evaluation_checks_report_unknown_intents_repeats_and_leaks(tmp_path: Pa
     )
     problems = check_evaluation(load_evaluation(path), load_examples(FIXTURE_EXAMPLES))
     assert sorted((p.line, p.message) for p in problems) == [
-        (2, "also a training example (greeting.yaml:3); held-out messages must be new to the model"),
+        (
+            2,
+            "also a training example (greeting.yaml:3); held-out messages must be new to the model",
+        ),
         (3, "unknown intent 'weather'"),
         (4, "also a training example (thanks.yaml:4); held-out messages must be new to the model"),
         (6, "repeats the message at evaluation.yaml:5"),

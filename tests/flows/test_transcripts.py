@@ -25,7 +25,7 @@ from dialogs.flows.transcript import (
     write_transcripts,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TRANSCRIPTS = ROOT / "docs" / "transcripts"
 runner = CliRunner()
 

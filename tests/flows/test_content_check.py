@@ -11,9 +11,9 @@ import pytest
 from dialogs.content import check_content, load_content
 from dialogs.flows.errors import ContentInvalid
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REAL_CONTENT = ROOT / "content"
-BROKEN = Path(__file__).resolve().parent / "fixtures" / "broken_flows"
+BROKEN = ROOT / "tests" / "fixtures" / "broken_flows"
 EXPECT = re.compile(r"^# expect: (\d+): (.+)$")
 
 

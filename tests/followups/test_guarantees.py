@@ -25,7 +25,7 @@ from tests.conftest import Chat, onboard, texts
 from tests.test_engine import RecordingSender, ask_for_followup_in_20_minutes
 
 USER = UserKey("test", "u1")
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def pending(store: SqlStore, user: UserKey = USER) -> list[tuple[str, datetime, str]]:
