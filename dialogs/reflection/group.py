@@ -1,4 +1,4 @@
-"""Guided group reflection: the engine's part, as a mixin of `Engine`.
+"""Guided group reflection: `GroupReflections`, a collaborator the engine holds.
 
 A facilitator starts a reflection in a group; the guide posts its title and a Join
 button there. Each participant gets every step's prompt privately and answers
@@ -21,10 +21,13 @@ from __future__ import annotations
 import logging
 import math
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, time, timedelta
-from typing import TYPE_CHECKING, Protocol
+from zoneinfo import ZoneInfo
 
+from dialogs.clock import Clock
+from dialogs.content import Content
 from dialogs.events import Address, Choice, Command, Outbound
 from dialogs.flows.templates import render
 from dialogs.followups.times import after_quiet_hours
@@ -32,7 +35,7 @@ from dialogs.matching import match_option, parse_number
 from dialogs.reflection.content import Reflection, ReflectionCopy, ReflectionStep
 from dialogs.reflection.store import ReflectionAnswer, ReflectionSession, ReflectionStatus
 from dialogs.safety.gates import gate_before
-from dialogs.safety.screen import SafetySignal
+from dialogs.safety.screen import SafetyScreen, SafetySignal
 from dialogs.store import (
     REFLECTION_TIMER,
     FollowUp,
@@ -43,14 +46,8 @@ from dialogs.store import (
     StoreSession,
     UserKey,
 )
+from dialogs.turn import Turn
 from dialogs.user_ref import user_ref
-
-if TYPE_CHECKING:
-    from zoneinfo import ZoneInfo
-
-    from dialogs.clock import Clock
-    from dialogs.content import Content
-    from dialogs.safety.screen import SafetyScreen
 
 log = logging.getLogger(__name__)
 
@@ -72,36 +69,33 @@ TIMER_LIFETIME = timedelta(hours=12)
 CONTROLS = ("next", "pause", "resume", "extend", "end")
 
 
-class ReflectionTurn(Protocol):
-    """The parts of the engine's working turn a reflection reads and writes."""
+class GroupReflections:
+    """Everything about group reflections, for the engine to call with a turn.
 
-    session: StoreSession
-    user: UserKey
-    chat_id: str
-    at: datetime
-    private: bool
-    facilitator: bool
-    profile: Profile
-    out: list[Outbound]
-    flow_id: str | None
-    safety_fired: bool
+    Built by the engine with only what it needs: the content, the store (for the
+    adapter's thread move, outside any turn), the clock, the safety screen (a shared
+    answer is screened again), and three small callables: how to start a flow (a
+    joiner's gates, a crisis typed as an answer), a person's zone and quiet hours.
+    """
 
-
-class Reflections:
-    """Mixed into `Engine`, which provides what is declared here."""
-
-    _content: Content
-    _clock: Clock
-    _safety: SafetyScreen
-    _store: Store
-
-    if TYPE_CHECKING:
-        # Engine's own methods; declared for the type checker only.
-        async def _start_flow_for(self, turn: ReflectionTurn, flow_id: str) -> None: ...
-
-        def _zone(self, profile: Profile) -> ZoneInfo: ...
-
-        def _quiet_hours(self, profile: Profile) -> tuple[time, time]: ...
+    def __init__(
+        self,
+        content: Content,
+        store: Store,
+        clock: Clock,
+        safety: SafetyScreen,
+        *,
+        start_flow: Callable[[Turn, str], Awaitable[None]],
+        zone_of: Callable[[Profile], ZoneInfo],
+        quiet_hours_of: Callable[[Profile], tuple[time, time]],
+    ) -> None:
+        self._content = content
+        self._store = store
+        self._clock = clock
+        self._safety = safety
+        self._start_flow = start_flow
+        self._zone = zone_of
+        self._quiet_hours = quiet_hours_of
 
     @property
     def _rcopy(self) -> ReflectionCopy:
@@ -111,7 +105,7 @@ class Reflections:
 
     # ------------------------------------------------------------- entry points
 
-    async def _reflect_command(self, turn: ReflectionTurn, args: tuple[str, ...]) -> None:
+    async def command(self, turn: Turn, args: tuple[str, ...]) -> None:
         """`/reflect [start NAME MINUTES | next | pause | resume | extend | end]`."""
         sub = args[0].casefold() if args else "start"
         if turn.private:
@@ -133,7 +127,7 @@ class Reflections:
             return
         await self._start(turn, args[1:] if sub == "start" else args)
 
-    async def _reflect_press(self, turn: ReflectionTurn, raw: str) -> None:
+    async def press(self, turn: Turn, raw: str) -> None:
         parts = raw.removeprefix(PREFIX).split(":")
         session = await turn.session.reflection_by_token(parts[0]) if parts[0] else None
         if session is None or len(parts) < 2:
@@ -153,7 +147,7 @@ class Reflections:
         else:
             turn.out.append(Outbound(self._content.copy.stale_button))
 
-    async def move_reflection(self, platform: str, from_chat: str, to_chat: str) -> bool:
+    async def move(self, platform: str, from_chat: str, to_chat: str) -> bool:
         """The adapter opened a thread for the reflection running in `from_chat`:
         from now on its group posts go to `to_chat`. False if none is running."""
         async with self._store.session() as store:
@@ -165,7 +159,7 @@ class Reflections:
             await store.update_reflection(replace(session, chat_id=to_chat))
         return True
 
-    async def _reflect_start_link(self, turn: ReflectionTurn, payload: str) -> None:
+    async def start_link(self, turn: Turn, payload: str) -> None:
         """`/start rf_<token>`: someone opened the Join link in a private chat."""
         session = await turn.session.reflection_by_token(payload.removeprefix(START_PREFIX))
         if session is None:
@@ -173,7 +167,7 @@ class Reflections:
             return
         await self._join(turn, session)
 
-    async def _reflect_typed(self, turn: ReflectionTurn, text: str) -> bool:
+    async def typed(self, turn: Turn, text: str) -> bool:
         """A private message may be the answer to the current step of a reflection
         the person joined. True when it was (and is now handled)."""
         if not turn.private or turn.flow_id is not None:
@@ -202,7 +196,7 @@ class Reflections:
             return True
         return False
 
-    async def _reflection_timer(self, session: StoreSession, followup: FollowUp) -> list[Outbound]:
+    async def timer_due(self, session: StoreSession, followup: FollowUp) -> list[Outbound]:
         """A step's time is up. Returns what to send (every message carries `to`); an
         outdated timer (the facilitator moved on, paused or extended) does nothing."""
         now = self._clock.now()
@@ -224,7 +218,7 @@ class Reflections:
 
     # ------------------------------------------------------------- starting
 
-    async def _start(self, turn: ReflectionTurn, args: tuple[str, ...]) -> None:
+    async def _start(self, turn: Turn, args: tuple[str, ...]) -> None:
         reflections = self._content.reflections
         minutes = DEFAULT_MINUTES
         words: list[str] = []
@@ -285,7 +279,7 @@ class Reflections:
         session = await self._begin_step(turn.session, session, 0, turn.at, turn.out)
         self._controls(turn, session)
 
-    def _controls(self, turn: ReflectionTurn, session: ReflectionSession) -> None:
+    def _controls(self, turn: Turn, session: ReflectionSession) -> None:
         copy = self._rcopy
         labels = {
             "next": copy.next_label,
@@ -305,7 +299,7 @@ class Reflections:
 
     # ------------------------------------------------------------- joining
 
-    async def _join(self, turn: ReflectionTurn, session: ReflectionSession) -> None:
+    async def _join(self, turn: Turn, session: ReflectionSession) -> None:
         copy = self._rcopy
         if session.status is ReflectionStatus.ENDED:
             turn.out.append(Outbound(copy.ended, private_only=True))
@@ -323,7 +317,7 @@ class Reflections:
                 start_payload=f"{START_PREFIX}{session.token}",
             )
             turn.out.append(Outbound(copy.join_needs_consent, choices=(join,), private_only=True))
-            await self._start_flow_for(turn, READY_FLOW)
+            await self._start_flow(turn, READY_FLOW)
             return
         private_chat = turn.chat_id if turn.private else turn.user.user_id
         added = await turn.session.add_participant(session.id, turn.user, private_chat, turn.at)
@@ -341,7 +335,7 @@ class Reflections:
     # ------------------------------------------------------------- answers
 
     async def _answer_choice(
-        self, turn: ReflectionTurn, session: ReflectionSession, index: str, option_id: str
+        self, turn: Turn, session: ReflectionSession, index: str, option_id: str
     ) -> None:
         step = await self._answerable(turn, session, index)
         if step is None:
@@ -352,14 +346,14 @@ class Reflections:
         await self._save_choice(turn, session, step, option_id)
 
     async def _save_choice(
-        self, turn: ReflectionTurn, session: ReflectionSession, step: ReflectionStep, option_id: str
+        self, turn: Turn, session: ReflectionSession, step: ReflectionStep, option_id: str
     ) -> None:
         option = next(o for o in step.options if o.id == option_id)
         await self._save(turn, session, step, option.id, None, option.tally)
 
     async def _save(
         self,
-        turn: ReflectionTurn,
+        turn: Turn,
         session: ReflectionSession,
         step: ReflectionStep,
         choice: str | None,
@@ -382,7 +376,7 @@ class Reflections:
         )
 
     async def _answerable(
-        self, turn: ReflectionTurn, session: ReflectionSession, index: str
+        self, turn: Turn, session: ReflectionSession, index: str
     ) -> ReflectionStep | None:
         """The step a press answers, if the person may still answer it."""
         copy = self._rcopy
@@ -398,7 +392,7 @@ class Reflections:
         return self._step(session)
 
     async def _keep_or_share(
-        self, turn: ReflectionTurn, session: ReflectionSession, action: str, index: str
+        self, turn: Turn, session: ReflectionSession, action: str, index: str
     ) -> None:
         copy = self._rcopy
         reflection = self._content.reflections.get(session.reflection_id)
@@ -433,16 +427,14 @@ class Reflections:
                 turn.profile = replace(turn.profile, crisis_at=turn.at)
             else:
                 turn.profile = replace(turn.profile, unsafe=True)
-            await self._start_flow_for(turn, str(finding.signal))
+            await self._start_flow(turn, str(finding.signal))
             return
         await turn.session.mark_answer(session.id, turn.user, step.id, shared=True)
         log.info("answer shared session=%d", session.id)
         turn.out.append(Outbound(render(copy.shared_group, {"answer": said}), to=_group(session)))
         turn.out.append(Outbound(copy.shared, private_only=True))
 
-    async def _followup_choice(
-        self, turn: ReflectionTurn, session: ReflectionSession, wanted: bool
-    ) -> None:
+    async def _followup_choice(self, turn: Turn, session: ReflectionSession, wanted: bool) -> None:
         copy = self._rcopy
         if not await self._is_participant(turn, session):
             turn.out.append(Outbound(copy.not_joined, private_only=True))
@@ -468,7 +460,7 @@ class Reflections:
 
     # ------------------------------------------------------------- the facilitator
 
-    async def _control(self, turn: ReflectionTurn, session: ReflectionSession, action: str) -> None:
+    async def _control(self, turn: Turn, session: ReflectionSession, action: str) -> None:
         copy = self._rcopy
         # The facilitator flag speaks for this chat only: a button or command naming
         # another group's session needs the person who started that one.
@@ -663,7 +655,7 @@ class Reflections:
         )
         return Outbound(text, choices=choices, private_only=True)
 
-    async def _is_participant(self, turn: ReflectionTurn, session: ReflectionSession) -> bool:
+    async def _is_participant(self, turn: Turn, session: ReflectionSession) -> bool:
         # By the session's own list, so an ended one (whose participants may still
         # answer the follow-up offer) counts too.
         people = await turn.session.participants(session.id)

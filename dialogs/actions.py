@@ -1,0 +1,64 @@
+"""Steps that do something only the engine can do: write the profile (`remember`),
+send an export, forget a person, re-plan check-ins. Each returns what the flow
+does next, the way every other step kind does in `dialogs.runner`."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from dialogs.events import Attachment, Outbound
+from dialogs.flows.model import ActionStep, RememberStep
+from dialogs.followups.checkins import Checkins
+from dialogs.profile_updates import remembered
+from dialogs.steps import Continue, End, StepResult
+from dialogs.turn import Turn
+
+log = logging.getLogger(__name__)
+
+EXPORT_NAME = "pausecheck-export.json"
+
+
+class Actions:
+    def __init__(self, checkins: Checkins, export_ready: str) -> None:
+        self._checkins = checkins
+        self._export_ready = export_ready
+
+    async def remember(self, turn: Turn, step: RememberStep) -> StepResult:
+        turn.profile = remembered(turn.profile, step.set, turn.variables, turn.at)
+        if "consent" in step.set and step.set["consent"] is not True:
+            # Withdrawing consent stops every planned message at once.
+            await turn.session.cancel_followups(turn.user)
+        return Continue(step.next)
+
+    async def run(self, turn: Turn, step: ActionStep, texts: list[str]) -> StepResult:
+        """`export`, `forget` and `reschedule_checkins` (`resume` is the runner's).
+        The step's texts are already shown, except for `export`, which sends its last
+        text with the file."""
+        if step.do == "export":
+            await self._export(turn, texts)
+        elif step.do == "forget":
+            await turn.session.forget_user(turn.user)
+            log.info("user forgotten user=%s", turn.who)
+            turn.forgotten = True
+            turn.idle()
+            return End()
+        elif step.do == "reschedule_checkins":
+            await self._checkins.reschedule(turn)
+        assert step.next is not None
+        return Continue(step.next)
+
+    async def _export(self, turn: Turn, texts: list[str]) -> None:
+        # Save first, so the export holds this very moment too.
+        await turn.session.save_profile(turn.user, turn.profile)
+        data = await turn.session.export_user(turn.user)
+        body = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True).encode()
+        text = texts[-1] if texts else self._export_ready
+        turn.out.extend(Outbound(t, private_only=True) for t in texts[:-1])
+        turn.out.append(
+            Outbound(
+                text,
+                private_only=True,
+                attachment=Attachment(EXPORT_NAME, body, "application/json"),
+            )
+        )
