@@ -32,7 +32,8 @@ class Actions:
         return Continue(step.next)
 
     async def run(self, turn: Turn, step: ActionStep, texts: list[str]) -> StepResult:
-        """`export`, `forget` and `reschedule_checkins` (`resume` is the runner's).
+        """`export`, `forget`, `reschedule_checkins` and `hold_messages` (`resume` is
+        the runner's).
         The step's texts are already shown, except for `export`, which sends its last
         text with the file."""
         if step.do == "export":
@@ -45,6 +46,9 @@ class Actions:
             return End()
         elif step.do == "reschedule_checkins":
             await self._checkins.reschedule(turn)
+        elif step.do == "hold_messages":
+            held = await turn.session.cancel_followups(turn.user)
+            log.info("planned messages held back user=%s count=%d", turn.who, held)
         assert step.next is not None
         return Continue(step.next)
 

@@ -56,6 +56,9 @@ RESOURCE_FLOWS = {
     "danger": "danger",
     "unsafe": "danger",
 }
+# Variables the runner fills for any flow that declares them: the person's
+# emergency number (or the common ones), and helplines by kind.
+HELP_VARIABLES = {"emergency": "emergency", "crisis_lines": "crisis", "danger_lines": "danger"}
 # Starting one of these is a safety referral, counted anonymously.
 REFERRAL_FLOWS = ("crisis", "crisis_again", "danger")
 WAITING_STEPS = ChoiceStep | ScaleStep | AskStep
@@ -91,6 +94,10 @@ class FlowRunner:
         signal = RESOURCE_FLOWS.get(flow.id)
         if signal is not None:
             variables["resources"] = self._resource_text(signal, turn.profile.country)
+        # Any flow may name helplines or the emergency number by declaring them.
+        for name, kind in HELP_VARIABLES.items():
+            if name in flow.variables:
+                variables[name] = self._resource_text(kind, turn.profile.country)
         if flow.id in REFERRAL_FLOWS and signal is not None:
             await turn.session.count_referral(turn.at.date(), turn.profile.country, signal)
         turn.flow_id = flow.id

@@ -338,7 +338,8 @@ async def test_crisis_text_mid_flow_is_answered_first_with_resources_and_no_refr
     assert "Are you safe right now?" in shown
     assert "activation" not in shown
     state = await state_of(store, clock)
-    assert state.flow_id == "crisis"
+    # The crisis flow hands over to its own safety check after the helplines.
+    assert state.flow_id == "crisis_check"
 
 
 async def test_crisis_in_command_arguments_is_screened_too(chat: Chat) -> None:
@@ -348,16 +349,26 @@ async def test_crisis_in_command_arguments_is_screened_too(chat: Chat) -> None:
 
 async def test_danger_text_routes_to_the_danger_flow(chat: Chat) -> None:
     out = await chat.say("I'm scared of him, he hit me last night")
-    assert "is it safe to chat right now?" in texts(out)
+    first = texts(out)
+    # The first reply already names who to call, before the safe-to-chat question.
+    assert "1-800-799-7233" in first and "call 911" in first
+    assert first.index("1-800-799-7233") < first.index("Is it safe to keep chatting here?")
     out = await chat.press("It's safe to chat")
-    shown = texts(out)
-    assert "isn't a push-pull pattern" in shown
-    assert "1-800-799-7233" in shown
+    assert "isn't a push-pull pattern" in texts(out)
+
+
+async def test_not_safe_repeats_the_emergency_number_in_one_short_message(chat: Chat) -> None:
+    await chat.say("he punches walls when he's angry and I'm scared")
+    out = await chat.press("Not safe right now")
+    assert len(out) == 1
+    assert "call 911" in out[0].text and len(out[0].text) <= 160
 
 
 async def test_sos_works_from_any_state(chat: Chat) -> None:
     await walk_pause_to_move(chat)
     out = await chat.command("sos")
+    assert "call 911" in texts(out)
+    out = await chat.press("Thoughts of suicide or self-harm")
     assert "988" in texts(out)
 
 

@@ -258,20 +258,23 @@ class ActionStep(_Step):
 
     `resume` starts the flow a gate (consent, screen) interrupted, and ends this one;
     `export` sends everything stored about the person as a JSON file, then `next`;
-    `forget` deletes everything about them and ends the conversation.
+    `forget` deletes everything about them and ends the conversation;
+    `reschedule_checkins` replaces the pending check-in after its settings change;
+    `hold_messages` cancels every planned message, so nothing arrives unasked on a
+    screen someone else may see (after a danger signal or "not safe right now").
     """
 
     kind: Literal["action"]
-    do: Literal["resume", "export", "forget", "reschedule_checkins"]
+    do: Literal["resume", "export", "forget", "reschedule_checkins", "hold_messages"]
     next: Ident | None = None
 
     @model_validator(mode="after")
     def _next_only_for_export(self) -> ActionStep:
-        goes_on = self.do in ("export", "reschedule_checkins")
+        goes_on = self.do in ("export", "reschedule_checkins", "hold_messages")
         if goes_on != (self.next is not None):
             raise ValueError(
-                "'export' and 'reschedule_checkins' need a 'next'; 'resume' and 'forget' end"
-                " the flow"
+                "'export', 'reschedule_checkins' and 'hold_messages' need a 'next';"
+                " 'resume' and 'forget' end the flow"
             )
         return self
 

@@ -46,6 +46,8 @@ ACTION_NOTES = {
     "export": "sends a copy of the data as a file",
     "forget": "deletes everything",
     "resume": "goes back to the flow it interrupted",
+    "reschedule_checkins": "plans the next check-in with the new settings",
+    "hold_messages": "cancels every planned message",
 }
 
 

@@ -65,6 +65,8 @@ STARTED_BY_THE_GUIDE = {
     "unsafe",
     "minor",
     "crisis_again",
+    # After the helplines of `crisis`, which the safety screen starts.
+    "crisis_check",
     "danger",
     "checkin_due",
     "timezone",

@@ -141,7 +141,7 @@ async def test_a_yes_on_the_screen_routes_to_danger_and_holds_back_reframes(
     await newcomer.press("United States")
     await newcomer.press("No")
     out = await newcomer.press("Yes")  # afraid of a partner
-    assert "is it safe to chat right now?" in texts(out)
+    assert "Is it safe to keep chatting here?" in texts(out)
     assert (await profile_of(store, newcomer)).unsafe is True
     out = await newcomer.command("pause")
     assert "leaving out the relationship suggestions" in texts(out)
@@ -243,6 +243,7 @@ async def test_referrals_are_counted_by_day_and_country_only(
 ) -> None:
     await chat.say(CRISIS_TEXT)
     await chat.command("sos")
+    await chat.press("Thoughts of suicide or self-harm")
     await chat.say("she threatened to kill me")
     async with store.engine.connect() as conn:
         rows = sorted(
@@ -258,6 +259,8 @@ async def test_referrals_are_counted_by_day_and_country_only(
 async def test_resources_follow_the_persons_country(chat: Chat, store: SqlStore) -> None:
     await set_profile(store, chat, country="GB")
     out = await chat.command("sos")
+    assert "call 999" in texts(out) and "911" not in texts(out)
+    out = await chat.press("Thoughts of suicide or self-harm")
     assert "116 123" in texts(out) and "741741" not in texts(out)
 
 
@@ -476,8 +479,65 @@ async def test_sos_leads_someone_afraid_of_a_partner_to_domestic_violence_servic
     chat: Chat, store: SqlStore
 ) -> None:
     await chat.command("sos")
-    out = await chat.press("Someone is hurting or scaring me")
-    assert "is it safe to chat right now?" in texts(out)
-    out = await chat.press("It's safe to chat")
-    assert "1-800-799-7233" in texts(out)
+    out = await chat.press("Afraid of a partner or someone at home")
+    # Who to call comes in the same reply as the safe-to-chat question, not after it.
+    assert "1-800-799-7233" in texts(out) and "call 911" in texts(out)
+    assert "Is it safe to keep chatting here?" in texts(out)
     assert (await profile_of(store, chat)).unsafe is True
+
+
+async def test_a_bare_sos_names_the_emergency_number_and_asks_what_is_happening(
+    chat: Chat,
+) -> None:
+    out = await chat.command("sos")
+    assert "call 911" in texts(out)
+    assert [c.label for c in out[-1].choices] == [
+        "Thoughts of suicide or self-harm",
+        "Afraid of a partner or someone at home",
+        "Another emergency",
+    ]
+    # Nothing was written, so nothing is thanked for or called "what you wrote".
+    assert "thank you" not in texts(out).lower() and "you wrote" not in texts(out).lower()
+    out = await chat.press("Thoughts of suicide or self-harm")
+    assert "988" in texts(out) and "you wrote" not in texts(out).lower()
+
+
+async def test_sos_another_emergency_says_to_call_the_emergency_number(chat: Chat) -> None:
+    await chat.command("sos")
+    out = await chat.press("Another emergency")
+    assert "call 911 now" in texts(out)
+
+
+async def test_after_not_safe_nothing_planned_arrives_until_they_say_they_are_safe(
+    chat: Chat, engine: Engine, store: SqlStore, clock: ManualClock
+) -> None:
+    """The danger flow promises "I won't message you first": a daily check-in and a
+    one-off follow-up pending before the signal never arrive after it."""
+    await chat.command("checkin")
+    await chat.press("Every day")
+    await chat.press("09:00")
+    await ask_for_followup_in_20_minutes(chat)
+    out = await chat.say("he smashed the tv last night and i'm scared")
+    out = await chat.press("Not safe right now")
+    assert "won't message you first" in texts(out)
+    sender = RecordingSender()
+    dispatcher = Dispatcher(store, engine, {"test": sender}, clock)
+    for step in (timedelta(minutes=25), *[timedelta(hours=6)] * 12):
+        clock.advance(step)
+        await dispatcher.run_due()
+    assert sender.sent == []
+    async with store.engine.connect() as conn:
+        pending = (
+            await conn.execute(sql("select count(*) from followups where status = 'pending'"))
+        ).scalar_one()
+    assert pending == 0
+    # Saying they are safe brings the daily check-in back.
+    await chat.command("pause")
+    await chat.press("I'm safe now")
+    await chat.press("That's right, I'm safe")
+    async with store.engine.connect() as conn:
+        kinds = [
+            r[0]
+            for r in await conn.execute(sql("select kind from followups where status = 'pending'"))
+        ]
+    assert kinds == ["checkin"]
