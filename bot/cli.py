@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import shutil
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from rich.markup import escape
 from bot.app import SetupError, open_guide
 from bot.config import Settings
 from bot.console import PLATFORM, ConsoleAdapter, piped_lines, prompt_lines
+from bot.logs import configure_logging, redact
 from dialogs.clock import SystemClock
 from dialogs.content import Content, check_content, load_content
 from dialogs.flows.diagram import dot, mermaid
@@ -45,16 +45,21 @@ app.add_typer(db_app, name="db")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+# The secrets of this run, so that an error printed by `_fail` never shows one.
+_SECRETS: list[str] = []
+
+
 def _settings() -> Settings:
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    _SECRETS[:] = settings.secret_values()
+    configure_logging(
+        settings.log_level, library_level=settings.library_log_level, secrets=_SECRETS
     )
     return settings
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]pausecheck:[/] {message}", markup=True)
+    err.print(f"[bold red]pausecheck:[/] {escape(redact(message, _SECRETS))}", markup=True)
     return typer.Exit(code)
 
 
@@ -204,7 +209,7 @@ def _flow(content: Content, flow_id: str) -> Flow:
     flow = content.flows.get(flow_id)
     if flow is None:
         known = ", ".join(sorted(content.flows))
-        raise _fail(escape(f"no flow called {flow_id!r}. Known flows: {known}"))
+        raise _fail(f"no flow called {flow_id!r}. Known flows: {known}")
     return flow
 
 
@@ -289,7 +294,7 @@ def content_graph(
         [dot_bin, "-Tsvg"], input=dot(flow), capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
-        raise _fail(escape(f"Graphviz failed: {result.stderr.strip()}"))
+        raise _fail(f"Graphviz failed: {result.stderr.strip()}")
     svg.write_text(result.stdout, encoding="utf-8")
     err.print(f"wrote {escape(str(svg))}", markup=True)
 

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL; the default is a SQLite file under ./data",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    # The libraries' loggers (python-telegram-bot, httpx, discord.py...) stay here
+    # whatever log_level says: at DEBUG they log tokens and people's messages.
+    library_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
     content_dir: Path = DEFAULT_CONTENT_DIR
     timezone: str | None = Field(
         default=None, description="IANA zone for 'this evening' style times; default: the machine's"
@@ -36,9 +39,22 @@ class Settings(BaseSettings):
     event_retention_days: int = Field(
         default=7, ge=1, description="processed event ids older than this are deleted daily"
     )
-    encryption_key: SecretStr | None = Field(
-        default=None, description="Fernet key; when set, stored conversation answers are encrypted"
+    encryption_keys: SecretStr | None = Field(
+        default=None,
+        description="Fernet keys, comma-separated: the first encrypts, all decrypt (rotation)",
     )
+    # The one-key setting of earlier versions; read after encryption_keys.
+    encryption_key: SecretStr | None = Field(
+        default=None, description="a single Fernet key (older name of encryption_keys)"
+    )
+    # The HMAC key behind the user references in logs; generated and stored in the
+    # database on first start when unset.
+    user_ref_secret: SecretStr | None = None
+    # One person's burst: more than this many messages within flood_seconds are not
+    # processed one by one (one notice, the rest dropped); safety signals and /sos
+    # are always taken, ahead of that person's queue.
+    flood_messages: int = Field(default=20, ge=1)
+    flood_seconds: float = Field(default=10.0, gt=0)
 
     # Sending rates, at the platforms' documented caps by default.
     telegram_rate: float | None = Field(default=30.0, gt=0, description="messages/s overall")
@@ -63,6 +79,9 @@ class Settings(BaseSettings):
     telegram_webhook_listen: str = "127.0.0.1"
     telegram_webhook_port: int = Field(default=8443, gt=0, lt=65536)
     telegram_webhook_secret: SecretStr | None = None
+    # Bodies larger than this are refused before they are read (Telegram's updates
+    # are a few kilobytes).
+    telegram_webhook_max_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Sync slash commands to one guild (instant, for development) instead of globally.
     discord_guild_id: int | None = None
     # A role id whose members may run group reflections (/reflect), besides members
@@ -71,3 +90,34 @@ class Settings(BaseSettings):
     discord_bot_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("DISCORD_BOT_TOKEN")
     )
+
+    def encryption_key_list(self) -> list[str]:
+        """The configured Fernet keys, newest (the one that encrypts) first."""
+        for setting in (self.encryption_keys, self.encryption_key):
+            if setting is not None:
+                keys = [k.strip() for k in setting.get_secret_value().split(",")]
+                return [k for k in keys if k]
+        return []
+
+    def secret_values(self) -> list[str]:
+        """Every secret in the settings, for the log filter to redact."""
+        found = [
+            s.get_secret_value()
+            for s in (
+                self.telegram_bot_token,
+                self.discord_bot_token,
+                self.telegram_webhook_secret,
+                self.user_ref_secret,
+            )
+            if s is not None
+        ]
+        found += self.encryption_key_list()
+        try:
+            from sqlalchemy.engine import make_url
+
+            password = make_url(self.database_url).password
+        except Exception:
+            password = None
+        if password:
+            found.append(str(password))
+        return found

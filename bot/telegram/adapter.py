@@ -8,9 +8,9 @@ bot's own id and username, from getMe at start. A group reflection's posts and p
 prompts (`Outbound.to`) go to their own chats, and whether someone is a group admin
 (`Inbound.facilitator`) comes from getChatMember (`bot.telegram.reflection`).
 
-Long polling by default; a webhook when `PAUSECHECK_TELEGRAM_WEBHOOK_URL` is set, with
-Telegram's secret token checked on every request (PTB's webhook server refuses a
-request without the right `X-Telegram-Bot-Api-Secret-Token` with 403).
+Long polling by default; a webhook when `PAUSECHECK_TELEGRAM_WEBHOOK_URL` is set,
+served by our own small server (`bot.telegram.webhook`), which checks Telegram's
+secret token before reading a body and refuses bodies over 1 MB.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ from bot.telegram.updates import (
     kind_of,
     message_inbound,
 )
+from bot.telegram.webhook import WebhookServer
 from dialogs.clock import Clock, SystemClock
 from dialogs.events import Address, Inbound, Outbound
 from dialogs.followups.dispatcher import NotSent, RecipientUnreachable
@@ -101,6 +102,7 @@ class TelegramAdapter:
         self._max_concurrent = max_concurrent_updates
         self._group_rate = group_messages_per_minute
         self._application: _App | None = None
+        self._webhook_server: WebhookServer | None = None
         self._me: BotIdentity | None = None
         self._known_commands = frozenset(c.name for c in guide.content.commands.commands)
 
@@ -131,6 +133,9 @@ class TelegramAdapter:
             # The guide has its own scheduler; PTB's job queue would be a second one.
             .job_queue(None)
         )
+        if self._webhook:
+            # Our own server feeds the update queue (bot.telegram.webhook).
+            builder = builder.updater(None)
         base_url = self._settings.telegram_api_base_url
         if base_url:
             builder = builder.base_url(base_url).base_file_url(_file_url(base_url))
@@ -149,16 +154,19 @@ class TelegramAdapter:
             self._me = BotIdentity(application.bot.id, application.bot.username)
             await self._register_commands(application)
             await application.start()
-            assert application.updater is not None
             if self._settings.telegram_webhook_url:
                 await self._start_webhook(application, self._settings.telegram_webhook_url)
             else:
+                assert application.updater is not None
                 await application.updater.start_polling(
                     timeout=self._poll_timeout, allowed_updates=list(ALLOWED_UPDATES)
                 )
-        except InvalidToken as exc:
+        except InvalidToken:
             await self.stop()
-            raise SetupError(f"Telegram refused TELEGRAM_BOT_TOKEN: {exc}") from None
+            # PTB's message repeats the token: say which setting, never its value.
+            raise SetupError(
+                "Telegram refused TELEGRAM_BOT_TOKEN; copy it again from @BotFather"
+            ) from None
         except BadRequest as exc:
             await self.stop()
             raise SetupError(f"Telegram refused the bot's setup: {exc}") from None
@@ -176,18 +184,26 @@ class TelegramAdapter:
         return bool(self._settings.telegram_webhook_url)
 
     async def _start_webhook(self, application: _App, url: str) -> None:
-        assert application.updater is not None
         secret = self._settings.telegram_webhook_secret
         # Without a configured secret, a random one per start still makes Telegram prove
         # itself: setWebhook tells it the new value each time.
         token = secret.get_secret_value() if secret else secrets.token_urlsafe(32)
-        await application.updater.start_webhook(
+        server = WebhookServer(
+            application,
             listen=self._settings.telegram_webhook_listen,
             port=self._settings.telegram_webhook_port,
-            url_path=urlsplit(url).path.lstrip("/"),
-            webhook_url=url,
-            secret_token=token,
-            allowed_updates=list(ALLOWED_UPDATES),
+            path=urlsplit(url).path,
+            secret=token,
+            max_bytes=self._settings.telegram_webhook_max_bytes,
+        )
+        await server.start()
+        self._webhook_server = server
+        await with_retries(
+            lambda: application.bot.set_webhook(
+                url, secret_token=token, allowed_updates=list(ALLOWED_UPDATES)
+            ),
+            self._retry,
+            what="setWebhook",
         )
 
     async def _register_commands(self, application: _App) -> None:
@@ -210,7 +226,10 @@ class TelegramAdapter:
         application = self._application
         if application is None:
             return
+        server, self._webhook_server = self._webhook_server, None
         try:
+            if server is not None:
+                await server.stop()
             if application.updater is not None and application.updater.running:
                 await application.updater.stop()
             if application.running:
