@@ -41,6 +41,9 @@ class Guide:
     # The dispatcher reads this mapping live, so platforms can join after start.
     senders: dict[str, Sender] = field(default_factory=dict)
     outboxes: dict[str, Outbox] = field(default_factory=dict)
+    # The phrase tier of the safety screen, for the adapters' per-person queues: a
+    # crisis or danger signal goes ahead of the person's other events.
+    screen: SafetyScreen | None = None
 
     async def add_platform(self, platform: str, sender: Sender) -> Outbox:
         """Send through a rate-limited outbox: scheduled messages on its slow lane,
@@ -133,4 +136,4 @@ async def open_guide(
         retention=retention,
     )
     wake.append(scheduler)
-    return Guide(content, store, engine, dispatcher, scheduler, settings, senders)
+    return Guide(content, store, engine, dispatcher, scheduler, settings, senders, screen=screen)

@@ -39,6 +39,7 @@ from bot.config import Settings
 from bot.console import parse_line
 from bot.discord.client import GuideClient, choice_view, group_view, is_dm
 from bot.discord.commands import build_commands
+from bot.discord.queue import DiscordQueue
 from bot.discord.reflection import is_facilitator, moved_to_thread, open_thread
 from bot.discord.render import Part, parts
 from dialogs.clock import Clock, SystemClock
@@ -76,6 +77,12 @@ class DiscordAdapter:
         self._client_options = dict(client_options or {})
         self._client: GuideClient | None = None
         self._connection: asyncio.Task[None] | None = None
+        self.queue = DiscordQueue(
+            guide.screen,
+            guide.content.copy.slow_down,
+            burst=settings.flood_messages,
+            window=settings.flood_seconds,
+        )
 
     @property
     def client(self) -> GuideClient | None:
@@ -261,28 +268,55 @@ class DiscordAdapter:
 
     # ------------------------------------------------------------- what people do
 
+    # Each goes through the person's queue (bot.discord.queue): acknowledged at once,
+    # handled in that person's turn, dropped past their burst cap.
+
     async def on_command(self, interaction: discord.Interaction, command: Command) -> None:
         dm = is_dm(interaction)
-        # Acknowledge first: the engine may take longer than Discord's 3 seconds.
-        await interaction.response.defer(ephemeral=not dm, thinking=True)
-        replies = await self._handle(interaction, dm, command=command)
-        await self._answer(interaction, replies, ephemeral=not dm, deferred=True)
+
+        async def work() -> None:
+            replies = await self._handle(interaction, dm, command=command)
+            await self._answer(interaction, replies, ephemeral=not dm, deferred=True)
+
+        await self.queue.interaction(
+            interaction,
+            # Acknowledge first: the engine may take longer than Discord's 3 seconds.
+            ack=lambda: interaction.response.defer(ephemeral=not dm, thinking=True),
+            work=work,
+            urgent=self.queue.urgent(command=command),
+        )
 
     async def on_choice(self, interaction: discord.Interaction, choice_id: str) -> None:
         dm = is_dm(interaction)
-        # The acknowledgement also takes the buttons off the message they were on: a
-        # choice is made once (a stale press would only be answered kindly anyway).
-        await interaction.response.edit_message(view=None)
-        replies = await self._handle(interaction, dm, choice=choice_id)
-        await self._answer(interaction, replies, ephemeral=not dm, deferred=False)
+
+        async def work() -> None:
+            replies = await self._handle(interaction, dm, choice=choice_id)
+            await self._answer(interaction, replies, ephemeral=not dm, deferred=False)
+
+        await self.queue.interaction(
+            interaction,
+            # The acknowledgement also takes the buttons off the message they were on:
+            # a choice is made once (a stale press would only be answered kindly anyway).
+            ack=lambda: interaction.response.edit_message(view=None),
+            work=work,
+            urgent=self.queue.urgent(choice=choice_id),
+        )
 
     async def on_group_choice(self, interaction: discord.Interaction, choice_id: str) -> None:
         """A button on a post the whole channel sees (Join): the press is answered
         for the presser alone, and the post keeps its buttons for everyone else."""
         dm = is_dm(interaction)
-        await interaction.response.defer(ephemeral=not dm, thinking=True)
-        replies = await self._handle(interaction, dm, choice=choice_id)
-        await self._answer(interaction, replies, ephemeral=not dm, deferred=True)
+
+        async def work() -> None:
+            replies = await self._handle(interaction, dm, choice=choice_id)
+            await self._answer(interaction, replies, ephemeral=not dm, deferred=True)
+
+        await self.queue.interaction(
+            interaction,
+            ack=lambda: interaction.response.defer(ephemeral=not dm, thinking=True),
+            work=work,
+            urgent=self.queue.urgent(choice=choice_id),
+        )
 
     async def on_foreign_press(self, interaction: discord.Interaction) -> None:
         log.info("button pressed by someone it was not for user=%s", _who(interaction.user))
@@ -305,14 +339,29 @@ class DiscordAdapter:
             inbound = Inbound(address, str(message.id), at, command=command)
         else:
             inbound = Inbound(address, str(message.id), at, text=text)
-        replies = await self._guide.engine.handle(inbound)
-        here, elsewhere = by_destination(replies)
-        if here:
-            try:
-                await self._interactive().send(address, here)
-            except Exception:
-                log.warning("DM reply not delivered user=%s", _who(message.author), exc_info=True)
-        await self.deliver(elsewhere)
+
+        async def work() -> None:
+            replies = await self._guide.engine.handle(inbound)
+            here, elsewhere = by_destination(replies)
+            if here:
+                await self._dm_reply(message, address, here)
+            await self.deliver(elsewhere)
+
+        notice = [Outbound(self._guide.content.copy.slow_down)]
+        await self.queue.direct_message(
+            message.author.id,
+            work=work,
+            notify=lambda: self._dm_reply(message, address, notice),
+            urgent=self.queue.urgent(command=command, text=None if command else text),
+        )
+
+    async def _dm_reply(
+        self, message: discord.Message, address: Address, replies: Sequence[Outbound]
+    ) -> None:
+        try:
+            await self._interactive().send(address, replies)
+        except Exception:
+            log.warning("DM reply not delivered user=%s", _who(message.author), exc_info=True)
 
     # ------------------------------------------------------------- the engine
 

@@ -36,6 +36,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, TypeHa
 
 from bot.app import Guide, SetupError
 from bot.config import Settings
+from bot.person_queue import Admission, is_urgent
 from bot.telegram.processor import PerPersonProcessor
 from bot.telegram.reflection import (
     anonymous_reflect,
@@ -129,7 +130,15 @@ class TelegramAdapter:
                     max_retries=self._retry.limiter_retries,
                 )
             )
-            .concurrent_updates(PerPersonProcessor(self._max_concurrent))
+            .concurrent_updates(
+                PerPersonProcessor(
+                    self._max_concurrent,
+                    burst=self._settings.flood_messages,
+                    window=self._settings.flood_seconds,
+                    urgent=self._is_urgent,
+                    on_dropped=self._on_dropped,
+                )
+            )
             # The guide has its own scheduler; PTB's job queue would be a second one.
             .job_queue(None)
         )
@@ -346,6 +355,34 @@ class TelegramAdapter:
         return replace(inbound, facilitator=admin)
 
     # ------------------------------------------------------------------ receiving
+
+    def _is_urgent(self, update: object) -> bool:
+        """A crisis or danger signal or /sos, which goes ahead of the person's queue."""
+        if not isinstance(update, Update) or self._me is None:
+            return False
+        try:
+            if update.callback_query is not None:
+                inbound = callback_inbound(update, self._clock.now())
+            else:
+                inbound = message_inbound(update, self._me, self._known_commands)
+            return inbound is not None and is_urgent(inbound, self._guide.screen)
+        except Exception:
+            log.warning("urgency not judged", exc_info=True)
+            return False
+
+    async def _on_dropped(self, update: object, admission: Admission) -> None:
+        """One kind notice per burst; the dropped updates themselves are not answered."""
+        if admission is not Admission.DROPPED_NOTICE or not isinstance(update, Update):
+            return
+        chat, user = update.effective_chat, update.effective_user
+        if chat is None or user is None:
+            return
+        log.info("burst dropped user=%s", user_ref(PLATFORM, str(user.id)))
+        notice = self._guide.content.copy.slow_down
+        if update.callback_query is not None:
+            await self._answer(update.callback_query, first_sentence(notice))
+        address = Address(PLATFORM, str(user.id), str(chat.id), chat.type == "private")
+        await self._reply(address, [Outbound(notice)])
 
     async def _on_update(self, update: Update, context: object) -> None:
         if update.callback_query is not None:

@@ -44,3 +44,5 @@ class EngineCopy(BaseModel):
     welcome_back: Text = Field(min_length=1, max_length=2000)
     content_changed: Text = Field(min_length=1, max_length=2000)
     error_apology: Text = Field(min_length=1, max_length=2000)
+    # One person sent more than the burst cap allows (bot.person_queue).
+    slow_down: Text = Field(min_length=1, max_length=2000)

@@ -1,0 +1,116 @@
+"""One person's flood does not slow anyone else, on the real PTB Application against
+the fake Bot API (bot.telegram.processor, bot.person_queue)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from dialogs.content import load_content
+from dialogs.events import Inbound, Outbound
+from tests.conftest import CONTENT_DIR
+from tests.telegram.conftest import Harness, start_harness, stop_harness
+from tests.telegram.fake_bot_api import FakeBotAPI
+
+CONTENT = load_content(CONTENT_DIR)
+SLOW_DOWN = CONTENT.copy.slow_down
+_SOS_FLOW = CONTENT.flows[CONTENT.commands.get("sos").flow]  # type: ignore[union-attr,index]
+# The first words /sos answers with, before any template field.
+SOS_REPLY = _SOS_FLOW.steps[0].text[0].split("{")[0]  # type: ignore[union-attr]
+CRISIS_REPLY = CONTENT.flows["crisis"].steps[0].text[0].split("{")[0]  # type: ignore[union-attr]
+FLOODER, OTHER = 6101, 6102
+
+
+def count_handled(h: Harness, monkeypatch: pytest.MonkeyPatch, delay: float = 0.0) -> Counter[str]:
+    """Counts the events the engine is given, per user; `delay` slows each one."""
+    handled: Counter[str] = Counter()
+    real = h.guide.engine.handle
+
+    async def handle(inbound: Inbound) -> list[Outbound]:
+        handled[inbound.address.user_id] += 1
+        if delay and inbound.text is not None:
+            await asyncio.sleep(delay)
+        return await real(inbound)
+
+    monkeypatch.setattr(h.guide.engine, "handle", handle)
+    return handled
+
+
+def texts(fake: FakeBotAPI, chat: int) -> list[str]:
+    return [m.get("text", "") for m in fake.bot_messages(chat)]
+
+
+async def test_300_messages_from_one_person_do_not_delay_anothers_sos(
+    tg: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tg.fake
+    await tg.onboard(FLOODER)
+    await tg.onboard(OTHER)
+    handled = count_handled(tg, monkeypatch)
+    for n in range(300):
+        fake.push_message(FLOODER, f"hello again {n}")
+    started = time.perf_counter()
+    fake.push_message(OTHER, "/sos")
+    await fake.wait_for(lambda: any(SOS_REPLY in t for t in texts(fake, OTHER)) or None)
+    answered = time.perf_counter() - started
+    print(f"SOS_ANSWERED {answered:.3f}")
+    assert answered < 1.0, f"/sos answered after {answered:.2f} s"
+    # The flood itself: at most the burst (20) went through the engine, one by one,
+    # and the person heard once, kindly, that the rest was let go.
+    await fake.wait_for(lambda: SLOW_DOWN in texts(fake, FLOODER) or None)
+    await asyncio.sleep(0.2)
+    assert handled[str(FLOODER)] <= 20
+    assert texts(fake, FLOODER).count(SLOW_DOWN) == 1
+    processor = tg.adapter._bot_app().update_processor
+    assert processor.current_concurrent_updates <= 1
+
+
+async def test_a_crisis_message_jumps_the_persons_own_queue(
+    tg: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tg.fake
+    await tg.onboard(FLOODER)
+    # Each ordinary message takes 50 ms: 15 of them are ~0.75 s of queue.
+    handled = count_handled(tg, monkeypatch, delay=0.05)
+    for n in range(15):
+        fake.push_message(FLOODER, f"are you there {n}")
+    await fake.wait_for(lambda: handled[str(FLOODER)] >= 1 or None)
+    started = time.perf_counter()
+    fake.push_message(FLOODER, "I want to kill myself")
+    await fake.wait_for(lambda: any(CRISIS_REPLY in t for t in texts(fake, FLOODER)) or None)
+    answered = time.perf_counter() - started
+    # Answered after the one message running, not after the fourteen waiting.
+    assert answered < 0.5, f"crisis answered after {answered:.2f} s"
+    assert handled[str(FLOODER)] <= 3
+
+
+async def test_a_flooder_after_the_window_is_heard_again(
+    fake: FakeBotAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1000.0]
+    from bot.telegram import processor as processor_module
+
+    real_init = processor_module.PerPersonProcessor.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **{**kwargs, "now": lambda: now[0]})
+
+    monkeypatch.setattr(processor_module.PerPersonProcessor, "__init__", init)
+    h = await start_harness(fake, monkeypatch, flood_messages=3, flood_seconds=10.0)
+    try:
+        await h.onboard(FLOODER)
+        handled = count_handled(h, monkeypatch)
+        for n in range(6):
+            fake.push_message(FLOODER, f"one more {n}")
+        await fake.wait_for(lambda: SLOW_DOWN in texts(fake, FLOODER) or None)
+        await asyncio.sleep(0.2)
+        assert handled[str(FLOODER)] == 3
+        now[0] += 11  # the window has passed: new messages are taken again
+        fake.push_message(FLOODER, "/help")
+        await fake.wait_for(lambda: handled[str(FLOODER)] == 4 or None)
+    finally:
+        await stop_harness(h)
