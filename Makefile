@@ -7,9 +7,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: chat test lint typecheck check content-check transcripts bench clean
 
-$(STAMP): pyproject.toml constraints.txt
+# The pip and setuptools a new venv starts with are whatever the Python came with, and
+# older ones carry known CVEs (setuptools before 70: CVE-2024-6345): upgrade both first.
+$(STAMP): pyproject.toml constraints.txt Makefile
 	$(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
