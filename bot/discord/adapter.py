@@ -40,7 +40,12 @@ from bot.console import parse_line
 from bot.discord.client import GuideClient, choice_view, group_view, is_dm
 from bot.discord.commands import build_commands
 from bot.discord.queue import DiscordQueue
-from bot.discord.reflection import is_facilitator, moved_to_thread, open_thread
+from bot.discord.reflection import (
+    is_facilitator,
+    is_guild_member,
+    moved_to_thread,
+    open_thread,
+)
 from bot.discord.render import Part, parts
 from dialogs.clock import Clock, SystemClock
 from dialogs.events import Address, Command, Inbound, Outbound
@@ -95,6 +100,8 @@ class DiscordAdapter:
         self._client = GuideClient(
             self, commands, guild_id=self._settings.discord_guild_id, **self._client_options
         )
+        # Only a server's members may join its reflection.
+        self._guide.members[NAME] = self._is_guild_member
         return self._client
 
     # ------------------------------------------------------------- lifecycle
@@ -265,6 +272,9 @@ class DiscordAdapter:
     def _interactive(self) -> Sender:
         outbox = self._guide.outboxes.get(NAME)
         return outbox.interactive if outbox is not None else self
+
+    async def _is_guild_member(self, chat_id: str, user_id: str) -> bool:
+        return await is_guild_member(self._running_client(), chat_id, user_id)
 
     # ------------------------------------------------------------- what people do
 
@@ -442,6 +452,12 @@ def _message_kwargs(part: Part, owner: int | None) -> dict[str, Any]:
     a missing argument differently from None, so only what is there is passed).
     `owner` is the person the buttons are for; None for a post anyone may press."""
     kwargs: dict[str, Any] = {"content": part.content}
+    if owner is None:
+        # A post everyone in a channel sees (a group reflection): what a person shared
+        # is quoted there, so no Markdown of theirs is rendered (a masked link, a
+        # spoiler, a heading) and no link unfurls into an embed.
+        kwargs["content"] = discord.utils.escape_markdown(part.content)
+        kwargs["suppress_embeds"] = True
     if part.choices:
         kwargs["view"] = (
             group_view(part.choices) if owner is None else choice_view(owner, part.choices)

@@ -7,6 +7,8 @@
 - The opening post (`Outbound.thread`) gets a public thread of its own, where the
   rest of the reflection is posted, so the channel keeps one message about it. A
   channel where the bot may not open threads keeps getting the posts instead.
+- Only members of the server may join (`is_guild_member`): a join from outside the
+  channel (a DM with a forwarded token) is checked against the guild.
 - Once moved, the reflection belongs to the thread, but people still act from the
   channel (the Join post and the facilitator's panel are there, and `/reflect end`
   is naturally typed there). Such a reflection event from the channel is handed to
@@ -88,3 +90,23 @@ async def moved_to_thread(
             if await session.open_reflection_in(platform, str(thread.id)) is not None:
                 return str(thread.id)
     return None
+
+
+async def is_guild_member(client: discord.Client, chat_id: str, user_id: str) -> bool:
+    """Whether the person is a member of the server the channel (or thread) is in.
+    Fetched by REST when not cached, which needs no privileged intent. Any doubt is
+    False."""
+    try:
+        channel = client.get_channel(int(chat_id)) or await client.fetch_channel(int(chat_id))
+        guild = getattr(channel, "guild", None)
+        if not isinstance(guild, discord.Guild):
+            return False
+        if guild.get_member(int(user_id)) is not None:
+            return True
+        await guild.fetch_member(int(user_id))
+        return True
+    except (discord.NotFound, discord.Forbidden):
+        return False
+    except (discord.HTTPException, ValueError) as exc:
+        log.warning("guild membership unknown error=%s", type(exc).__name__)
+        return False

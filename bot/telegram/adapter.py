@@ -27,6 +27,7 @@ from telegram import (
     BotCommand,
     CallbackQuery,
     InputFile,
+    LinkPreviewOptions,
     Message,
     Update,
 )
@@ -41,6 +42,7 @@ from bot.telegram.processor import PerPersonProcessor
 from bot.telegram.reflection import (
     anonymous_reflect,
     is_chat_admin,
+    is_chat_member,
     needs_facilitator_check,
     refusal_toast,
     send_runs,
@@ -76,6 +78,9 @@ GROUP_MESSAGES_PER_MINUTE = 20
 ALLOWED_UPDATES = ("message", "callback_query")
 
 _App = Application[Any, Any, Any, Any, Any, Any]
+# No link previews, ever: a preview of a link in a shared answer or a quoted message
+# would put a stranger's page in front of everyone (and fetch it on their behalf).
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 
 class TelegramAdapter:
@@ -161,6 +166,8 @@ class TelegramAdapter:
         try:
             await application.initialize()  # getMe
             self._me = BotIdentity(application.bot.id, application.bot.username)
+            # Only a group's members may join its reflection (getChatMember).
+            self._guide.members[PLATFORM] = self._is_group_member
             await self._register_commands(application)
             await application.start()
             if self._settings.telegram_webhook_url:
@@ -323,7 +330,9 @@ class TelegramAdapter:
             )
             return
         await with_retries(
-            lambda: bot.send_message(chat_id, post.text, reply_markup=post.keyboard),
+            lambda: bot.send_message(
+                chat_id, post.text, reply_markup=post.keyboard, link_preview_options=NO_PREVIEW
+            ),
             self._retry,
             what="sendMessage",
         )
@@ -353,6 +362,10 @@ class TelegramAdapter:
             self._retry,
         )
         return replace(inbound, facilitator=admin)
+
+    async def _is_group_member(self, chat_id: str, user_id: str) -> bool:
+        bot = self._bot_app().bot
+        return await is_chat_member(bot, int(chat_id), int(user_id), self._retry)
 
     # ------------------------------------------------------------------ receiving
 

@@ -67,6 +67,22 @@ async def is_chat_admin(bot: Bot, chat_id: int, user_id: int, retry: RetryPolicy
     return member.status in ADMIN_STATUSES
 
 
+async def is_chat_member(bot: Bot, chat_id: int, user_id: int, retry: RetryPolicy) -> bool:
+    """True when Telegram says the person is in the group now (owner, admin, member,
+    or restricted but still a member): only they may join its reflection. Any doubt
+    is False. Raises nothing."""
+    try:
+        member = await with_retries(
+            lambda: bot.get_chat_member(chat_id, user_id), retry, what="getChatMember"
+        )
+    except TelegramError as exc:
+        log.warning("chat membership unknown error=%s", type(exc).__name__)
+        return False
+    if member.status in (*ADMIN_STATUSES, ChatMember.MEMBER):
+        return True
+    return member.status == ChatMember.RESTRICTED and bool(getattr(member, "is_member", False))
+
+
 def refusal_toast(inbound: Inbound, replies: Sequence[Outbound], refusal: str | None) -> str | None:
     """The toast for a reflection button in a group that the engine refused (someone
     who is not facilitating pressed Next), or None. Shown only to the presser: the

@@ -116,6 +116,11 @@ class ReflectionCopy(_Strict):
     shared: str = _Copy
     already_shared: str = _Copy
     share_held_back: str = _Copy
+    # A share with a link in it is refused (a link posted anonymously into a group is
+    # how a hostile member would phish everyone there).
+    share_has_link: str = _Copy
+    # Joining needs membership of the group the reflection runs in.
+    not_member: str = _Copy
     saved: str = _Copy
     paused_group: str = _Copy
     already_paused: str = _Copy

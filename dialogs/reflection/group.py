@@ -11,6 +11,10 @@ What the group sees carries `Outbound.to` = the group's address and never a name
 or an answer that was not shared; everything for one person is `private_only` and
 goes to their private chat. The Telegram and Discord adapters route both.
 
+A share is refused when it holds a link or a web address (`has_link`), and only a
+member of the group may join (`is_member`, asked of the platform through a callable
+the adapters provide; a press inside the group itself proves membership already).
+
 Payloads (all under 64 bytes): `rf:<token>:join`, `rf:<token>:<control>`,
 `rf:<token>:a:<step>:<option>`, `rf:<token>:share:<step>`, `rf:<token>:save:<step>`,
 `rf:<token>:fu:yes|no`. Telegram's deep link carries `rf_<token>` to `/start`.
@@ -18,8 +22,10 @@ Payloads (all under 64 bytes): `rf:<token>:join`, `rf:<token>:<control>`,
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -67,6 +73,32 @@ READY_FLOW = "reflection_ready"
 # A timer found this long after its due time (the guide was down) ends the session.
 TIMER_LIFETIME = timedelta(hours=12)
 CONTROLS = ("next", "pause", "resume", "extend", "end")
+# How long the platform may take to say whether a joiner is in the group (this runs
+# inside the event's transaction).
+MEMBER_CHECK_TIMEOUT = 5.0
+
+# platform, group chat id, user id -> whether they are a member of that group.
+MemberCheck = Callable[[str, str, str], Awaitable[bool]]
+
+# Links and web addresses, in every shape a chat shows as one: a scheme, "www.",
+# a Markdown link, an invite, a domain with a path, or a bare domain on a common TLD.
+_LINK = re.compile(
+    r"""(?ix)
+    [a-z][a-z0-9+.-]*://            # https://, ftp://, tg://
+    | \bwww\.
+    | \]\s*\(                        # [text](target)
+    | \bt\.me/ | \bdiscord(?:app)?\.(?:gg|com)/
+    | \b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,24}/\S   # host.tld/path
+    | \b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|net|org|io|co|me|ly|gg|app|info|biz|xyz|ru
+        |cn|uk|de|fr|link|site|online|top|click|example|sh|to|tk|ml|ga|cf|zip|mov)\b
+    """
+)
+
+
+def has_link(text: str) -> bool:
+    """Whether a shared answer holds a link or web address (refused, not stripped:
+    the person decides what to share instead)."""
+    return _LINK.search(text) is not None
 
 
 class GroupReflections:
@@ -88,6 +120,7 @@ class GroupReflections:
         start_flow: Callable[[Turn, str], Awaitable[None]],
         zone_of: Callable[[Profile], ZoneInfo],
         quiet_hours_of: Callable[[Profile], tuple[time, time]],
+        is_member: MemberCheck | None = None,
     ) -> None:
         self._content = content
         self._store = store
@@ -96,6 +129,7 @@ class GroupReflections:
         self._start_flow = start_flow
         self._zone = zone_of
         self._quiet_hours = quiet_hours_of
+        self._is_member = is_member
 
     @property
     def _rcopy(self) -> ReflectionCopy:
@@ -319,6 +353,10 @@ class GroupReflections:
             turn.out.append(Outbound(copy.join_needs_consent, choices=(join,), private_only=True))
             await self._start_flow(turn, READY_FLOW)
             return
+        if not await self._member_of_group(turn, session):
+            log.info("reflection join refused, not a member session=%d", session.id)
+            turn.out.append(Outbound(copy.not_member, private_only=True))
+            return
         private_chat = turn.chat_id if turn.private else turn.user.user_id
         added = await turn.session.add_participant(session.id, turn.user, private_chat, turn.at)
         if added:
@@ -417,6 +455,10 @@ class GroupReflections:
         said = answer.text
         if said is None:
             said = next((o.label for o in step.options if o.id == answer.choice), "")
+        if answer.text is not None and has_link(said):
+            log.info("share refused, it holds a link session=%d", session.id)
+            turn.out.append(Outbound(copy.share_has_link, private_only=True))
+            return
         finding = self._safety.screen(said)
         if finding is not None:
             # Never posted. The author is answered privately, as for any signal.
@@ -654,6 +696,21 @@ class GroupReflections:
             for o in step.options
         )
         return Outbound(text, choices=choices, private_only=True)
+
+    async def _member_of_group(self, turn: Turn, session: ReflectionSession) -> bool:
+        """A press in the group's own chat comes from a member (the platform delivered
+        it from there); anywhere else (Telegram's deep link opens a private chat, a
+        forwarded link, a DM on Discord) the platform is asked. Unknown counts as no."""
+        if not turn.private and turn.chat_id == session.chat_id:
+            return True
+        if self._is_member is None:
+            return True  # nothing to ask (the console, engine-only tests)
+        try:
+            async with asyncio.timeout(MEMBER_CHECK_TIMEOUT):
+                return await self._is_member(session.platform, session.chat_id, turn.user.user_id)
+        except Exception as exc:
+            log.warning("membership not confirmed error=%s", type(exc).__name__)
+            return False
 
     async def _is_participant(self, turn: Turn, session: ReflectionSession) -> bool:
         # By the session's own list, so an ended one (whose participants may still

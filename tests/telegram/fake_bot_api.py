@@ -6,8 +6,8 @@ messages (with edits applied, as the person would see them), records every call,
 hands out queued updates through long polling (`getUpdates` honours `offset` and
 holds the request until an update arrives or `timeout` passes).
 
-`getChatMember` answers from `owners` and `admins` (per group; everyone else is a
-member). Faults can be injected: an HTTP status (429 with `retry_after`, 5xx), a slow
+`getChatMember` answers from `owners`, `admins` and `outsiders` (per group; everyone
+else is a member). Faults can be injected: an HTTP status (429 with `retry_after`, 5xx), a slow
 answer, a dropped connection, and 403 "bot was blocked by the user" for chosen chats.
 
 It also serves the benchmark, in a process of its own, so it depends on nothing in
@@ -110,6 +110,8 @@ class FakeBotAPI:
     # everyone else is a plain member.
     owners: dict[int, int] = field(default_factory=dict)
     admins: dict[int, set[int]] = field(default_factory=dict)
+    # Who is not in each group (left, or never joined): getChatMember says "left".
+    outsiders: dict[int, set[int]] = field(default_factory=dict)
     # Called with each successful call (the benchmark's simulated people react to it).
     on_call: Callable[[Call, Any], None] | None = None
     # Message dates, in Unix seconds: tests point this at their manual clock.
@@ -390,6 +392,8 @@ class FakeBotAPI:
             return {"status": "creator", "user": user, "is_anonymous": False}
         if user_id in self.admins.get(chat_id, set()):
             return {"status": "administrator", "user": user, **dict.fromkeys(_RIGHTS, False)}
+        if user_id in self.outsiders.get(chat_id, set()):
+            return {"status": "left", "user": user}
         return {"status": "member", "user": user}
 
     async def _api_sendChatAction(self, params: dict[str, Any]) -> Any:
