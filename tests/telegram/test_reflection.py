@@ -34,7 +34,9 @@ def secret(user_id: int) -> str:
 
 
 def group_calls(h: Harness) -> list[Call]:
-    return [c for c in h.fake.calls if c.chat_id == GROUP]
+    """Every call that puts something in the group. Asking Telegram who is in it
+    (getChatMember: is this person an admin, a member?) shows the group nothing."""
+    return [c for c in h.fake.calls if c.chat_id == GROUP and c.method != "getChatMember"]
 
 
 def said_in(calls: list[Call]) -> str:
