@@ -7,12 +7,12 @@ before any person is talked to, with a message naming the file.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.config import Settings
+from bot.config import DEFAULT_CONTENT_DIR, Settings
 from bot.outbox import Limits, Outbox
 from bot.scheduler import DispatchScheduler, Retention
 from dialogs.clock import Clock
@@ -22,6 +22,7 @@ from dialogs.followups.dispatcher import Dispatcher, Sender
 from dialogs.safety.resource_text import resource_text
 from dialogs.safety.resources import SafetyResources
 from dialogs.safety.screen import SafetyScreen
+from dialogs.understanding.classifier import IntentClassifier, load_or_train
 from storage import SqlStore, open_store
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,6 @@ class Guide:
     # The phrase tier of the safety screen, for the adapters' per-person queues: a
     # crisis or danger signal goes ahead of the person's other events.
     screen: SafetyScreen | None = None
-    # Whether someone is a member of a group chat, per platform, registered by each
-    # adapter at start (Telegram getChatMember, Discord guild membership): only
-    # members may join a group reflection. Read live by the engine's check.
-    members: dict[str, GroupMemberCheck] = field(default_factory=dict)
 
     async def add_platform(self, platform: str, sender: Sender) -> Outbox:
         """Send through a rate-limited outbox: scheduled messages on its slow lane,
@@ -65,18 +62,6 @@ class Guide:
         for outbox in self.outboxes.values():
             await outbox.close()
         await self.store.close()
-
-
-# chat id, user id -> whether that user is a member of that group chat.
-GroupMemberCheck = Callable[[str, str], Awaitable[bool]]
-
-
-async def _member(
-    members: dict[str, GroupMemberCheck], platform: str, chat_id: str, user_id: str
-) -> bool:
-    check = members.get(platform)
-    # A platform without groups (the console) has nothing to check.
-    return True if check is None else await check(chat_id, user_id)
 
 
 def limits_for(platform: str, settings: Settings) -> Limits:
@@ -123,7 +108,6 @@ async def open_guide(
     store = await open_store(settings.database_url, clock=clock, encryption_key=key)
     zone = local_zone(settings.timezone)
     wake: list[DispatchScheduler] = []
-    members: dict[str, GroupMemberCheck] = {}
 
     def on_scheduled(due: datetime) -> None:
         if wake:
@@ -138,7 +122,7 @@ async def open_guide(
         timezone=zone,
         delay_scale=delay_scale,
         on_followup_scheduled=on_scheduled,
-        group_member=lambda platform, chat, user: _member(members, platform, chat, user),
+        reader=_reader(content, settings),
     )
     senders: dict[str, Sender] = {}
     dispatcher = Dispatcher(store, engine, senders, clock)
@@ -155,14 +139,17 @@ async def open_guide(
         retention=retention,
     )
     wake.append(scheduler)
-    return Guide(
-        content,
-        store,
-        engine,
-        dispatcher,
-        scheduler,
-        settings,
-        senders,
-        screen=screen,
-        members=members,
-    )
+    return Guide(content, store, engine, dispatcher, scheduler, settings, senders, screen=screen)
+
+
+def _reader(content: Content, settings: Settings) -> IntentClassifier | None:
+    """The intent model for typed text; None for content that ships no examples."""
+    if not content.examples_dir.is_dir():
+        return None
+    return load_or_train(content.examples_dir, settings.cache_dir or default_cache_dir())
+
+
+def default_cache_dir() -> Path:
+    """`data/cache` of this checkout: the same for every working directory, so a
+    model trained once serves every later start."""
+    return DEFAULT_CONTENT_DIR.parent / "data" / "cache"

@@ -196,6 +196,46 @@ def content_check(
     )
 
 
+@content_app.command("eval")
+def content_eval(
+    folds: Annotated[int, typer.Option(min=2, max=20, help="Folds for cross-validation")] = 5,
+    misses: Annotated[int, typer.Option(min=0, help="Wrong examples to list per report")] = 40,
+) -> None:
+    """How well typed text is understood: per-intent precision, recall and F1 on
+    held-out folds of the examples, then on the separate evaluation set, with the
+    safety figures (crisis and danger recall, false alarms) on their own line."""
+    from dialogs.safety.screen import SafetyScreen
+    from dialogs.safety_tiers import TieredReader
+    from dialogs.understanding import (
+        FallbackPolicy,
+        IntentClassifier,
+        cross_validate,
+        evaluate_on,
+        format_report,
+        load_evaluation,
+        load_examples,
+    )
+
+    settings = _settings()
+    content = _load_content(settings)
+    examples = load_examples(content.examples_dir)
+    policy = FallbackPolicy()
+    typer.echo(f"== the model alone, {folds}-fold cross-validation on the examples ==")
+    typer.echo(format_report(cross_validate(examples, folds, policy=policy), max_misses=misses))
+    held_out = content.directory / "understanding" / "evaluation.yaml"
+    if not held_out.is_file():
+        typer.echo(f"no evaluation set at {held_out}; only the folds above")
+        return
+    model = IntentClassifier.train(examples)
+    messages = load_evaluation(held_out)
+    screen = SafetyScreen.from_file(content.directory / "safety" / "signals.yaml")
+    typer.echo(f"\n== the model alone, on the evaluation set ({len(messages)} messages) ==")
+    typer.echo(format_report(evaluate_on(model, messages, policy=policy), max_misses=misses))
+    typer.echo("\n== the guide: phrase rules, then the model, on the evaluation set ==")
+    report = evaluate_on(TieredReader(screen, model), messages, policy=policy)
+    typer.echo(format_report(report, max_misses=misses))
+
+
 def _load_content(settings: Settings) -> Content:
     try:
         return load_content(settings.content_dir)

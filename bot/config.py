@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     # whatever log_level says: at DEBUG they log tokens and people's messages.
     library_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
     content_dir: Path = DEFAULT_CONTENT_DIR
+    # The trained intent model, keyed by a hash of the examples: built on first start
+    # (a few seconds), loaded from here afterwards. Unset: data/cache of this checkout.
+    cache_dir: Path | None = None
     timezone: str | None = Field(
         default=None, description="IANA zone for 'this evening' style times; default: the machine's"
     )

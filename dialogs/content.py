@@ -20,9 +20,12 @@ from dialogs.flows.copy import ALLOWED_FIELDS, EngineCopy
 from dialogs.flows.errors import ContentError, ContentInvalid
 from dialogs.flows.graph import check_flow
 from dialogs.flows.model import Flow
+from dialogs.flows.replies import IntentReplies
 from dialogs.flows.templates import TemplateError, template_fields
 from dialogs.flows.yaml_source import SourceMap, load_yaml
 from dialogs.reflection.content import REFLECTION_COPY_FIELDS, Reflection, ReflectionCopy
+from dialogs.understanding.base import INTENTS
+from dialogs.understanding.examples import ExamplesError, check_examples, load_examples
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -66,6 +69,13 @@ class Content:
     files: Mapping[str, Path] = field(default_factory=dict)
     reflections: Mapping[str, Reflection] = field(default_factory=dict)
     reflection_copy: ReflectionCopy | None = None
+    # What the guide says to typed text outside a flow; None in content without it.
+    replies: IntentReplies | None = None
+
+    @property
+    def examples_dir(self) -> Path:
+        """Where the intent classifier's training examples live."""
+        return self.directory / "understanding" / "examples"
 
 
 def check_content(directory: Path) -> tuple[Content | None, list[ContentError]]:
@@ -112,6 +122,15 @@ def check_content(directory: Path) -> tuple[Content | None, list[ContentError]]:
     if reflection_copy is not None and rc_source is not None:
         _check_copy(reflection_copy, rc_source, errors, REFLECTION_COPY_FIELDS)
 
+    replies = None
+    understanding = directory / "understanding"
+    if (understanding / "replies.yaml").exists():
+        replies, replies_source = _parse(understanding / "replies.yaml", IntentReplies, errors)
+        if replies is not None and replies_source is not None and commands is not None:
+            _check_replies(replies, replies_source, {c.name for c in commands.commands}, errors)
+    if (understanding / "examples").is_dir():
+        _check_examples(understanding / "examples", errors)
+
     if errors or commands is None or copy is None or checks is None:
         return None, sorted(errors)
     return (
@@ -125,6 +144,7 @@ def check_content(directory: Path) -> tuple[Content | None, list[ContentError]]:
             files,
             reflections,
             reflection_copy,
+            replies,
         ),
         [],
     )
@@ -292,3 +312,40 @@ def _check_copy(
                         f"{name}: unknown template variable(s) {sorted(extra)}",
                     )
                 )
+
+
+def _check_replies(
+    replies: IntentReplies, source: SourceMap, commands: set[str], errors: list[ContentError]
+) -> None:
+    for section in ("replies", "offer_labels"):
+        for intent in getattr(replies, section):
+            if intent not in INTENTS:
+                errors.append(
+                    ContentError(
+                        source.file,
+                        source.line_for((section, intent)),
+                        f"{section}: unknown intent {intent!r}; known: {', '.join(INTENTS)}",
+                    )
+                )
+    for intent, reply in replies.replies.items():
+        for i, offer in enumerate(reply.offers):
+            name = offer.command[1:].split()[0]
+            if name not in commands:
+                errors.append(
+                    ContentError(
+                        source.file,
+                        source.line_for(("replies", intent, "offers", i, "command")),
+                        f"replies: {intent} offers {offer.command}, which is not a command",
+                    )
+                )
+
+
+def _check_examples(folder: Path, errors: list[ContentError]) -> None:
+    """The classifier's examples: unknown intents, too few, the same in two intents."""
+    try:
+        examples = load_examples(folder)
+    except ExamplesError as exc:
+        errors.append(ContentError(exc.file, exc.line or 1, exc.problem))
+        return
+    for problem in check_examples(examples):
+        errors.append(ContentError(problem.file, problem.line or 1, problem.message))

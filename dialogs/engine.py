@@ -29,14 +29,10 @@ from dialogs.flows.commands import Action
 from dialogs.flows.model import ChoiceStep, ScaleStep
 from dialogs.flows.templates import render
 from dialogs.followups.checkins import Checkins, quiet_hours
+from dialogs.listener import ALL_OPTIONS, ASKING, SAID_PREFIX, Listener
 from dialogs.matching import clean_input
 from dialogs.payloads import Payload, decode_payload
-from dialogs.reflection.group import (
-    GroupReflections,
-    MemberCheck,
-    is_reflection_payload,
-    is_reflection_start,
-)
+from dialogs.reflection.group import GroupReflections, is_reflection_payload, is_reflection_start
 from dialogs.runner import SCALE_LABELS, FlowRunner, ResourceText
 from dialogs.safety.crisis_state import crisis_active, hold_back
 from dialogs.safety.disclosure import note_activity
@@ -52,6 +48,8 @@ from dialogs.store import (
     UserKey,
 )
 from dialogs.turn import Turn
+from dialogs.understanding.base import Reader
+from dialogs.understanding.fallback import FallbackPolicy
 from dialogs.user_ref import user_ref
 
 log = logging.getLogger(__name__)
@@ -85,7 +83,8 @@ class Engine:
         postpone_by: timedelta = timedelta(minutes=10),
         abandoned_after: timedelta = timedelta(minutes=30),
         on_followup_scheduled: Callable[[datetime], None] | None = None,
-        group_member: MemberCheck | None = None,
+        reader: Reader | None = None,
+        policy: FallbackPolicy | None = None,
     ) -> None:
         self._content = content
         self._store = store
@@ -110,7 +109,14 @@ class Engine:
             start_flow=self._flows.start,
             zone_of=self._checkins.zone_of,
             quiet_hours_of=quiet_hours,
-            is_member=group_member,
+        )
+        self._listener = Listener(
+            content,
+            self._flows,
+            resource_text,
+            reader=reader,
+            policy=policy,
+            start_signal=self._signal,
         )
 
     @property
@@ -277,17 +283,13 @@ class Engine:
             await self._typed(turn, said)
 
     async def _screen(self, turn: Turn, said: str, *, typed: bool) -> bool:
-        """The safety screen, before any flow step. True when it answered."""
+        """The safety screen, before any flow step. True when it answered.
+
+        Two tiers: phrase rules act at once; for typed text, a reader that finds
+        danger or crisis likely but not certain makes the guide ask one question."""
         finding = self._safety.screen(said)
         if finding is not None:
-            log.info("safety signal=%s user=%s", finding.signal, turn.who)
-            turn.safety_fired = True
-            if finding.signal is SafetySignal.CRISIS:
-                turn.profile = replace(turn.profile, crisis_at=turn.at)
-            else:
-                turn.profile = replace(turn.profile, unsafe=True)
-            turn.idle()
-            await self._flows.start(turn, str(finding.signal))
+            await self._signal(turn, str(finding.signal))
             return True
         if not typed:
             return False
@@ -301,9 +303,27 @@ class Engine:
             turn.out.append(Outbound(self._content.copy.not_human_answer))
             self._flows.reprompt(turn)
             return True
+        turn.reading = await self._listener.read(turn, said)
+        concern = self._listener.concern(turn, said, turn.reading)
+        if concern is not None and ASKING not in turn.variables:
+            turn.safety_fired = True
+            self._listener.ask_concern(turn, concern)
+            return True
         return False
 
+    async def _signal(self, turn: Turn, signal: str) -> None:
+        """A crisis or danger signal: the running flow stops and its own flow starts."""
+        log.info("safety signal=%s user=%s", signal, turn.who)
+        turn.safety_fired = True
+        if signal == SafetySignal.CRISIS:
+            turn.profile = replace(turn.profile, crisis_at=turn.at)
+        else:
+            turn.profile = replace(turn.profile, unsafe=True)
+        turn.idle()
+        await self._flows.start(turn, signal)
+
     async def _command(self, turn: Turn, command: Command) -> None:
+        turn.variables.pop(ASKING, None)
         if is_reflection_start(command):
             await self._reflections.start_link(turn, command.args[0])
             return
@@ -352,6 +372,12 @@ class Engine:
             name, *args = raw[1:].split()
             await self._command(turn, Command(name, tuple(args)))
             return
+        if await self._listener.answer(turn, raw):
+            return
+        turn.variables.pop(ASKING, None)
+        if raw.startswith(SAID_PREFIX):
+            self._listener.say_intent(turn, raw.removeprefix(SAID_PREFIX))
+            return
         if is_reflection_payload(raw):
             await self._reflections.press(turn, raw)
             return
@@ -361,6 +387,9 @@ class Engine:
         payload = decode_payload(raw)
         step = self._flows.current_step(turn)
         if payload is not None and step is not None and _same_step(payload, turn):
+            if payload.option == ALL_OPTIONS:
+                self._flows.reprompt(turn)
+                return
             if isinstance(step, ChoiceStep):
                 ids = [o.id for o in step.options]
                 if payload.option in ids:
@@ -374,12 +403,16 @@ class Engine:
 
     async def _typed(self, turn: Turn, text: str) -> None:
         copy = self._content.copy
+        if await self._listener.typed_answer(turn, text):
+            return
         if await self._reflections.typed(turn, text):
             return
         if turn.flow_id is None:
             if not text:
                 turn.out.append(Outbound(copy.empty_message))
-            self._flows.idle_menu(turn)
+                self._flows.idle_menu(turn)
+                return
+            await self._listener.idle_text(turn, turn.reading)
             return
         step = self._flows.current_step(turn)
         if step is None:
@@ -388,6 +421,16 @@ class Engine:
         if not text:
             turn.out.append(Outbound(copy.empty_message))
             self._flows.reprompt(turn)
+            return
+        if self._listener.wants_stop(turn, step, text, turn.reading):
+            self._listener.confirm_stop(turn)
+            return
+        if (
+            isinstance(step, ChoiceStep)
+            and step.other is None
+            and self._flows.match_choice(step, text) is None
+        ):
+            await self._listener.unmatched_choice(turn, step, text)
             return
         await self._flows.answer_text(turn, step, text)
 

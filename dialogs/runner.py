@@ -176,9 +176,7 @@ class FlowRunner:
         """Typed text at the step the person is at (never empty here)."""
         copy = self._content.copy
         if isinstance(step, ChoiceStep):
-            index = match_option(
-                text, [[o.label, o.id.replace("_", " "), *o.aliases] for o in step.options]
-            )
+            index = self.match_choice(step, text)
             if index is None and step.other is not None:
                 index = [o.id for o in step.options].index(step.other)
             if index is None:
@@ -213,6 +211,12 @@ class FlowRunner:
             await self.run(turn, step.next)
         else:
             await self.recover(turn)
+
+    def match_choice(self, step: ChoiceStep, text: str) -> int | None:
+        """The option `text` names by number, label, id or alias; None if none or several."""
+        return match_option(
+            text, [[o.label, o.id.replace("_", " "), *o.aliases] for o in step.options]
+        )
 
     async def _journal(self, turn: Turn, step_id: str, kind: str, value: str) -> None:
         # Some answers must never be kept (the safety screen's): their flow says so.

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from dialogs.events import Outbound
 from dialogs.store import ConversationState, Profile, StoreSession, UserKey, VarValue
+from dialogs.understanding.base import Reading
 from dialogs.user_ref import user_ref
 
 
@@ -38,6 +39,8 @@ class Turn:
     # says the person may run group reflections there.
     private: bool = True
     facilitator: bool = False
+    # What the reader made of this event's typed text (never stored).
+    reading: Reading | None = None
 
     @classmethod
     def opened(

@@ -22,6 +22,18 @@ from storage import SqlStore, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT_DIR = ROOT / "content"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _intent_model_built_once() -> None:
+    """Train the intent model into the shared cache before any guide starts, so no
+    test's start-up pays for training (a few seconds) inside its own time limit."""
+    from bot.app import default_cache_dir
+    from dialogs.understanding.classifier import load_or_train
+
+    load_or_train(CONTENT_DIR / "understanding" / "examples", default_cache_dir())
+
+
 MEMORY_URL = "sqlite+aiosqlite:///:memory:"
 
 

@@ -9,6 +9,9 @@ ALLOWED_FIELDS: dict[str, set[str]] = {
     "unknown_command": {"command"},
     "trimmed_answer": {"limit"},
     "stopped_with_followups": {"count"},
+    "concern_danger": {"resources", "emergency"},
+    "concern_crisis": {"resources", "emergency"},
+    "stopped_keeping": {"count"},
 }
 
 Text = str
@@ -44,5 +47,17 @@ class EngineCopy(BaseModel):
     welcome_back: Text = Field(min_length=1, max_length=2000)
     content_changed: Text = Field(min_length=1, max_length=2000)
     error_apology: Text = Field(min_length=1, max_length=2000)
+    # Typed text, understood (dialogs/listener.py).
+    heard_you: Text = Field(min_length=1, max_length=2000)
+    more_options: Text = Field(min_length=1, max_length=64)
+    concern_danger: Text = Field(min_length=1, max_length=2000)
+    concern_crisis: Text = Field(min_length=1, max_length=2000)
+    concern_yes: Text = Field(min_length=1, max_length=64)
+    concern_no: Text = Field(min_length=1, max_length=64)
+    concern_cleared: Text = Field(min_length=1, max_length=2000)
+    stop_confirm: Text = Field(min_length=1, max_length=2000)
+    stop_yes: Text = Field(min_length=1, max_length=64)
+    stop_no: Text = Field(min_length=1, max_length=64)
+    stopped_keeping: Text = Field(min_length=1, max_length=2000)
     # One person sent more than the burst cap allows (bot.person_queue).
     slow_down: Text = Field(min_length=1, max_length=2000)

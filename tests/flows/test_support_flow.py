@@ -26,7 +26,7 @@ async def test_main_path_when_it_fits_what_kinds_and_how_to_look(
     assert "EMDR" in shown
     # Couples sessions are not where to start when someone is afraid of a partner.
     assert "joint sessions aren't the place to start" in shown
-    assert [c.label for c in chat.buttons()] == ["Yes, please", "Not now"]
+    assert [c.label for c in chat.buttons()] == ["Yes, please", "Not now", "That's me: I'm afraid"]
     out = await chat.press("Yes, please")
     shown = texts(out)
     assert "GP or doctor" in shown

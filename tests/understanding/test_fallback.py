@@ -57,9 +57,15 @@ def test_safety_concern_looks_below_the_top() -> None:
     assert POLICY.safety_concern(reading) == "crisis"
 
 
-def test_safety_concern_picks_the_likelier_safety_intent() -> None:
-    reading = _reading(("danger", 0.45), ("crisis", 0.35), ("pause", 0.2))
-    assert safety_concern(reading, threshold=0.2) == "danger"
+def test_safety_concern_prefers_the_safety_intent_not_already_on_top() -> None:
+    danger_first = _reading(("danger", 0.45), ("crisis", 0.35), ("pause", 0.2))
+    assert safety_concern(danger_first, threshold=0.2) == "crisis"
+    assert safety_concern(danger_first, threshold=0.4) == "danger"
+    crisis_first = _reading(("crisis", 0.45), ("danger", 0.35), ("pause", 0.2))
+    assert safety_concern(crisis_first, threshold=0.2) == "danger"
+    # Neither on top: crisis is asked about first.
+    neither = _reading(("pause", 0.4), ("danger", 0.31), ("crisis", 0.29))
+    assert safety_concern(neither, threshold=0.2) == "crisis"
     assert safety_concern(_reading(("greeting", 0.95), ("danger", 0.05)), threshold=0.2) is None
 
 

@@ -1,6 +1,7 @@
 """The real examples and held-out set: clean content, and a model good enough to ship.
 
-The bars are the product's, not the model's: a crisis or danger message must be
+The bars are the product's, measured on both safety tiers as the engine runs them
+(phrase rules, then the model): a crisis or danger message must be
 caught (top intent, or the fallback's safety concern) at least 97% of the time, an
 ordinary message may raise a false alarm at most 5% of the time, and the right
 intent must come first for at least 85% of messages. The model is trained once for
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from dialogs.safety.screen import SafetyScreen
+from dialogs.safety_tiers import TieredReader
 from dialogs.understanding import (
     Example,
     ExampleSet,
@@ -48,8 +51,20 @@ def messages() -> tuple[Example, ...]:
 
 
 @pytest.fixture(scope="module")
-def report(examples: ExampleSet, messages: tuple[Example, ...]) -> Report:
-    return evaluate_on(IntentClassifier.train(examples), messages, policy=FallbackPolicy())
+def model(examples: ExampleSet) -> IntentClassifier:
+    return IntentClassifier.train(examples)
+
+
+@pytest.fixture(scope="module")
+def report(model: IntentClassifier, messages: tuple[Example, ...]) -> Report:
+    """The guide as a person meets it: phrase rules first, then the model."""
+    screen = SafetyScreen.from_file(ROOT / "content" / "safety" / "signals.yaml")
+    return evaluate_on(TieredReader(screen, model), messages, policy=FallbackPolicy())
+
+
+@pytest.fixture(scope="module")
+def model_report(model: IntentClassifier, messages: tuple[Example, ...]) -> Report:
+    return evaluate_on(model, messages, policy=FallbackPolicy())
 
 
 def test_the_examples_have_no_problems(examples: ExampleSet) -> None:
@@ -80,3 +95,13 @@ def test_ordinary_messages_rarely_raise_a_false_alarm(report: Report) -> None:
 
 def test_the_right_intent_comes_first(report: Report) -> None:
     assert report.accuracy >= 0.85, format_report(report)
+
+
+def test_the_model_alone_names_the_intent_and_catches_most_danger(model_report: Report) -> None:
+    # The phrase rules carry part of the safety figures above; the model on its own
+    # must still be a real second net, not a passenger.
+    assert model_report.accuracy >= 0.85, format_report(model_report)
+    assert model_report.safety.danger_recall is not None
+    assert model_report.safety.crisis_recall is not None
+    assert model_report.safety.danger_recall >= 0.9, format_report(model_report)
+    assert model_report.safety.crisis_recall >= 0.9, format_report(model_report)
