@@ -39,6 +39,7 @@ check: lint typecheck content-check test
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.safety_eval
+	$(BIN)/python -m bench.understanding
 	$(BIN)/python -m bench.engine_turns
 	$(BIN)/python -m bench.followups_wave
 	$(BIN)/python -m bench.telegram_throughput
