@@ -7,6 +7,7 @@ before any person is talked to, with a message naming the file.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -46,6 +47,10 @@ class Guide:
     # The phrase tier of the safety screen, for the adapters' per-person queues: a
     # crisis or danger signal goes ahead of the person's other events.
     screen: SafetyScreen | None = None
+    # Whether someone is a member of a group chat, per platform, registered by each
+    # adapter at start (Telegram getChatMember, Discord guild membership): only
+    # members may join a group reflection. Read live by the engine's check.
+    members: dict[str, GroupMemberCheck] = field(default_factory=dict)
 
     async def add_platform(self, platform: str, sender: Sender) -> Outbox:
         """Send through a rate-limited outbox: scheduled messages on its slow lane,
@@ -62,6 +67,18 @@ class Guide:
         for outbox in self.outboxes.values():
             await outbox.close()
         await self.store.close()
+
+
+# chat id, user id -> whether that user is a member of that group chat.
+GroupMemberCheck = Callable[[str, str], Awaitable[bool]]
+
+
+async def _member(
+    members: dict[str, GroupMemberCheck], platform: str, chat_id: str, user_id: str
+) -> bool:
+    check = members.get(platform)
+    # A platform without groups (the console) has nothing to check.
+    return True if check is None else await check(chat_id, user_id)
 
 
 def limits_for(platform: str, settings: Settings) -> Limits:
@@ -108,6 +125,7 @@ async def open_guide(
     store = await open_store(settings.database_url, clock=clock, encryption_key=key)
     zone = local_zone(settings.timezone)
     wake: list[DispatchScheduler] = []
+    members: dict[str, GroupMemberCheck] = {}
 
     def on_scheduled(due: datetime) -> None:
         if wake:
@@ -122,6 +140,7 @@ async def open_guide(
         timezone=zone,
         delay_scale=delay_scale,
         on_followup_scheduled=on_scheduled,
+        group_member=lambda platform, chat, user: _member(members, platform, chat, user),
         reader=_reader(content, settings),
     )
     senders: dict[str, Sender] = {}
@@ -139,7 +158,17 @@ async def open_guide(
         retention=retention,
     )
     wake.append(scheduler)
-    return Guide(content, store, engine, dispatcher, scheduler, settings, senders, screen=screen)
+    return Guide(
+        content,
+        store,
+        engine,
+        dispatcher,
+        scheduler,
+        settings,
+        senders,
+        screen=screen,
+        members=members,
+    )
 
 
 def _reader(content: Content, settings: Settings) -> IntentClassifier | None:

@@ -32,7 +32,12 @@ from dialogs.followups.checkins import Checkins, quiet_hours
 from dialogs.listener import ALL_OPTIONS, ASKING, SAID_PREFIX, Listener
 from dialogs.matching import clean_input
 from dialogs.payloads import Payload, decode_payload
-from dialogs.reflection.group import GroupReflections, is_reflection_payload, is_reflection_start
+from dialogs.reflection.group import (
+    GroupReflections,
+    MemberCheck,
+    is_reflection_payload,
+    is_reflection_start,
+)
 from dialogs.runner import SCALE_LABELS, FlowRunner, ResourceText
 from dialogs.safety.crisis_state import crisis_active, hold_back
 from dialogs.safety.disclosure import note_activity
@@ -83,6 +88,7 @@ class Engine:
         postpone_by: timedelta = timedelta(minutes=10),
         abandoned_after: timedelta = timedelta(minutes=30),
         on_followup_scheduled: Callable[[datetime], None] | None = None,
+        group_member: MemberCheck | None = None,
         reader: Reader | None = None,
         policy: FallbackPolicy | None = None,
     ) -> None:
@@ -109,6 +115,7 @@ class Engine:
             start_flow=self._flows.start,
             zone_of=self._checkins.zone_of,
             quiet_hours_of=quiet_hours,
+            is_member=group_member,
         )
         self._listener = Listener(
             content,
