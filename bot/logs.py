@@ -107,13 +107,20 @@ def configure_logging(
     library_level: str | None = None,
     secrets: Iterable[str] = (),
     stream: TextIO | None = None,
-) -> RedactingFilter:
+    force: bool = False,
+) -> RedactingFilter | None:
     """Set up the root handler and levels; returns the filter (to add secrets later).
 
-    Safe to call more than once (tests do): the handler this installs replaces the
-    previous one, and every handler on the root logger gets the filter.
+    Like `logging.basicConfig`, it leaves alone a process whose logging someone else
+    set up already (a host application, a test runner running the CLI in-process)
+    and returns None, unless `force`. Safe to call more than once: the handler this
+    installs replaces the previous one, and every handler on the root logger gets
+    the filter.
     """
     root = logging.getLogger()
+    foreign = [h for h in root.handlers if not getattr(h, "_pausecheck", False)]
+    if foreign and not force:
+        return None
     for handler in list(root.handlers):
         if getattr(handler, "_pausecheck", False):
             root.removeHandler(handler)

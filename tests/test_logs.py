@@ -73,7 +73,7 @@ def test_the_filter_redacts_arguments_and_tracebacks() -> None:
 
 def test_the_guides_level_does_not_open_the_libraries() -> None:
     with restored_logging() as buffer:
-        configure_logging("DEBUG", stream=buffer)
+        configure_logging("DEBUG", stream=buffer, force=True)
         logging.getLogger("telegram.ext.ExtBot").debug("library detail")
         logging.getLogger("discord.gateway").debug("library detail")
         logging.getLogger("bot.telegram.adapter").debug("our detail")
@@ -87,9 +87,19 @@ def test_every_root_handler_gets_the_filter() -> None:
     with restored_logging() as buffer:
         other = logging.StreamHandler(buffer)
         logging.getLogger().addHandler(other)
-        configure_logging("INFO", stream=buffer, secrets=["hunter2"])
+        configure_logging("INFO", stream=buffer, secrets=["hunter2"], force=True)
         logging.getLogger("bot").warning("password hunter2")
         logging.getLogger().removeHandler(other)
         log = buffer.getvalue()
     assert "hunter2" not in log
     assert log.count("password [secret]") == 2
+
+
+def test_a_host_that_set_up_logging_is_left_alone() -> None:
+    """Like basicConfig: the CLI run in-process (a test runner, an embedding app)
+    changes no levels and adds no handler where logging is set up already."""
+    with restored_logging() as buffer:
+        logging.getLogger().addHandler(logging.StreamHandler(buffer))
+        level = logging.getLogger("dialogs").level
+        assert configure_logging("WARNING") is None
+        assert logging.getLogger("dialogs").level == level

@@ -19,7 +19,9 @@ TYPED = "she left the room again and I followed her out"
 @pytest.mark.parametrize("library_level", ["WARNING", "DEBUG"])
 async def test_debug_logs_hold_no_token_and_no_dm_text(world: World, library_level: str) -> None:
     with restored_logging() as buffer:
-        configure_logging("DEBUG", library_level=library_level, secrets=[TOKEN], stream=buffer)
+        configure_logging(
+            "DEBUG", library_level=library_level, secrets=[TOKEN], stream=buffer, force=True
+        )
         assert logging.getLogger("discord.gateway").getEffectiveLevel() == getattr(
             logging, library_level
         )

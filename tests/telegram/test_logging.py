@@ -27,7 +27,7 @@ async def test_debug_logs_hold_no_token_and_no_typed_text(
 ) -> None:
     with restored_logging() as buffer:
         configure_logging(
-            "DEBUG", library_level=library_level, secrets=[DEFAULT_TOKEN], stream=buffer
+            "DEBUG", library_level=library_level, secrets=[DEFAULT_TOKEN], stream=buffer, force=True
         )
         # The guide's DEBUG leaves the libraries where library_level puts them.
         assert logging.getLogger("telegram.ext").getEffectiveLevel() == getattr(
