@@ -342,7 +342,7 @@ class Engine:
             self._flows.reprompt(turn)
             return
         if spec.action is Action.STOP:
-            await self._stop(turn, command.args)
+            await self._listener.stop_command(turn, command.args)
         elif spec.action is Action.SCHEDULE:
             await self._checkins.list_planned(turn)
         elif spec.action is Action.REFLECT:
@@ -351,26 +351,6 @@ class Engine:
             await self._flows.start(turn, self._start_or_check(turn))
         elif spec.flow is not None:
             await self._flows.start(turn, spec.flow)
-
-    async def _stop(self, turn: Turn, args: tuple[str, ...] = ()) -> None:
-        copy = self._content.copy
-        if args and args[0].casefold() in ("checkins", "checkin", "check-ins"):
-            cancelled = await turn.session.cancel_followups(turn.user, kind="checkin")
-            turn.profile = replace(turn.profile, checkin_cadence=None)
-            turn.out.append(Outbound(copy.checkins_stopped, private_only=True))
-            log.info("check-ins stopped cancelled=%d", cancelled)
-            return
-        was_running = turn.flow_id is not None
-        cancelled = await turn.session.cancel_followups(turn.user)
-        turn.idle()
-        # What someone had planned is theirs alone: never for a group to read.
-        if cancelled:
-            text = render(copy.stopped_with_followups, {"count": cancelled})
-            turn.out.append(Outbound(text, private_only=True))
-        elif was_running:
-            turn.out.append(Outbound(copy.stopped, private_only=True))
-        else:
-            turn.out.append(Outbound(copy.nothing_to_stop, private_only=True))
 
     async def _press(self, turn: Turn, raw: str) -> None:
         if raw.startswith("/") and len(raw) > 1:

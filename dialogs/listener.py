@@ -22,6 +22,7 @@ from __future__ import annotations
 import difflib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from dialogs.content import Content
 from dialogs.events import Choice, Outbound
@@ -171,6 +172,28 @@ class Listener:
     def confirm_stop(self, turn: Turn) -> None:
         copy = self._content.copy
         self._ask(turn, "stop", copy.stop_confirm, copy.stop_yes, copy.stop_no)
+
+    async def stop_command(self, turn: Turn, args: tuple[str, ...] = ()) -> None:
+        """`/stop` ends what is running and cancels what is planned; `/stop checkins`
+        only the recurring check-ins."""
+        copy = self._content.copy
+        if args and args[0].casefold() in ("checkins", "checkin", "check-ins"):
+            cancelled = await turn.session.cancel_followups(turn.user, kind="checkin")
+            turn.profile = replace(turn.profile, checkin_cadence=None)
+            turn.out.append(Outbound(copy.checkins_stopped, private_only=True))
+            log.info("check-ins stopped cancelled=%d", cancelled)
+            return
+        was_running = turn.flow_id is not None
+        cancelled = await turn.session.cancel_followups(turn.user)
+        turn.idle()
+        # What someone had planned is theirs alone: never for a group to read.
+        if cancelled:
+            text = render(copy.stopped_with_followups, {"count": cancelled})
+            turn.out.append(Outbound(text, private_only=True))
+        elif was_running:
+            turn.out.append(Outbound(copy.stopped, private_only=True))
+        else:
+            turn.out.append(Outbound(copy.nothing_to_stop, private_only=True))
 
     # ------------------------------------------------------------- answers to questions
 
