@@ -7,6 +7,7 @@ real model trained on `content/understanding/examples/`, as the guide runs it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -331,3 +332,27 @@ async def test_a_sixty_word_first_message_is_heard_not_misunderstood(
         " and I just need something to help right now please"
     )
     assert "didn't" not in texts(out)
+
+
+async def test_typed_text_reaches_neither_the_logs_nor_the_store_only_the_intent_label(
+    person: Chat, store: SqlStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    said = [
+        "my-own-words-heron he went quiet again and I keep checking",
+        "my-own-words-otter cancel",
+        "my-own-words-lynx honestly i am scared of what he might do tonight",
+    ]
+    with caplog.at_level(logging.DEBUG):
+        await person.command("pause")
+        for text in said:
+            await person.say(text)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert caplog.records, "nothing was logged at DEBUG"
+    assert "my-own-words" not in logged
+    async with store.engine.connect() as conn:
+        for table in ("journal", "conversations", "users", "followups", "processed_events"):
+            rows = (await conn.execute(sql(f"select * from {table}"))).all()
+            assert "my-own-words" not in repr(rows), table
+        kinds = (await conn.execute(sql("select kind, value from journal"))).all()
+    intents = [value for kind, value in kinds if kind == "intent"]
+    assert intents and all(v.count(":") == 1 and " " not in v for v in intents)
