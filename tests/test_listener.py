@@ -342,7 +342,9 @@ async def test_typed_text_reaches_neither_the_logs_nor_the_store_only_the_intent
         "my-own-words-otter cancel",
         "my-own-words-lynx honestly i am scared of what he might do tonight",
     ]
-    with caplog.at_level(logging.DEBUG):
+    # The guide's own loggers too: a test that configured logging may have left them
+    # at WARNING, and the root level alone would not open them.
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="dialogs"):
         await person.command("pause")
         for text in said:
             await person.say(text)

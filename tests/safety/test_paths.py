@@ -413,7 +413,9 @@ async def test_logs_hold_no_typed_text_at_debug(
     newcomer: Chat, caplog: pytest.LogCaptureFixture
 ) -> None:
     typed = ["my-unique-draft-zebra", "she-said-unique-walrus", CRISIS]
-    with caplog.at_level(logging.DEBUG):
+    # The guide's own loggers too: a test that configured logging may have left them
+    # at WARNING, and the root level alone would not open them.
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="dialogs"):
         await newcomer.command("pause")
         await newcomer.press("I agree")
         await newcomer.press("I'm 18 or older")
