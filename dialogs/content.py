@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from dialogs.flows.brevity import check_brevity
 from dialogs.flows.commands import CommandList
 from dialogs.flows.copy import ALLOWED_FIELDS, EngineCopy
 from dialogs.flows.errors import ContentError, ContentInvalid
@@ -108,6 +109,7 @@ def check_content(directory: Path) -> tuple[Content | None, list[ContentError]]:
         errors.extend(check_flow(flow, sources[flow_id], known))
     if flow_files:
         _check_required(flows, sources, flow_dir, known, errors)
+    errors.extend(check_brevity(flows, sources))
 
     commands, cmd_source = _parse(directory / "commands.yaml", CommandList, errors)
     if commands is not None and cmd_source is not None:

@@ -62,11 +62,11 @@ async def test_pause_flow_with_buttons_reaches_the_end_and_schedules_a_followup(
     await chat.press("7")
     await chat.press("Silence")
     check = await chat.press("Reach out more")
-    shown = texts(check)
-    assert "activation, not their intention" in shown
+    assert "activation, not their intention" in texts(check)
+    assert check[-1].text == "Does that fit, even a little?"
+    shown = texts(await chat.press("It fits"))
     assert "safety through closeness" in shown
     assert "calm through less input" not in shown
-    await chat.press("It fits")
     settle = await chat.press("Settle and wait a set time")
     assert "anything but the phone" in texts(settle)
     done = await chat.press("In 20 minutes")
@@ -90,8 +90,9 @@ async def test_pause_flow_typed_answers_by_number_label_and_close_spelling(
     out = await chat.say("silense")  # misspelt label
     assert "What does it want to do?" in texts(out)
     out = await chat.say("pull away")
+    assert "activation, not their intention" in texts(out)
+    out = await chat.say("1")  # "It fits"
     assert "calm through less input" in texts(out)
-    await chat.say("1")  # "It fits"
     out = await chat.say("write a message")
     assert "Write what you'd want to send" in texts(out)
     out = await chat.say("I can't believe you left again and didn't say anything")
@@ -135,7 +136,8 @@ async def test_role_of_urge_changes_the_copy(chat: Chat) -> None:
     await chat.press("Done")
     await chat.press("4")
     await chat.press("Distance")
-    out = await chat.press("Both at once")
+    await chat.press("Both at once")
+    out = await chat.press("It fits")
     assert "Mixed or unclear urges" in texts(out)
 
 
@@ -227,8 +229,8 @@ async def test_restart_resumes_at_the_same_step(
 
 async def test_first_greeting_asks_for_consent(engine: Engine) -> None:
     out = await engine.greet(Address("test", "new", "new"))
-    assert "automated guide, a program, not a person" in texts(out)
-    assert [c.label for c in out[-1].choices] == ["I agree", "No thanks"]
+    assert "automated guide, not a person" in texts(out)
+    assert [c.label for c in out[-1].choices] == ["I agree", "No thanks", "Tell me more"]
 
 
 async def test_changed_flow_falls_back_to_its_start_with_an_apology(

@@ -305,11 +305,12 @@ async def test_everyday_danger_in_talk_is_answered_first_with_someone_to_call(
     await person.command("talk")
     out = await person.say(text)
     assert "1-800-799-7233" in texts(out) and "call 911" in texts(out)
-    assert "Their fear can make sense" not in texts(out)
+    assert "While your partner speaks" not in texts(out)
 
 
 async def test_thats_me_in_support_shows_domestic_violence_services(person: Chat) -> None:
     await person.command("support")
+    await person.press("Skip")  # to the step that names the exception
     out = await person.say("that's me")
     assert "1-800-799-7233" in texts(out)
 

@@ -14,13 +14,15 @@ async def test_about_for_someone_new_needs_no_consent_and_keeps_nothing_new(
     out = await newcomer.command("about")
     shown = texts(out)
     assert "automated guide" in shown
-    assert "a program, not a person" in shown
-    assert "I'm not a therapist" in shown
+    assert "I'm a program: not a person, not a therapist" in shown
     assert "not for emergencies" in shown and "/sos" in shown
-    privacy = next(m.text for m in out if m.text.startswith("Privacy in short"))
+    # What it keeps is one tap away, not in the first screen.
+    assert out[-1].text == "Want to know what I keep?"
+    assert "Okay?" not in shown  # no consent step first
+    out = await newcomer.press("Tell me more")
+    privacy = out[0].text
     for command in ("/privacy", "/export", "/forget"):
         assert command in privacy
-    assert "Is that okay with you?" not in shown  # no consent step first
     assert "/help" in out[-1].text and not out[-1].choices
     assert not any(m.private_only for m in out)  # fine to show in a group
     async with store.session() as s:
@@ -31,4 +33,5 @@ async def test_about_for_someone_new_needs_no_consent_and_keeps_nothing_new(
 
 async def test_about_for_someone_onboarded(chat: Chat) -> None:
     out = texts(await chat.command("about"))
-    assert "I'm not a therapist" in out and "/forget" in out
+    assert "not a therapist" in out
+    assert "/forget" in texts(await chat.press("Tell me more"))

@@ -31,17 +31,19 @@ SUGGESTION = {
 
 
 async def test_main_path_stages_then_a_suggestion_then_chemistry(chat: Chat) -> None:
-    out = await chat.command("cycle")
-    shown = texts(out)
-    assert "five stages" in shown
+    assert "five stages" in texts(await chat.command("cycle"))
+    shown = texts(await chat.press("Show me the stages"))
+    out = await chat.press("Go on")
+    shown += texts(out)
     for n, name in enumerate(STAGES[:5], start=1):
         assert f"{n}. {name}:" in shown
     assert out[-1].text == "Where are you two right now?"
     assert [c.label for c in chat.buttons()] == STAGES
-    out = await chat.press("Threshold")
-    shown = texts(out)
+    shown = texts(await chat.press("Threshold"))
     assert "reaching your limit" in shown and "noticing the dip" in shown
-    assert "unpredictably hits harder than steady warmth" in shown
+    assert "unpredictably hits harder" not in shown  # behind "Tell me more"
+    out = await chat.press("Tell me more")
+    assert "unpredictably hits harder than steady warmth" in texts(out)
     assert "/cycle brings it back" in out[-1].text
     assert not out[-1].choices
 
@@ -49,6 +51,7 @@ async def test_main_path_stages_then_a_suggestion_then_chemistry(chat: Chat) -> 
 @pytest.mark.parametrize("stage", STAGES)
 async def test_each_stage_gets_its_own_suggestion_only(chat: Chat, stage: str) -> None:
     await chat.command("cycle")
+    await chat.press("I know them")
     shown = texts(await chat.press(stage))
     assert SUGGESTION[stage] in shown
     for other, line in SUGGESTION.items():
@@ -58,6 +61,7 @@ async def test_each_stage_gets_its_own_suggestion_only(chat: Chat, stage: str) -
 
 async def test_typing_a_stage_number_picks_that_stage(chat: Chat) -> None:
     await chat.command("cycle")
+    await chat.press("I know them")
     shown = texts(await chat.say("4"))
     assert SUGGESTION["Pursuit and withdrawal"] in shown
 

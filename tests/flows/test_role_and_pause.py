@@ -58,12 +58,14 @@ async def test_each_role_answer(
     assert await role_of(store) == role
 
 
-async def pause_check_copy(chat: Chat) -> str:
+async def pause_check_copy(chat: Chat, urge: str = "Reach out more") -> str:
+    """What pause says about the urge, once the check has been taken as fitting."""
     await chat.command("pause")
     await chat.press("Done")
     await chat.press("6")
     await chat.press("A message")
-    return texts(await chat.press("Reach out more"))
+    await chat.press(urge)
+    return texts(await chat.press("It fits"))
 
 
 async def set_role(store: SqlStore, role: str | None) -> None:
@@ -79,8 +81,16 @@ async def test_pause_speaks_to_a_contact_habit(chat: Chat, store: SqlStore) -> N
 
 async def test_pause_speaks_to_a_space_habit(chat: Chat, store: SqlStore) -> None:
     await set_role(store, "space")
-    shown = await pause_check_copy(chat)
+    shown = await pause_check_copy(chat, "Pull away")
     assert SPACE_NOTE in shown and CONTACT_NOTE not in shown
+
+
+async def test_the_habit_note_comes_only_when_the_urge_is_the_habit(
+    chat: Chat, store: SqlStore
+) -> None:
+    await set_role(store, "space")
+    shown = await pause_check_copy(chat, "Reach out more")
+    assert SPACE_NOTE not in shown and "safety through closeness" in shown
 
 
 async def test_pause_without_a_role_has_neither_note(chat: Chat, store: SqlStore) -> None:

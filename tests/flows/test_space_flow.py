@@ -17,9 +17,9 @@ from tests.test_engine import RecordingSender
 
 USER = UserKey("test", "u1")
 
-ROLE_CONTACT = "the space may be more your partner's need than yours"
-ROLE_SPACE = "what keeps the space from feeling like loss"
-ROLE_ANY = "Whoever needs the room"
+ROLE_CONTACT = "If you usually move toward contact"
+ROLE_SPACE = "keeps it from feeling like loss to your partner"
+ROLE_ANY = "silence can sound like"
 
 
 async def set_profile(store: SqlStore, **changes: object) -> None:
@@ -57,7 +57,8 @@ async def test_main_path_composes_the_message_and_the_reminder_arrives(
         "I'm getting overwhelmed and need a little time. I'll come back to it in an hour."
         in composed
     )
-    assert "Copy it and send it when you're ready" in texts(out)
+    assert "Copy it and change any word that isn't you" in texts(out)
+    assert "coming back then, even just to say you need longer" in texts(out)
     assert [c.label for c in chat.buttons()] == ["Yes, remind me", "No thanks"]
     out = await chat.press("Yes, remind me")
     assert "I'll nudge you then" in texts(out)
@@ -110,8 +111,8 @@ async def test_warm_tone_and_a_time_in_their_own_words(
     assert "I'll come back to it after dinner." in shown
     # No reminder for a time the guide can't know; the conversation (and the words
     # typed) is gone once the flow ends.
-    assert "an alarm on your phone" in shown
-    assert "Want me to nudge you" not in shown
+    assert "a phone alarm can help you keep it" in shown
+    assert "Want a nudge" not in shown
     assert await pending(store, clock) == []
     async with store.session() as s:
         state = await s.load_state(USER, clock.now())
@@ -144,7 +145,7 @@ async def test_one_line_follows_the_role_from_the_profile(
     assert shown in out
     for other in hidden:
         assert other not in out
-    assert "When will you come back to it?" in out
+    assert "When will you come back?" in out
 
 
 async def test_someone_flagged_unsafe_gets_the_unsafe_flow_instead(

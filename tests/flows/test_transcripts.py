@@ -59,7 +59,11 @@ def _reframes(flow: Flow) -> dict[str, str]:
     )
     out = {}
     for option in _choice(flow, "urge").options:
-        step = flow.step(choose_branch(branch, {"urge": option.id}))
+        # Follow branches (the role tunes the note) with the flow's defaults.
+        known = {**flow.variables, "urge": option.id}
+        step = flow.step(choose_branch(branch, known))
+        while isinstance(step, BranchStep):
+            step = flow.step(choose_branch(step, known))
         assert isinstance(step, MessageStep)
         out[option.id] = step.text[0]
     return out
