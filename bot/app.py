@@ -24,7 +24,9 @@ from dialogs.safety.resource_text import resource_text
 from dialogs.safety.resources import SafetyResources
 from dialogs.safety.screen import SafetyScreen
 from dialogs.understanding.classifier import IntentClassifier, load_or_train
+from dialogs.user_ref import set_user_ref_secret
 from storage import SqlStore, open_store
+from storage.open import stored_user_ref_secret
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +123,16 @@ async def open_guide(
     safety_dir = settings.content_dir / "safety"
     screen = SafetyScreen.from_file(safety_dir / "signals.yaml")
     resources = SafetyResources.from_file(safety_dir / "resources.yaml")
-    key = settings.encryption_key.get_secret_value() if settings.encryption_key else None
-    store = await open_store(settings.database_url, clock=clock, encryption_key=key)
+    store = await open_store(
+        settings.database_url, clock=clock, encryption_keys=settings.encryption_key_list()
+    )
+    # The key of the user references in logs: configured, or made once and stored.
+    configured = settings.user_ref_secret
+    set_user_ref_secret(
+        configured.get_secret_value()
+        if configured is not None
+        else await stored_user_ref_secret(store, clock)
+    )
     zone = local_zone(settings.timezone)
     wake: list[DispatchScheduler] = []
     members: dict[str, GroupMemberCheck] = {}

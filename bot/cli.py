@@ -42,6 +42,8 @@ content_app = typer.Typer(help="Tools for content authors.", no_args_is_help=Tru
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(content_app, name="content")
 app.add_typer(db_app, name="db")
+keys_app = typer.Typer(help="Encryption keys at rest.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -353,6 +355,46 @@ def db_upgrade() -> None:
     except StorageError as exc:
         raise _fail(str(exc)) from None
     typer.echo("database is up to date")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    discard_unreadable: Annotated[
+        bool,
+        typer.Option(
+            "--discard-unreadable",
+            help="Reset what no configured key opens (after a lost key); otherwise it is "
+            "only counted.",
+        ),
+    ] = False,
+) -> None:
+    """Re-encrypt everything under the first key of PAUSECHECK_ENCRYPTION_KEYS."""
+    from storage.keys import rotate_database
+
+    settings = _settings()
+    keys = settings.encryption_key_list()
+    if not keys:
+        raise _fail(
+            "set PAUSECHECK_ENCRYPTION_KEYS first: the new key, then the old ones, comma-separated",
+            2,
+        )
+    try:
+        rotation = asyncio.run(
+            rotate_database(settings.database_url, keys, discard_unreadable=discard_unreadable)
+        )
+    except StorageError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(
+        f"keys rotated: {rotation.resealed} value(s) re-encrypted under the first key, "
+        f"{rotation.sealed_plain} sealed for the first time, "
+        f"{rotation.unreadable} unreadable ({rotation.discarded} reset)"
+    )
+    if rotation.unreadable and not discard_unreadable:
+        raise _fail(
+            f"{rotation.unreadable} value(s) open with none of the keys "
+            f"({', '.join(sorted(rotation.by_column))}); keep the old keys until they do, "
+            "or reset them with --discard-unreadable"
+        )
 
 
 def main() -> None:

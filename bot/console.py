@@ -8,6 +8,7 @@ buttons it printed last, so typing `2` presses the second one, the way a tap wou
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -70,7 +71,9 @@ class ConsoleAdapter:
     def _save(self, attachment: Attachment) -> Path:
         # A terminal cannot show a file, so it lands beside the database, never
         # overwriting an earlier one.
-        self._files_dir.mkdir(parents=True, exist_ok=True)
+        if not self._files_dir.exists():
+            self._files_dir.mkdir(parents=True, exist_ok=True)
+            self._files_dir.chmod(0o700)
         stem, dot, ext = attachment.filename.rpartition(".")
         stamp = self._clock.now().strftime("%Y%m%d-%H%M%S")
         path = self._files_dir / f"{stem or ext}-{stamp}{dot}{ext if stem else ''}"
@@ -78,7 +81,9 @@ class ConsoleAdapter:
         while path.exists():
             n += 1
             path = path.with_name(f"{stem or ext}-{stamp}-{n}{dot}{ext if stem else ''}")
-        path.write_bytes(attachment.data)
+        # An export holds everything kept about a person: for the guide's user only.
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
+            file.write(attachment.data)
         return path
 
     def _print_choices(self, choices: tuple[Choice, ...]) -> None:

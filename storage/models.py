@@ -73,6 +73,10 @@ class UserRow(Base):
     checkin_weekday: Mapped[int | None]
     checkin_paused_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     unreachable_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Added by migration 0007. With an encryption key, the crisis time and the danger
+    # flag are kept here, sealed ({"_enc": token}; storage.sealed_profile), and
+    # `crisis_at` and `unsafe` above stay empty.
+    sealed: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class ConversationRow(Base):
@@ -193,27 +197,33 @@ class ReflectionSessionRow(Base):
 
 
 class ReflectionParticipantRow(Base):
+    """Who joined a session, without saying who in the clear (migration 0007).
+
+    `member` is an HMAC of the person's platform and id under the deployment's member
+    secret (storage.membership), so the store can find a person's rows (to answer,
+    export and forget) but the table alone does not say whose they are. `sealed` holds
+    the platform, user id and private chat ({"_enc": token} with a key, else plain)."""
+
     __tablename__ = "reflection_participants"
 
     session_id: Mapped[int] = mapped_column(
         ForeignKey("reflection_sessions.id", ondelete="CASCADE"), primary_key=True
     )
-    user_id: Mapped[int] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
-    chat_id: Mapped[str] = mapped_column(String)
+    member: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    sealed: Mapped[dict[str, Any]] = mapped_column(JSON)
     joined_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class ReflectionAnswerRow(Base):
     """A participant's answer to one step. `text` is JSON so it can be sealed with
     the store's cipher like conversation variables: {"text": ...} or {"_enc": ...}.
+    Whose it is is `member`, the same HMAC as the participant's (migration 0007).
     `session_id` becomes NULL when the session is purged; only saved answers are
     left then, and they keep which reflection and step they answered."""
 
     __tablename__ = "reflection_answers"
     __table_args__ = (
-        UniqueConstraint("session_id", "user_id", "step_id"),
+        UniqueConstraint("session_id", "member", "step_id"),
         _NEVER_REUSE_IDS,
     )
 
@@ -221,7 +231,7 @@ class ReflectionAnswerRow(Base):
     session_id: Mapped[int | None] = mapped_column(
         ForeignKey("reflection_sessions.id", ondelete="SET NULL"), index=True
     )
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    member: Mapped[str] = mapped_column(String(64), index=True)
     reflection_id: Mapped[str] = mapped_column(String(32))
     step_id: Mapped[str] = mapped_column(String(32))
     choice: Mapped[str | None] = mapped_column(String(32))
@@ -230,3 +240,17 @@ class ReflectionAnswerRow(Base):
     shared: Mapped[bool] = mapped_column(default=False, server_default=false())
     saved: Mapped[bool] = mapped_column(default=False, server_default=false())
     at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class DeploymentSecretRow(Base):
+    """Secrets this deployment made for itself on first start (migration 0007):
+    "user_ref" (the HMAC key of the references in logs, unless configured) and
+    "member" (the HMAC key of reflection membership). `value` is {"value": ...}, or
+    {"_enc": token} when sealed with the store's cipher, and doubles as the start-up
+    check that the configured keys open the stored data."""
+
+    __tablename__ = "deployment_secrets"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)

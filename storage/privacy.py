@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import Column, CursorResult, Delete, Table, delete, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.crypto import VariableCipher, decode_variables
+from dialogs.store import UserKey
+from storage.crypto import UnreadableData, VariableCipher, decode_variables
+from storage.membership import open_member, session_member_tag
 from storage.models import (
     Base,
     ConversationRow,
@@ -21,6 +23,7 @@ from storage.models import (
     UserRow,
 )
 from storage.outbound_json import open_messages
+from storage.sealed_profile import exported_profile
 
 # Internal surrogate keys mean nothing to the person and would only invite joins
 # against other exports.
@@ -47,7 +50,7 @@ async def export_user_rows(
     conversation_data = None
     if conversation is not None:
         conversation_data = _row_data(conversation)
-        conversation_data["variables"] = decode_variables(conversation.variables, cipher)
+        conversation_data["variables"] = _readable(decode_variables, conversation.variables, cipher)
     journal = await session.scalars(
         select(JournalEntryRow)
         .where(JournalEntryRow.user_id == user_id)
@@ -61,20 +64,30 @@ async def export_user_rows(
         .where(ProcessedEventRow.user_id == user_id)
         .order_by(ProcessedEventRow.processed_at, ProcessedEventRow.event_key)
     )
-    joined = await session.scalars(
-        select(ReflectionParticipantRow)
-        .where(ReflectionParticipantRow.user_id == user_id)
-        .order_by(ReflectionParticipantRow.joined_at)
-    )
-    answers = await session.scalars(
-        select(ReflectionAnswerRow)
-        .where(ReflectionAnswerRow.user_id == user_id)
-        .order_by(ReflectionAnswerRow.id)
-    )
+    joined: list[ReflectionParticipantRow] = []
+    answers: list[ReflectionAnswerRow] = []
+    if user is not None:
+        # Reflection rows name their person by member tag, not user id.
+        owner = UserKey(user.platform, user.platform_user_id)
+        member = await session_member_tag(session, owner, cipher)
+        joined = list(
+            await session.scalars(
+                select(ReflectionParticipantRow)
+                .where(ReflectionParticipantRow.member == member)
+                .order_by(ReflectionParticipantRow.joined_at)
+            )
+        )
+        answers = list(
+            await session.scalars(
+                select(ReflectionAnswerRow)
+                .where(ReflectionAnswerRow.member == member)
+                .order_by(ReflectionAnswerRow.id)
+            )
+        )
     return {
-        "reflections_joined": [_row_data(row) for row in joined],
+        "reflections_joined": [_participant_data(row, cipher) for row in joined],
         "reflection_answers": [_answer_data(row, cipher) for row in answers],
-        "user": None if user is None else _row_data(user),
+        "user": None if user is None else _user_data(user, cipher),
         "conversation": conversation_data,
         "journal": [_row_data(row) for row in journal],
         "followups": [_followup_data(row, cipher) for row in followups],
@@ -90,7 +103,15 @@ async def delete_user_rows(session: AsyncSession, user_id: int) -> int:
     CASCADE still covers rows that refer to the user only indirectly, and any
     inserted concurrently before the user row goes.
     """
+    from storage.reflection_rows import delete_facilitated_answers, delete_member_rows
+
     deleted = 0
+    user = await session.get(UserRow, user_id)
+    if user is not None:
+        # The member secret is in the session from the start: nothing is decrypted.
+        owner = UserKey(user.platform, user.platform_user_id)
+        deleted += await delete_member_rows(session, owner, None)
+    deleted += await delete_facilitated_answers(session, user_id)
     for table, column in _columns_referencing_users():
         deleted += await count_deleted(session, delete(table).where(column == user_id))
     deleted += await count_deleted(session, delete(UserRow).where(UserRow.id == user_id))
@@ -115,17 +136,48 @@ def _columns_referencing_users() -> Iterator[tuple[Table, Column[Any]]]:
                 yield table, foreign_key.parent
 
 
+UNREADABLE = "unreadable (encrypted with a key no longer set)"
+
+
+def _readable(read: Callable[[Any, VariableCipher | None], Any], stored: Any, cipher: Any) -> Any:
+    """`read(stored, cipher)`, or a note where no key opens it: an export is given
+    even when part of it was sealed under a key since lost."""
+    try:
+        return read(stored, cipher)
+    except UnreadableData:
+        return UNREADABLE
+
+
+def _user_data(row: UserRow, cipher: VariableCipher | None) -> dict[str, Any]:
+    data = _row_data(row)
+    exported_profile(data, row.sealed, cipher)
+    return data
+
+
+def _participant_data(
+    row: ReflectionParticipantRow, cipher: VariableCipher | None
+) -> dict[str, Any]:
+    data = _row_data(row)
+    data.pop("member", None)
+    opened = open_member(data.pop("sealed"), cipher)
+    data["chat_id"] = UNREADABLE if opened is None else opened[1]
+    return data
+
+
 def _answer_data(row: ReflectionAnswerRow, cipher: VariableCipher | None) -> dict[str, Any]:
     data = _row_data(row)
+    data.pop("member", None)
     stored = row.text
-    data["text"] = None if stored is None else decode_variables(stored, cipher).get("text")
+    if stored is not None:
+        opened = _readable(decode_variables, stored, cipher)
+        data["text"] = opened.get("text") if isinstance(opened, dict) else opened
     return data
 
 
 def _followup_data(row: FollowUpRow, cipher: VariableCipher | None) -> dict[str, Any]:
     data = _row_data(row)
     # The messages of a delivery in progress, readable even when sealed at rest.
-    data["messages"] = open_messages(row.messages, cipher)
+    data["messages"] = _readable(open_messages, row.messages, cipher)
     return data
 
 

@@ -2,14 +2,18 @@
 
 A mixin, so the session stays one object with one transaction; it relies on the
 session's `_session`, `_dialect`, `_cipher` and `_user_id`.
+
+Participants and answers name their person by a member tag, not a user id
+(storage.membership): the tables alone do not say who joined which reflection.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.reflection.store import (
@@ -19,8 +23,9 @@ from dialogs.reflection.store import (
     ReflectionStatus,
 )
 from dialogs.store import FollowUpStatus, UserKey
-from storage.crypto import VariableCipher, decode_variables, encode_variables
+from storage.crypto import UnreadableData, VariableCipher, decode_variables, encode_variables
 from storage.dialect_insert import insert_for
+from storage.membership import open_member, seal_member, session_member_tag
 from storage.models import (
     FollowUpRow,
     ReflectionAnswerRow,
@@ -29,6 +34,8 @@ from storage.models import (
     UserRow,
 )
 from storage.privacy import count_deleted
+
+log = logging.getLogger(__name__)
 
 _OPEN = (ReflectionStatus.RUNNING.value, ReflectionStatus.PAUSED.value)
 
@@ -95,6 +102,9 @@ class ReflectionRows:
             )
         )
 
+    async def _member(self, user: UserKey) -> str:
+        return await session_member_tag(self._session, user, self._cipher)
+
     async def add_participant(
         self, session_id: int, user: UserKey, chat_id: str, at: datetime
     ) -> bool:
@@ -102,37 +112,40 @@ class ReflectionRows:
             insert_for(self._dialect, ReflectionParticipantRow)
             .values(
                 session_id=session_id,
-                user_id=await self._user_id(user, at),
-                chat_id=chat_id,
+                member=await self._member(user),
+                sealed=seal_member(user, chat_id, self._cipher),
                 joined_at=at,
             )
             .on_conflict_do_nothing(
                 index_elements=[
                     ReflectionParticipantRow.session_id,
-                    ReflectionParticipantRow.user_id,
+                    ReflectionParticipantRow.member,
                 ]
             )
-            .returning(ReflectionParticipantRow.user_id)
+            .returning(ReflectionParticipantRow.member)
         )
         return await self._session.scalar(statement) is not None
 
     async def participants(self, session_id: int) -> list[Participant]:
-        rows = await self._session.execute(
-            select(ReflectionParticipantRow, UserRow.platform, UserRow.platform_user_id)
-            .join(UserRow, UserRow.id == ReflectionParticipantRow.user_id)
+        rows = await self._session.scalars(
+            select(ReflectionParticipantRow)
             .where(ReflectionParticipantRow.session_id == session_id)
-            .order_by(ReflectionParticipantRow.joined_at, ReflectionParticipantRow.user_id)
+            .order_by(ReflectionParticipantRow.joined_at, ReflectionParticipantRow.member)
+            .execution_options(populate_existing=True)
         )
-        return [
-            Participant(UserKey(platform, user_id), row.chat_id, row.joined_at)
-            for row, platform, user_id in rows
-        ]
+        found = []
+        for row in rows:
+            opened = open_member(row.sealed, self._cipher)
+            if opened is None:
+                # Sealed under a key no longer set: that one person gets no prompts.
+                log.warning("unreadable participant skipped session=%d", session_id)
+                continue
+            found.append(Participant(opened[0], opened[1], row.joined_at))
+        return found
 
     async def reflections_joined(self, user: UserKey) -> list[ReflectionSession]:
-        joined = (
-            select(ReflectionParticipantRow.session_id)
-            .join(UserRow, UserRow.id == ReflectionParticipantRow.user_id)
-            .where(UserRow.platform == user.platform, UserRow.platform_user_id == user.user_id)
+        joined = select(ReflectionParticipantRow.session_id).where(
+            ReflectionParticipantRow.member == await self._member(user)
         )
         return await self._sessions(
             ReflectionSessionRow.id.in_(joined),
@@ -141,7 +154,6 @@ class ReflectionRows:
         )
 
     async def save_answer(self, session_id: int, answer: ReflectionAnswer) -> None:
-        user_id = await self._user_id(answer.user, answer.at)
         reflection_id = await self._session.scalar(
             select(ReflectionSessionRow.reflection_id).where(ReflectionSessionRow.id == session_id)
         )
@@ -157,7 +169,7 @@ class ReflectionRows:
         }
         statement = insert_for(self._dialect, ReflectionAnswerRow).values(
             session_id=session_id,
-            user_id=user_id,
+            member=await self._member(answer.user),
             reflection_id=reflection_id or "",
             step_id=answer.step_id,
             **values,
@@ -166,7 +178,7 @@ class ReflectionRows:
             statement.on_conflict_do_update(
                 index_elements=[
                     ReflectionAnswerRow.session_id,
-                    ReflectionAnswerRow.user_id,
+                    ReflectionAnswerRow.member,
                     ReflectionAnswerRow.step_id,
                 ],
                 set_=values,
@@ -178,9 +190,9 @@ class ReflectionRows:
     ) -> ReflectionAnswer | None:
         rows = await self._answers(
             ReflectionAnswerRow.session_id == session_id,
-            UserRow.platform == user.platform,
-            UserRow.platform_user_id == user.user_id,
+            ReflectionAnswerRow.member == await self._member(user),
             ReflectionAnswerRow.step_id == step_id,
+            people={await self._member(user): user},
             with_text=True,
         )
         return rows[0] if rows else None
@@ -201,21 +213,20 @@ class ReflectionRows:
             values["saved"] = saved
         if not values:
             return
-        owner = select(UserRow.id).where(
-            UserRow.platform == user.platform, UserRow.platform_user_id == user.user_id
-        )
         await self._session.execute(
             update(ReflectionAnswerRow)
             .where(
                 ReflectionAnswerRow.session_id == session_id,
-                ReflectionAnswerRow.user_id == owner.scalar_subquery(),
+                ReflectionAnswerRow.member == await self._member(user),
                 ReflectionAnswerRow.step_id == step_id,
             )
             .values(**values)
         )
 
     async def answers(self, session_id: int) -> list[ReflectionAnswer]:
-        return await self._answers(ReflectionAnswerRow.session_id == session_id, with_text=False)
+        # Whose each answer is comes from the session's own participants.
+        people = {await self._member(p.user): p.user for p in await self.participants(session_id)}
+        return await self._answers(ReflectionAnswerRow.session_id == session_id, people=people)
 
     async def cancel_timer(self, dedupe_key: str) -> bool:
         result = await self._session.scalars(
@@ -240,17 +251,21 @@ class ReflectionRows:
         rows = await self._session.execute(query.order_by(order))
         return [_session_of(row, UserKey(platform, user_id)) for row, platform, user_id in rows]
 
-    async def _answers(self, *where: Any, with_text: bool) -> list[ReflectionAnswer]:
-        rows = await self._session.execute(
-            select(ReflectionAnswerRow, UserRow.platform, UserRow.platform_user_id)
-            .join(UserRow, UserRow.id == ReflectionAnswerRow.user_id)
+    async def _answers(
+        self, *where: Any, people: dict[str, UserKey], with_text: bool = False
+    ) -> list[ReflectionAnswer]:
+        """Answers matching `where`; `people` maps member tags to their persons (an
+        answer whose person is not there, a forgotten or unreadable one, is left out).
+        With `with_text`, each answer's text, opened (None when no key opens it)."""
+        rows = await self._session.scalars(
+            select(ReflectionAnswerRow)
             .where(*where)
             .order_by(ReflectionAnswerRow.id)
             .execution_options(populate_existing=True)
         )
         return [
             ReflectionAnswer(
-                user=UserKey(platform, user_id),
+                user=people[row.member],
                 step_id=row.step_id,
                 choice=row.choice,
                 text=_open_text(row.text, self._cipher) if with_text else None,
@@ -259,20 +274,28 @@ class ReflectionRows:
                 saved=row.saved,
                 at=row.at,
             )
-            for row, platform, user_id in rows
+            for row in rows
+            if row.member in people
         ]
 
 
 async def purge_reflections(session: AsyncSession, now: datetime, max_age: timedelta) -> int:
-    """See dialogs.store.Store.purge_reflections."""
+    """See dialogs.store.Store.purge_reflections. Also purges orphans: unsaved answers
+    whose session is gone (left by a facilitator's /forget before it deleted them, or
+    by a connection where foreign keys were not enforced)."""
     old = select(ReflectionSessionRow.id).where(
         ReflectionSessionRow.status == ReflectionStatus.ENDED.value,
         ReflectionSessionRow.ended_at < now - max_age,
     )
+    orphaned = or_(
+        ReflectionAnswerRow.session_id.is_(None),
+        ReflectionAnswerRow.session_id.not_in(select(ReflectionSessionRow.id)),
+    )
     answers = await count_deleted(
         session,
         delete(ReflectionAnswerRow).where(
-            ReflectionAnswerRow.session_id.in_(old), ReflectionAnswerRow.saved.is_(False)
+            or_(ReflectionAnswerRow.session_id.in_(old), orphaned),
+            ReflectionAnswerRow.saved.is_(False),
         ),
     )
     ids = (await session.scalars(old)).all()
@@ -291,10 +314,44 @@ async def purge_reflections(session: AsyncSession, now: datetime, max_age: timed
     return answers
 
 
+async def delete_member_rows(
+    session: AsyncSession, user: UserKey, cipher: VariableCipher | None
+) -> int:
+    """A person's participant and answer rows (their /forget): found by member tag, so
+    nothing needs decrypting."""
+    member = await session_member_tag(session, user, cipher)
+    deleted = await count_deleted(
+        session, delete(ReflectionAnswerRow).where(ReflectionAnswerRow.member == member)
+    )
+    return deleted + await count_deleted(
+        session,
+        delete(ReflectionParticipantRow).where(ReflectionParticipantRow.member == member),
+    )
+
+
+async def delete_facilitated_answers(session: AsyncSession, facilitator_id: int) -> int:
+    """Before a facilitator's sessions go with them (their /forget): the unsaved
+    answers of everyone in those sessions, which ON DELETE SET NULL would otherwise
+    leave behind, linked to nothing. Saved answers stay, their authors' own."""
+    theirs = select(ReflectionSessionRow.id).where(
+        ReflectionSessionRow.facilitator_id == facilitator_id
+    )
+    return await count_deleted(
+        session,
+        delete(ReflectionAnswerRow).where(
+            ReflectionAnswerRow.session_id.in_(theirs), ReflectionAnswerRow.saved.is_(False)
+        ),
+    )
+
+
 def _open_text(stored: dict[str, Any] | None, cipher: VariableCipher | None) -> str | None:
     if stored is None:
         return None
-    value = decode_variables(stored, cipher).get("text")
+    try:
+        value = decode_variables(stored, cipher).get("text")
+    except UnreadableData:
+        log.warning("unreadable reflection answer text read as empty")
+        return None
     return None if value is None else str(value)
 
 

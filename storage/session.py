@@ -21,7 +21,7 @@ from dialogs.store import (
     Profile,
     UserKey,
 )
-from storage.crypto import VariableCipher, decode_variables, encode_variables
+from storage.crypto import VariableCipher, encode_variables, readable_variables
 from storage.dialect_insert import insert_for
 from storage.errors import StorageError
 from storage.followup_rows import select_followups
@@ -36,6 +36,7 @@ from storage.models import (
 from storage.outbound_json import encode_messages
 from storage.privacy import delete_user_rows, export_user_rows
 from storage.reflection_rows import ReflectionRows
+from storage.sealed_profile import open_profile, seal_profile_values
 
 # Stands for "no country known" in the anonymous counts, whose key cannot be NULL.
 UNKNOWN_COUNTRY = "unknown"
@@ -79,12 +80,15 @@ class SqlStoreSession(ReflectionRows):
         if row is None:
             return Profile()
         # Profile fields and user columns share their names; see models.UserRow.
-        return Profile(**{f.name: getattr(row, f.name) for f in fields(Profile)})
+        profile = Profile(**{f.name: getattr(row, f.name) for f in fields(Profile)})
+        return open_profile(profile, row.sealed, self._cipher)
 
     async def save_profile(self, user: UserKey, profile: Profile) -> None:
         user_id = await self._user_id(user, self._clock.now())
         await self._session.execute(
-            update(UserRow).where(UserRow.id == user_id).values(**asdict(profile))
+            update(UserRow)
+            .where(UserRow.id == user_id)
+            .values(**seal_profile_values(asdict(profile), profile, self._cipher))
         )
 
     async def count_referral(self, day: date, country: str | None, signal: str) -> None:
@@ -124,10 +128,19 @@ class SqlStoreSession(ReflectionRows):
             self._session.add(self._conversation_row(user_id, empty, at))
             # Never written by the engine, so no `updated_at` to report.
             return empty
+        variables = readable_variables(row.variables, self._cipher)
+        if variables is None:
+            # No key opens them: start afresh (the next save writes them anew).
+            return ConversationState(
+                turn=row.turn,
+                content_version=row.content_version,
+                chat_id=row.chat_id,
+                updated_at=row.updated_at,
+            )
         return ConversationState(
             flow_id=row.flow_id,
             node_id=row.node_id,
-            variables=decode_variables(row.variables, self._cipher),
+            variables=variables,
             turn=row.turn,
             content_version=row.content_version,
             chat_id=row.chat_id,

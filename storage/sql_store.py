@@ -26,8 +26,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from dialogs.clock import Clock, SystemClock
 from dialogs.store import ConversationState, FollowUp, FollowUpStatus, Profile, Store, UserKey
-from storage.crypto import ENCRYPTED_KEY, VariableCipher, decode_variables, encode_variables
+from storage.crypto import (
+    ENCRYPTED_KEY,
+    VariableCipher,
+    encode_variables,
+    readable_variables,
+)
 from storage.dialect_insert import insert_for
+from storage.engine import checkpoint_wal
 from storage.followup_rows import select_followups
 from storage.models import (
     ConversationRow,
@@ -38,6 +44,7 @@ from storage.models import (
 )
 from storage.privacy import count_deleted
 from storage.reflection_rows import purge_reflections
+from storage.sealed_profile import needs_sealing, open_profile, seal_profile_values
 from storage.session import SqlStoreSession
 
 _PENDING = FollowUpStatus.PENDING.value
@@ -83,6 +90,17 @@ class SqlStore:
             turns = TurnSession(session, self._engine.dialect.name, self._clock, self._cipher)
             yield turns
             await turns.finish()
+        if turns.scrub:
+            # Committed: take the deleted or cleared rows out of SQLite's WAL too.
+            await self.checkpoint()
+
+    async def checkpoint(self) -> None:
+        """See storage.engine.checkpoint_wal; queued like a write."""
+        if self._write_lock is None:
+            await checkpoint_wal(self._engine)
+            return
+        async with self._write_lock:
+            await checkpoint_wal(self._engine)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -214,6 +232,8 @@ _OPEN_EVENT = (
         *(_CONVERSATIONS.c[name] for name in _STATE_FIELDS),
         _CONVERSATIONS.c.variables,
         _CONVERSATIONS.c.updated_at,
+        # Last: the sealed crisis time and danger flag (storage.sealed_profile).
+        _USERS.c.sealed,
     )
     .select_from(_USERS.outerjoin(_CONVERSATIONS, _CONVERSATIONS.c.user_id == _USERS.c.id))
     .where(
@@ -258,6 +278,9 @@ class TurnSession(SqlStoreSession):
     ) -> None:
         super().__init__(session, dialect_name, clock, cipher)
         self._opened: dict[UserKey, _Opened] = {}
+        # Set when this transaction deleted a person or cleared free text: the store
+        # checkpoints SQLite's WAL after the commit (storage.engine.checkpoint_wal).
+        self.scrub = False
         self._claim = (
             insert_for(dialect_name, ProcessedEventRow.__table__)
             .on_conflict_do_nothing(index_elements=[ProcessedEventRow.event_key])
@@ -279,22 +302,33 @@ class TurnSession(SqlStoreSession):
         if claimed is None:
             return None
         end = 1 + len(_PROFILE_FIELDS)
-        profile = Profile(*row[1:end])
+        profile = open_profile(Profile(*row[1:end]), row[-1], self._cipher)
+        # What the row holds, for save_turn to compare with: made to differ when the
+        # safety fields must be written (sealed) again under the current key.
+        before = profile
+        if needs_sealing(row[-1], profile, self._cipher):
+            before = replace(profile, unsafe=not profile.unsafe)
         stored: ConversationState | None = None
         reseal = False
         if row[end] is not None:
-            flow_id, node_id, turn, version, chat_id, variables, updated_at = row[end + 1 :]
-            reseal = self._cipher is not None and ENCRYPTED_KEY not in variables
+            flow_id, node_id, turn, version, chat_id, variables, updated_at = row[end + 1 : -1]
+            opened = readable_variables(variables, self._cipher)
+            reseal = opened is None or (self._cipher is not None and ENCRYPTED_KEY not in variables)
+            if opened is None:
+                # No key opens them: the conversation starts afresh, and the person
+                # is answered (a crisis signal first, as always).
+                flow_id = node_id = None
+                opened = {}
             stored = ConversationState(
                 flow_id=flow_id,
                 node_id=node_id,
-                variables=decode_variables(variables, self._cipher),
+                variables=opened,
                 turn=turn,
                 content_version=version,
                 chat_id=chat_id,
                 updated_at=updated_at,
             )
-        self._opened[user] = _Opened(user_id, profile, stored, reseal, at)
+        self._opened[user] = _Opened(user_id, before, stored, reseal, at)
         # Like load_state, an empty state for someone without a conversation yet.
         return stored or ConversationState(), profile
 
@@ -353,6 +387,7 @@ class TurnSession(SqlStoreSession):
     async def forget_user(self, user: UserKey) -> int:
         # Every row is gone, pending stamps included; later writes start afresh.
         self._opened.pop(user, None)
+        self.scrub = True
         return await super().forget_user(user)
 
     async def _user_id(self, user: UserKey, at: datetime, *, lock: bool = False) -> int:
@@ -370,6 +405,7 @@ class TurnSession(SqlStoreSession):
         }
         if opened.seen is not None:
             values["last_seen_at"] = opened.seen
+        values = seal_profile_values(values, profile, self._cipher)
         if values:
             await self._session.execute(_UPDATE_USER, {"pk": opened.user_id, **values})
         opened.profile = profile
@@ -399,6 +435,9 @@ class TurnSession(SqlStoreSession):
             }
             if opened.reseal or dict(state.variables) != dict(before.variables):
                 values["variables"] = encode_variables(state.variables, self._cipher)
+                cleared = set(before.variables) - set(state.variables)
+                if any(isinstance(before.variables[name], str) for name in cleared):
+                    self.scrub = True  # free text cleared: out of the WAL too
             await self._session.execute(
                 _UPDATE_CONVERSATION, {"pk": opened.user_id, "updated_at": at, **values}
             )

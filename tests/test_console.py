@@ -214,3 +214,16 @@ def test_export_is_saved_as_a_file(tmp_path: Path) -> None:
     data = json.loads(files[0].read_text())
     assert data["user"]["platform"] == "console"
     assert "saved as" in result.stdout
+
+
+def test_the_data_directory_and_exports_are_private(tmp_path: Path) -> None:
+    import stat
+
+    result = run_cli(["console"], "/pause\n" + ONBOARD + "/export\n", tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = tmp_path / "data"
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert stat.S_IMODE((data / "exports").stat().st_mode) == 0o700
+    [export] = (data / "exports").glob("pausecheck-export-*.json")
+    assert stat.S_IMODE(export.stat().st_mode) == 0o600
+    assert stat.S_IMODE((data / "pc.db").stat().st_mode) == 0o600
