@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,8 +18,9 @@ from bot.outbox import Limits, Outbox
 from bot.scheduler import DispatchScheduler, Retention
 from dialogs.clock import Clock
 from dialogs.content import Content, load_content
+from dialogs.delivery import Delivery, Sender
 from dialogs.engine import Engine
-from dialogs.followups.dispatcher import Dispatcher, Sender
+from dialogs.followups.dispatcher import Dispatcher
 from dialogs.safety.resource_text import resource_text
 from dialogs.safety.resources import SafetyResources
 from dialogs.safety.screen import SafetyScreen
@@ -43,8 +44,12 @@ class Guide:
     dispatcher: Dispatcher
     scheduler: DispatchScheduler
     settings: Settings
-    # The dispatcher reads this mapping live, so platforms can join after start.
+    # Sends and marks the outbox rows, through the lanes below.
+    delivery: Delivery
+    # Read live by the dispatcher and the delivery, so platforms can join after start:
+    # each platform's scheduled lane, and its interactive lane.
     senders: dict[str, Sender] = field(default_factory=dict)
+    interactive: dict[str, Sender] = field(default_factory=dict)
     outboxes: dict[str, Outbox] = field(default_factory=dict)
     # The phrase tier of the safety screen, for the adapters' per-person queues: a
     # crisis or danger signal goes ahead of the person's other events.
@@ -55,12 +60,13 @@ class Guide:
     members: dict[str, GroupMemberCheck] = field(default_factory=dict)
 
     async def add_platform(self, platform: str, sender: Sender) -> Outbox:
-        """Send through a rate-limited outbox: scheduled messages on its slow lane,
+        """Send through a paced outbox: scheduled messages on its wave lane,
         interactive replies (the adapter's) on its fast one."""
-        outbox = Outbox(sender, **asdict(limits_for(platform, self.settings)))
+        outbox = Outbox.with_limits(sender, limits_for(platform, self.settings))
         await outbox.start()
         self.outboxes[platform] = outbox
         self.senders[platform] = outbox.scheduled
+        self.interactive[platform] = outbox.interactive
         return outbox
 
     async def close(self) -> None:
@@ -68,6 +74,7 @@ class Guide:
         await self.scheduler.shutdown()
         for outbox in self.outboxes.values():
             await outbox.close()
+        await self.delivery.close()
         await self.store.close()
 
 
@@ -85,14 +92,16 @@ async def _member(
 
 def limits_for(platform: str, settings: Settings) -> Limits:
     if platform == "telegram":
-        per_minute = settings.telegram_group_messages_per_minute
         return Limits(
             settings.telegram_rate,
             per_chat_per_second=settings.telegram_rate_per_chat,
-            per_group_per_second=None if per_minute is None else per_minute / 60,
+            chat_burst=settings.telegram_chat_burst,
+            per_group_per_minute=settings.telegram_group_messages_per_minute,
+            replies_per_second=settings.telegram_reply_rate,
         )
     if platform == "discord":
-        return Limits(settings.discord_rate)
+        # Discord's global limit counts every request, replies included.
+        return Limits(settings.discord_rate, replies_per_second=settings.discord_rate)
     return Limits(None)
 
 
@@ -154,7 +163,16 @@ async def open_guide(
         reader=_reader(content, settings),
     )
     senders: dict[str, Sender] = {}
-    dispatcher = Dispatcher(store, engine, senders, clock)
+    interactive: dict[str, Sender] = {}
+    delivery = Delivery(
+        store,
+        clock,
+        interactive=interactive,
+        scheduled=senders,
+        reply_ttl=timedelta(seconds=settings.outbox_reply_ttl_seconds),
+        scheduled_ttl=timedelta(seconds=settings.outbox_scheduled_ttl_seconds),
+    )
+    dispatcher = Dispatcher(store, engine, senders, clock, delivery=delivery)
     retention = Retention(
         journal=timedelta(days=settings.journal_retention_days),
         events=timedelta(days=settings.event_retention_days),
@@ -175,7 +193,9 @@ async def open_guide(
         dispatcher,
         scheduler,
         settings,
+        delivery,
         senders,
+        interactive,
         screen=screen,
         members=members,
     )

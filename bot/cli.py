@@ -102,7 +102,7 @@ async def _console(settings: Settings, clock_scale: float, user: str) -> None:
     guide = await open_guide(settings, clock, delay_scale=clock_scale, sweep_seconds=sweep)
     interactive = sys.stdin.isatty()
     out = Console(highlight=False, force_terminal=interactive or None)
-    adapter = ConsoleAdapter(guide.engine, clock, out, user_id=user)
+    adapter = ConsoleAdapter(guide.engine, clock, out, user_id=user, delivery=guide.delivery)
     await guide.add_platform(PLATFORM, adapter)
     try:
         if interactive:
@@ -112,7 +112,8 @@ async def _console(settings: Settings, clock_scale: float, user: str) -> None:
             with patch_stdout(raw=True):
                 await adapter.run(prompt_lines(), echo=False)
         else:
-            # Piped input: deliver anything already due, talk, and exit at end of input.
+            # Piped input: deliver anything owed or due, talk, and exit at end of input.
+            await guide.delivery.resend_unsent(startup=True)
             await guide.dispatcher.run_due()
             await adapter.run(piped_lines(), echo=True)
     finally:

@@ -59,15 +59,26 @@ class Settings(BaseSettings):
     flood_messages: int = Field(default=20, ge=1)
     flood_seconds: float = Field(default=10.0, gt=0)
 
-    # Sending rates, at the platforms' documented caps by default.
-    telegram_rate: float | None = Field(default=30.0, gt=0, description="messages/s overall")
+    # Sending rates, at the platforms' documented caps by default (bot.outbox).
+    telegram_rate: float | None = Field(
+        default=30.0, gt=0, description="messages/s overall, for waves and group posts"
+    )
     telegram_rate_per_chat: float | None = Field(
-        default=1.0, gt=0, description="messages/s per chat"
+        default=1.0, gt=0, description="messages/s per chat, sustained"
+    )
+    telegram_chat_burst: int = Field(
+        default=5, ge=1, description="messages one chat may get at once before its rate applies"
+    )
+    telegram_reply_rate: float | None = Field(
+        default=100.0, gt=0, description="messages/s of replies in private chats"
     )
     telegram_group_messages_per_minute: float | None = Field(
         default=20.0, gt=0, description="messages/minute per group chat"
     )
     discord_rate: float | None = Field(default=50.0, gt=0, description="requests/s overall")
+    # How old an unsent outbox row may get before it is dropped instead of sent late.
+    outbox_reply_ttl_seconds: float = Field(default=600.0, gt=0)
+    outbox_scheduled_ttl_seconds: float = Field(default=3600.0, gt=0)
 
     telegram_bot_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("TELEGRAM_BOT_TOKEN")

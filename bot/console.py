@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from dialogs.clock import Clock
+from dialogs.delivery import Delivery, Reply
 from dialogs.engine import Engine
 from dialogs.events import Address, Attachment, Choice, Command, Inbound, Outbound
 
@@ -42,8 +43,12 @@ class ConsoleAdapter:
         *,
         user_id: str,
         files_dir: Path = Path("data/exports"),
+        delivery: Delivery | None = None,
     ) -> None:
         self._files_dir = files_dir
+        # Sends the engine's stored replies (through this adapter's `send`) and marks
+        # them; without one, replies are printed and their rows left as they are.
+        self._delivery = delivery
         self._engine = engine
         self._clock = clock
         self._console = console
@@ -125,7 +130,13 @@ class ConsoleAdapter:
             inbound = self.to_inbound(line)
             # Buttons are single-use, as on the chat platforms.
             self._last_choices = ()
-            self.show(await self._engine.handle(inbound))
+            await self._reply(await self._engine.handle(inbound))
+
+    async def _reply(self, reply: Reply) -> None:
+        if self._delivery is not None and reply.rows:
+            await self._delivery.send(reply.rows)
+        else:
+            self.show(reply)
 
 
 async def piped_lines() -> AsyncIterator[str]:

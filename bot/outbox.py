@@ -1,45 +1,42 @@
-"""The outbound send queue: one worker per platform, rate-limited, interactive first.
+"""Pacing what goes out to a platform: per-chat bursts, caps for waves, order kept.
 
-Every adapter's messages go through an `Outbox` in front of its real `Sender`:
+Every adapter's messages go through an `Outbox` in front of its real sender:
 
 - `outbox.interactive.send(...)` for replies to something a person just did, and
-- `outbox.scheduled.send(...)` for the dispatcher's check-ins (a wave of due follow-ups).
+- `outbox.scheduled.send(...)` for a wave of due follow-ups and other timed posts.
 
-Both are `dialogs.followups.dispatcher.Sender`s. A call enqueues one item and waits until that
-item was delivered; if the platform refused it, the caller gets the sender's exception
-(the dispatcher relies on this to mark a follow-up failed or a person unreachable),
-and the worker carries on with the next item.
+Both lanes are senders (`dialogs.delivery.Sender`, and they report each accepted
+message, `tracks_delivery`). A call queues one item (some messages for one chat) and
+waits until it was sent; if the platform refused it, the caller gets the sender's
+exception. What to do about that, and marking the outbox rows, is the caller's
+(`dialogs.delivery.Delivery`); this class only paces, orders and sends.
 
-One worker task takes the best item each time: lowest `Priority` first, oldest first
-within a priority (a heap of `(priority, sequence)`). So a reply to a person waits at
-most for the item already in flight, never for a wave of scheduled check-ins.
+Order: each chat is a queue, first in first out whatever the lane, with at most one
+send in flight, so a chat sees its messages in the order they were queued (a 429
+retried inside a send holds the chat's next message back, never overtaken). Different
+chats are sent side by side, up to `max_in_flight` sends at once.
 
-Each item is one `sender.send(address, messages)` call and costs `len(messages)`
-tokens from a token bucket that refills at `rate_per_second` up to `burst` tokens;
-`None` means unlimited. An item may start as soon as one token is available and is
-then charged its full cost (the bucket may go into debt), so multi-message items keep
-the long-run rate without being starved by single-message ones.
+Pacing, in three kinds of limit (`Limits`, `None` for none):
+- per chat, a token bucket of `chat_burst` messages refilled at `per_chat_per_second`:
+  a whole reply goes at once (Telegram allows short bursts in one chat), and only
+  sustained sending to one chat is slowed to its rate;
+- per group chat, at most `per_group_per_minute` messages in any minute (Telegram:
+  20), for every item addressed to a group;
+- overall, at most `rate_per_second` messages in any one second (Telegram's 30 for
+  bulk notifications): this cap paces scheduled items and group posts. A reply in a
+  private chat has its own, higher budget (`replies_per_second`, a token bucket with
+  a burst of one second's worth) and goes first: whenever a reply may go, it goes
+  before any scheduled item. Replies also count in the overall window, so a wave
+  slows down while people are being answered. Telegram's 429 and its `retry_after`
+  are honoured inside the send (python-telegram-bot's `AIORateLimiter` pauses every
+  request for that long, then retries); the chat's next message waits for it.
 
-With `per_chat_per_second`, each chat, keyed by `(platform, chat_id)`, also has its
-own bucket of one token. A chat that is not ready never blocks other chats: the
-worker takes the best item whose chat is ready, and only when no chat is ready does it
-wait, until the earliest chat is ready or something new arrives.
+Time comes from the injected `now` and `sleep` (monotonic seconds), so tests run on a
+fake clock and never sleep for real.
 
-Platform defaults (the constants below, and `PLATFORM_LIMITS` / `Outbox.for_platform`):
-
-- Telegram: about 30 messages per second overall, and about 1 message per second per
-  chat (bursts above that in one chat get HTTP 429 with `retry_after`); in a group,
-  about 20 messages a minute, so group chats (`Address.is_private` False) are spaced
-  at 20/60 per second.
-- Discord: about 50 requests per second overall (the global limit). Per-channel
-  limits are announced in response headers and handled by the client library, so no
-  per-chat limit is set here.
-
-Time comes from the injected `now` and `sleep` (monotonic seconds), so tests can run
-on a fake clock and never sleep for real.
-
-Shutdown: `close()` stops taking new items, lets the send in flight finish and fails
-everything still queued with `OutboxClosed`; `close(drain=True)` sends the queue first.
+Shutdown: `close()` stops taking new items, lets the sends in flight finish and fails
+everything still queued with `OutboxClosed` (a `NotSent`: the rows stay pending for
+the next start); `close(drain=True)` sends the queue first.
 """
 
 from __future__ import annotations
@@ -50,27 +47,39 @@ import heapq
 import itertools
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from types import TracebackType
 
+from dialogs.delivery import Delivered, NotSent, Sender, send_tracked
 from dialogs.events import Address, Outbound
-from dialogs.followups.dispatcher import NotSent, Sender
 
 log = logging.getLogger(__name__)
 
 TELEGRAM_MESSAGES_PER_SECOND = 30.0
 TELEGRAM_MESSAGES_PER_CHAT_PER_SECOND = 1.0
-TELEGRAM_MESSAGES_PER_GROUP_PER_SECOND = 20.0 / 60.0
+TELEGRAM_CHAT_BURST = 5
+TELEGRAM_GROUP_MESSAGES_PER_MINUTE = 20.0
+# Replies to people who just wrote are not bulk notifications: their own budget, high
+# enough that two hundred people answered at once all have their reply within about
+# two seconds, and Telegram's 429 still has the last word.
+TELEGRAM_REPLIES_PER_SECOND = 100.0
 DISCORD_REQUESTS_PER_SECOND = 50.0
+MAX_IN_FLIGHT = 64
 
 # Float slack when comparing a ready time with a clock that was advanced to it.
 _EPSILON = 1e-9
 # At most this much of a token is credited for a timer that fired late (see _TokenBucket).
 _LATE_CREDIT = 0.25
+# The windows are measured a little long, so that jitter between our clock and the
+# platform's never makes one more message than the cap in its second or minute.
+_WINDOW_MARGIN = 1.05
 
-ChatKey = tuple[str, str]
+# (platform, chat id, and for a private chat the person): on Discord a DM is the
+# person's, whatever channel id the address carries.
+ChatKey = tuple[str, str, str]
 
 
 class Priority(IntEnum):
@@ -82,47 +91,31 @@ class Priority(IntEnum):
 class Limits:
     """How fast one platform accepts messages; `None` means no limit."""
 
+    # Overall, for scheduled items and group posts: at most this many in any second.
     rate_per_second: float | None
-    burst: int = 1
+    # Sustained sending to one chat, after a burst of `chat_burst`.
     per_chat_per_second: float | None = None
-    # For group chats, when lower than `per_chat_per_second` (needs that set too).
-    per_group_per_second: float | None = None
+    chat_burst: int = 1
+    # At most this many in any minute to one group chat.
+    per_group_per_minute: float | None = None
+    # Replies in private chats: their own budget (None: only the per-chat limit).
+    replies_per_second: float | None = None
 
 
 TELEGRAM_LIMITS = Limits(
     TELEGRAM_MESSAGES_PER_SECOND,
     per_chat_per_second=TELEGRAM_MESSAGES_PER_CHAT_PER_SECOND,
-    per_group_per_second=TELEGRAM_MESSAGES_PER_GROUP_PER_SECOND,
+    chat_burst=TELEGRAM_CHAT_BURST,
+    per_group_per_minute=TELEGRAM_GROUP_MESSAGES_PER_MINUTE,
+    replies_per_second=TELEGRAM_REPLIES_PER_SECOND,
 )
-DISCORD_LIMITS = Limits(DISCORD_REQUESTS_PER_SECOND)
+# Discord's global limit counts every request: replies share it.
+DISCORD_LIMITS = Limits(DISCORD_REQUESTS_PER_SECOND, replies_per_second=DISCORD_REQUESTS_PER_SECOND)
 PLATFORM_LIMITS: dict[str, Limits] = {"telegram": TELEGRAM_LIMITS, "discord": DISCORD_LIMITS}
 
 
 class OutboxClosed(NotSent):
     """The outbox was closed before this item could be sent; nothing was sent."""
-
-
-@dataclass(slots=True)
-class _Item:
-    address: Address
-    messages: Sequence[Outbound]
-    future: asyncio.Future[None]
-
-    @property
-    def chat(self) -> ChatKey:
-        return (self.address.platform, self.address.chat_id)
-
-    @property
-    def group(self) -> bool:
-        return not self.address.is_private
-
-    @property
-    def cost(self) -> float:
-        return float(len(self.messages))
-
-
-# (priority, sequence, item): the sequence is unique, so items are never compared.
-_Entry = tuple[int, int, _Item]
 
 
 @dataclass(slots=True)
@@ -145,86 +138,91 @@ class _TokenBucket:
             self.tokens = min(self.capacity, self.tokens + (now - self.updated_at) * self.rate)
             self.updated_at = now
 
-    def wait_time(self, now: float) -> float:
-        """Seconds until one token is available (0 when it is now)."""
+    def wait_time(self, now: float, cost: float = 1.0) -> float:
+        """Seconds until `cost` tokens (at most a full bucket) are there."""
         self._refill(now)
-        missing = 1.0 - self.tokens
+        missing = min(cost, self.capacity) - self.tokens
         if missing <= _EPSILON:
             return 0.0
         self.due_at = now + missing / self.rate
         return missing / self.rate
 
     def take(self, cost: float, now: float) -> None:
+        """Charge `cost` tokens; a long item may leave the bucket in debt."""
         self._refill(now)
         self.tokens -= cost
         self.due_at = None
 
 
 @dataclass(slots=True)
-class _ChatLimiter:
-    """One token per chat: the time each recently used chat may send again.
+class _Window:
+    """At most `limit` messages in any `seconds`: the times of the latest ones."""
 
-    Chats not ready yet are parked with their items, so the main heap only holds items
-    that may go; a parked chat returns its items to the heap when its time comes.
-    """
+    limit: int
+    seconds: float
+    sent: deque[float] = field(default_factory=deque)
 
-    rate: float
-    # Group chats, where the platform allows less (None: the same as any chat).
-    group_rate: float | None = None
-    ready_at: dict[ChatKey, float] = field(default_factory=dict)
-    parked: dict[ChatKey, list[_Entry]] = field(default_factory=dict)
-    park_times: list[tuple[float, ChatKey]] = field(default_factory=list)
+    def _forget(self, now: float) -> None:
+        while self.sent and self.sent[0] <= now - self.seconds:
+            self.sent.popleft()
 
-    def is_ready(self, chat: ChatKey, now: float) -> bool:
-        at = self.ready_at.get(chat)
-        return at is None or at - now <= _EPSILON
+    def wait_time(self, now: float, cost: int = 1) -> float:
+        self._forget(now)
+        need = min(cost, self.limit)
+        over = len(self.sent) + need - self.limit
+        if over <= 0:
+            return 0.0
+        return max(0.0, self.sent[over - 1] + self.seconds - now)
 
-    def park(self, entry: _Entry) -> None:
-        chat = entry[2].chat
-        waiting = self.parked.get(chat)
-        if waiting is None:
-            self.parked[chat] = [entry]
-            heapq.heappush(self.park_times, (self.ready_at[chat], chat))
-        else:
-            heapq.heappush(waiting, entry)
+    def take(self, cost: int, now: float) -> None:
+        self.sent.extend(itertools.repeat(now, cost))
 
-    def unpark(self, now: float, heap: list[_Entry]) -> None:
-        while self.park_times and self.park_times[0][0] - now <= _EPSILON:
-            _, chat = heapq.heappop(self.park_times)
-            for entry in self.parked.pop(chat):
-                heapq.heappush(heap, entry)
 
-    def earliest(self, now: float) -> float | None:
-        return max(0.0, self.park_times[0][0] - now) if self.park_times else None
+@dataclass(slots=True)
+class _Item:
+    address: Address
+    messages: Sequence[Outbound]
+    priority: Priority
+    delivered: Delivered | None
+    future: asyncio.Future[None]
 
-    def take(self, chat: ChatKey, cost: float, now: float, group: bool = False) -> None:
-        rate = self.group_rate if group and self.group_rate is not None else self.rate
-        self.ready_at[chat] = now + cost / rate
-        if len(self.ready_at) > 1024:
-            self._forget_idle(now)
+    @property
+    def capped(self) -> bool:
+        """Paced by the overall cap: scheduled items, and anything for a group."""
+        return self.priority is Priority.SCHEDULED or not self.address.is_private
 
-    def _forget_idle(self, now: float) -> None:
-        # Chats already ready again need no entry; keeps memory bounded by recent chats.
-        idle = [chat for chat, at in self.ready_at.items() if at <= now]
-        for chat in idle:
-            del self.ready_at[chat]
 
-    def drain(self) -> list[_Entry]:
-        entries = [entry for waiting in self.parked.values() for entry in waiting]
-        self.parked.clear()
-        self.park_times.clear()
-        return entries
+@dataclass(slots=True)
+class _Chat:
+    key: ChatKey
+    queue: deque[_Item] = field(default_factory=deque)
+    busy: bool = False
+    bucket: _TokenBucket | None = None
+    window: _Window | None = None
+
+    def wait_time(self, now: float) -> float:
+        cost = len(self.queue[0].messages)
+        waits = [0.0]
+        if self.bucket is not None:
+            waits.append(self.bucket.wait_time(now, cost))
+        if self.window is not None:
+            waits.append(self.window.wait_time(now, cost))
+        return max(waits)
 
 
 class _Lane:
-    """A `Sender` that puts everything it is given into the outbox at one priority."""
+    """A sender that puts everything it is given into the outbox at one priority."""
+
+    tracks_delivery = True
 
     def __init__(self, outbox: Outbox, priority: Priority) -> None:
         self._outbox = outbox
         self.priority = priority
 
-    async def send(self, address: Address, messages: Sequence[Outbound]) -> None:
-        await self._outbox.send(address, messages, self.priority)
+    async def send(
+        self, address: Address, messages: Sequence[Outbound], delivered: Delivered | None = None
+    ) -> None:
+        await self._outbox.send(address, messages, self.priority, delivered)
 
 
 class Outbox:
@@ -233,42 +231,58 @@ class Outbox:
         sender: Sender,
         *,
         rate_per_second: float | None,
-        burst: int = 1,
         per_chat_per_second: float | None = None,
-        per_group_per_second: float | None = None,
+        chat_burst: int = 1,
+        per_group_per_minute: float | None = None,
+        replies_per_second: float | None = None,
+        max_in_flight: int = MAX_IN_FLIGHT,
         now: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        if rate_per_second is not None and rate_per_second <= 0:
-            raise ValueError("rate_per_second must be positive, or None for no limit")
-        if per_chat_per_second is not None and per_chat_per_second <= 0:
-            raise ValueError("per_chat_per_second must be positive, or None for no limit")
-        if per_group_per_second is not None and per_group_per_second <= 0:
-            raise ValueError("per_group_per_second must be positive, or None for no limit")
-        if burst < 1:
-            raise ValueError("burst must be at least 1")
+        for name, value in (
+            ("rate_per_second", rate_per_second),
+            ("per_chat_per_second", per_chat_per_second),
+            ("per_group_per_minute", per_group_per_minute),
+            ("replies_per_second", replies_per_second),
+        ):
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive, or None for no limit")
+        if chat_burst < 1 or max_in_flight < 1:
+            raise ValueError("chat_burst and max_in_flight must be at least 1")
         self._sender = sender
         self._now = now
         self._sleep = sleep
-        self._bucket = (
-            None
-            if rate_per_second is None
-            else _TokenBucket(rate_per_second, float(burst), float(burst), now())
+        # The overall cap: a window (never more than the cap in any second) and a
+        # bucket of one (spaced evenly within the second rather than all at once).
+        self._overall = None if rate_per_second is None else _window(rate_per_second, 1.0)
+        self._spacing = (
+            None if rate_per_second is None else _TokenBucket(rate_per_second, 1.0, 1.0, now())
         )
-        self._chats = (
+        self._replies = (
             None
-            if per_chat_per_second is None
-            else _ChatLimiter(per_chat_per_second, per_group_per_second)
+            if replies_per_second is None
+            else _TokenBucket(replies_per_second, replies_per_second, replies_per_second, now())
         )
-        self._heap: list[_Entry] = []
-        self._sequence = itertools.count()
-        self._queued = 0  # items in the heap or parked, not yet taken by the worker
+        self._per_chat = per_chat_per_second
+        self._chat_burst = float(chat_burst)
+        self._per_group = per_group_per_minute
+        self._max_in_flight = max_in_flight
+        self._chats: dict[ChatKey, _Chat] = {}
+        self._forget_above = 1024
+        # Chats whose first item may go as far as the chat's own limits go, by lane:
+        # (priority, order, chat). `order` is when that item was queued.
+        self._ready: dict[bool, list[tuple[int, int, ChatKey]]] = {False: [], True: []}
+        # Chats waiting for their own limits: (ready at, order, chat).
+        self._parked: list[tuple[float, int, ChatKey]] = []
+        self._order = itertools.count()
+        self._queued = 0
+        self._in_flight: set[asyncio.Task[None]] = set()
         self._wakeup = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._closed = False
         self._drain = False
-        self.interactive: Sender = _Lane(self, Priority.INTERACTIVE)
-        self.scheduled: Sender = _Lane(self, Priority.SCHEDULED)
+        self.interactive: _Lane = _Lane(self, Priority.INTERACTIVE)
+        self.scheduled: _Lane = _Lane(self, Priority.SCHEDULED)
 
     @classmethod
     def for_platform(
@@ -281,40 +295,88 @@ class Outbox:
     ) -> Outbox:
         """An outbox with the platform's default limits (unlimited if unknown)."""
         limits = PLATFORM_LIMITS.get(platform, Limits(None))
+        return cls.with_limits(sender, limits, now=now, sleep=sleep)
+
+    @classmethod
+    def with_limits(
+        cls,
+        sender: Sender,
+        limits: Limits,
+        *,
+        now: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> Outbox:
         return cls(
             sender,
             rate_per_second=limits.rate_per_second,
-            burst=limits.burst,
             per_chat_per_second=limits.per_chat_per_second,
-            per_group_per_second=limits.per_group_per_second,
+            chat_burst=limits.chat_burst,
+            per_group_per_minute=limits.per_group_per_minute,
+            replies_per_second=limits.replies_per_second,
             now=now,
             sleep=sleep,
         )
 
     @property
     def pending(self) -> int:
-        """Items waiting to be sent (not counting the one in flight)."""
+        """Items waiting to be sent (not counting those in flight)."""
         return self._queued
 
     async def send(
-        self, address: Address, messages: Sequence[Outbound], priority: Priority
+        self,
+        address: Address,
+        messages: Sequence[Outbound],
+        priority: Priority,
+        delivered: Delivered | None = None,
     ) -> None:
-        """Queue one `sender.send` call at `priority` and wait until it was made.
+        """Queue one send to `address` at `priority` and wait until it was made.
 
         Raises what the sender raised, or `OutboxClosed` if it was never made.
         Cancelling the caller withdraws the item if it has not been taken yet.
-        """
+        `delivered` hears the index of each message the platform accepted."""
         if self._closed:
             raise OutboxClosed("the outbox is closed")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry: _Entry = (int(priority), next(self._sequence), _Item(address, messages, future))
-        if self._chats is not None and entry[2].chat in self._chats.parked:
-            self._chats.park(entry)
-        else:
-            heapq.heappush(self._heap, entry)
+        item = _Item(address, messages, priority, delivered, future)
+        key = _chat_key(address)
+        chat = self._chats.get(key)
+        if chat is None:
+            if len(self._chats) >= self._forget_above:
+                self._forget_idle()
+            chat = self._chats[key] = self._new_chat(key, address)
+        chat.queue.append(item)
         self._queued += 1
+        if len(chat.queue) == 1 and not chat.busy:
+            self._schedule(chat)
         self._wakeup.set()
         await future
+
+    def _new_chat(self, key: ChatKey, address: Address) -> _Chat:
+        now = self._now()
+        chat = _Chat(key)
+        if self._per_chat is not None:
+            chat.bucket = _TokenBucket(self._per_chat, self._chat_burst, self._chat_burst, now)
+        if self._per_group is not None and not address.is_private:
+            chat.window = _window(self._per_group, 60.0)
+        return chat
+
+    def _forget_idle(self) -> None:
+        """Drop chats with nothing queued or in flight whose limits have recovered
+        (a full bucket, an empty window): keeps memory bounded by recent chats."""
+        now = self._now()
+        for key in [key for key, chat in self._chats.items() if _idle(chat, now)]:
+            del self._chats[key]
+        self._forget_above = max(1024, 2 * len(self._chats))
+
+    def _schedule(self, chat: _Chat) -> None:
+        """Put a chat with a first item and nothing in flight where the worker looks."""
+        item = chat.queue[0]
+        wait = chat.wait_time(self._now())
+        order = next(self._order)
+        if wait > _EPSILON:
+            heapq.heappush(self._parked, (self._now() + wait, order, chat.key))
+        else:
+            heapq.heappush(self._ready[item.capped], (int(item.priority), order, chat.key))
 
     async def start(self) -> None:
         if self._worker is not None:
@@ -325,8 +387,8 @@ class Outbox:
         self._worker.add_done_callback(self._worker_done)
 
     async def close(self, *, drain: bool = False) -> None:
-        """Stop taking items. The send in flight finishes; with `drain`, everything
-        queued is sent first, otherwise it fails with `OutboxClosed`."""
+        """Stop taking items. Sends in flight finish; with `drain`, everything queued
+        is sent first, otherwise it fails with `OutboxClosed`."""
         self._closed = True
         self._drain = drain
         self._wakeup.set()
@@ -357,20 +419,30 @@ class Outbox:
     # The worker.
 
     async def _run(self) -> None:
-        while True:
-            item = await self._next()
-            if item is None:
-                return
-            await self._deliver(item)
-
-    async def _deliver(self, item: _Item) -> None:
-        now = self._now()
-        if self._bucket is not None:
-            self._bucket.take(item.cost, now)
-        if self._chats is not None:
-            self._chats.take(item.chat, item.cost, now, item.group)
         try:
-            await self._sender.send(item.address, item.messages)
+            while True:
+                picked = await self._next()
+                if picked is None:
+                    break
+                chat, item = picked
+                task = asyncio.create_task(self._deliver(chat, item), name="outbox-send")
+                self._in_flight.add(task)
+                task.add_done_callback(self._sent)
+            if self._in_flight:
+                await asyncio.gather(*self._in_flight, return_exceptions=True)
+        except asyncio.CancelledError:
+            for task in self._in_flight:
+                task.cancel()
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+            raise
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wakeup.set()
+
+    async def _deliver(self, chat: _Chat, item: _Item) -> None:
+        try:
+            await send_tracked(self._sender, item.address, item.messages, item.delivered or _ignore)
         except asyncio.CancelledError:
             if not item.future.done():
                 item.future.set_exception(OutboxClosed("the outbox stopped during the send"))
@@ -383,45 +455,96 @@ class Outbox:
         else:
             if not item.future.done():
                 item.future.set_result(None)
+        finally:
+            chat.busy = False
+            if chat.queue:
+                self._schedule(chat)
 
-    async def _next(self) -> _Item | None:
-        """Wait for the best item that may be sent now; None once closed."""
+    async def _next(self) -> tuple[_Chat, _Item] | None:
+        """Wait for the best item that may go now; None once closed."""
         while True:
             if self._closed and not (self._drain and self._queued):
                 return None
             self._wakeup.clear()
-            if not self._queued:
-                await self._wakeup.wait()
-                continue
             now = self._now()
-            if self._bucket is not None:
-                refill = self._bucket.wait_time(now)
-                if refill > 0:
-                    # Nothing can go sooner; waking early only lets close() act at once.
-                    await self._wait(refill)
-                    continue
-            item, chat_wait = self._pick(now)
-            if item is not None:
-                return item
-            await self._wait(chat_wait)
+            self._unpark(now)
+            waits: list[float] = []
+            if len(self._in_flight) < self._max_in_flight:
+                for capped in (False, True):
+                    picked, wait = self._pick(capped, now)
+                    if picked is not None:
+                        return picked
+                    if wait is not None:
+                        waits.append(wait)
+            if self._parked:
+                waits.append(max(0.0, self._parked[0][0] - now))
+            await self._wait(min(waits) if waits else None)
 
-    def _pick(self, now: float) -> tuple[_Item | None, float | None]:
-        """The best item whose chat is ready, else how long until a chat is ready."""
-        chats = self._chats
-        if chats is not None:
-            chats.unpark(now, self._heap)
-        while self._heap:
-            entry = heapq.heappop(self._heap)
-            item = entry[2]
+    def _unpark(self, now: float) -> None:
+        while self._parked and self._parked[0][0] - now <= _EPSILON:
+            _, _, key = heapq.heappop(self._parked)
+            chat = self._chats.get(key)
+            if chat is not None and chat.queue and not chat.busy:
+                self._schedule(chat)
+
+    def _pick(self, capped: bool, now: float) -> tuple[tuple[_Chat, _Item] | None, float | None]:
+        """The first ready chat of one lane, if its lane's limit lets it go now; else
+        how long until that limit would (None: nothing waiting in this lane)."""
+        heap = self._ready[capped]
+        while heap:
+            _, _, key = heap[0]
+            chat = self._chats.get(key)
+            if chat is None or chat.busy or not chat.queue:
+                heapq.heappop(heap)
+                continue
+            item = chat.queue[0]
             if item.future.done():  # the caller was cancelled: withdraw it
+                chat.queue.popleft()
                 self._queued -= 1
+                heapq.heappop(heap)
+                if chat.queue:
+                    self._schedule(chat)
                 continue
-            if chats is not None and not chats.is_ready(item.chat, now):
-                chats.park(entry)
+            if item.capped is not capped:
+                # The chat's first item changed lanes since it was put here.
+                heapq.heappop(heap)
+                self._schedule(chat)
                 continue
+            cost = len(item.messages)
+            wait = self._lane_wait(capped, cost, now)
+            if wait > _EPSILON:
+                return None, wait
+            heapq.heappop(heap)
+            chat.queue.popleft()
             self._queued -= 1
-            return item, None
-        return None, None if chats is None else chats.earliest(now)
+            chat.busy = True
+            self._charge(chat, item, now)
+            return (chat, item), None
+        return None, None
+
+    def _lane_wait(self, capped: bool, cost: int, now: float) -> float:
+        if not capped:
+            return 0.0 if self._replies is None else self._replies.wait_time(now, cost)
+        waits = [0.0]
+        if self._spacing is not None:
+            waits.append(self._spacing.wait_time(now))
+        if self._overall is not None:
+            waits.append(self._overall.wait_time(now, cost))
+        return max(waits)
+
+    def _charge(self, chat: _Chat, item: _Item, now: float) -> None:
+        cost = len(item.messages)
+        if chat.bucket is not None:
+            chat.bucket.take(cost, now)
+        if chat.window is not None:
+            chat.window.take(cost, now)
+        if not item.capped and self._replies is not None:
+            self._replies.take(cost, now)
+        if item.capped and self._spacing is not None:
+            self._spacing.take(cost, now)
+        if self._overall is not None:
+            # Replies count too, so a wave slows down while people are answered.
+            self._overall.take(cost, now)
 
     async def _wait(self, delay: float | None) -> None:
         """Sleep for `delay` (forever if None), or until something new arrives."""
@@ -438,14 +561,16 @@ class Outbox:
             await asyncio.gather(sleeper, waker, return_exceptions=True)
 
     def _fail_queued(self) -> None:
-        entries = self._heap
-        self._heap = []
-        if self._chats is not None:
-            entries.extend(self._chats.drain())
+        self._ready = {False: [], True: []}
+        self._parked = []
+        for chat in self._chats.values():
+            while chat.queue:
+                item = chat.queue.popleft()
+                if not item.future.done():
+                    item.future.set_exception(
+                        OutboxClosed("the outbox closed before this was sent")
+                    )
         self._queued = 0
-        for _, _, item in entries:
-            if not item.future.done():
-                item.future.set_exception(OutboxClosed("the outbox closed before this was sent"))
 
     def _worker_done(self, task: asyncio.Task[None]) -> None:
         # Should the worker ever die of a bug, nobody may wait forever on a send.
@@ -453,3 +578,26 @@ class Outbox:
             log.error("outbox worker crashed", exc_info=task.exception())
         self._closed = True
         self._fail_queued()
+
+
+def _ignore(index: int) -> None:
+    return None
+
+
+def _chat_key(address: Address) -> ChatKey:
+    return (address.platform, address.chat_id, address.user_id if address.is_private else "")
+
+
+def _window(rate: float, per: float) -> _Window:
+    """At most `rate` per `per` seconds as a sliding window (a rate under one per
+    period becomes one per a longer period), measured a little long."""
+    limit = max(1, int(rate))
+    return _Window(limit, limit / rate * per * _WINDOW_MARGIN)
+
+
+def _idle(chat: _Chat, now: float) -> bool:
+    if chat.busy or chat.queue:
+        return False
+    if chat.bucket is not None and chat.bucket.wait_time(now, chat.bucket.capacity) > 0:
+        return False
+    return chat.window is None or chat.window.wait_time(now, chat.window.limit) == 0

@@ -58,6 +58,11 @@ class DispatchScheduler:
         self._ticking: asyncio.Task[object] | None = None
 
     async def start(self) -> None:
+        # What a stopped or crashed run left unsent goes first (in order per chat).
+        try:
+            await self._dispatcher.delivery.resend_unsent(startup=True)
+        except Exception:
+            log.exception("resending unsent messages at start failed")
         self._scheduler.add_job(
             self._tick,
             IntervalTrigger(seconds=self._sweep_seconds),
@@ -103,8 +108,8 @@ class DispatchScheduler:
         )
 
     async def purge(self) -> None:
-        """Delete journal rows, processed event ids and reflection answers past their
-        retention."""
+        """Delete journal rows, processed event ids, reflection answers and finished
+        outbox rows past their retention."""
         if self._retention is None or self._clock is None:
             return
         try:
@@ -113,11 +118,15 @@ class DispatchScheduler:
                 now, self._retention.journal, self._retention.events
             )
             answers = await self._store.purge_reflections(now, self._retention.reflection_answers)
+            # Finished outbox rows (what became of each message, never its text) go
+            # with the processed event ids.
+            outbound = await self._store.purge_outbound(now, self._retention.events)
             log.info(
-                "retention purge journal=%d events=%d reflection_answers=%d",
+                "retention purge journal=%d events=%d reflection_answers=%d outbound=%d",
                 journal,
                 events,
                 answers,
+                outbound,
             )
         except Exception:
             log.exception("retention purge failed")

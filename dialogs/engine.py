@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from dialogs.clock import Clock
 from dialogs.content import Content
+from dialogs.delivery import Reply, store_reply
 from dialogs.events import Address, Command, Inbound, Outbound
 from dialogs.flows.commands import Action
 from dialogs.flows.model import ChoiceStep, ScaleStep
@@ -48,6 +49,7 @@ from dialogs.store import (
     ConversationState,
     FollowUp,
     FollowUpStatus,
+    OutboundRow,
     Store,
     StoreSession,
     UserKey,
@@ -72,6 +74,8 @@ class DueOutcome:
     status: DueStatus
     address: Address | None = None
     messages: tuple[Outbound, ...] = ()
+    # The messages as outbox rows, committed with the outcome: the dispatcher sends them.
+    rows: tuple[OutboundRow, ...] = ()
 
 
 class Engine:
@@ -132,8 +136,9 @@ class Engine:
 
     # ----------------------------------------------------------------- entry points
 
-    async def handle(self, inbound: Inbound) -> list[Outbound]:
-        """Handle one inbound event; returns the messages to show in its chat."""
+    async def handle(self, inbound: Inbound) -> Reply:
+        """Handle one inbound event; returns the messages to show, stored as outbox
+        rows in the same transaction as the state (`Reply.rows`): send them after."""
         addr = inbound.address
         user = UserKey(addr.platform, addr.user_id)
         kind = "command" if inbound.command else "choice" if inbound.choice else "text"
@@ -143,7 +148,7 @@ class Engine:
                 opened = await session.open_event(event_key, inbound.at, user)
                 if opened is None:
                     log.info("duplicate event ignored kind=%s user=%s", kind, _ref(user))
-                    return []
+                    return Reply()
                 turn = Turn.opened(session, user, addr.chat_id, inbound.at, event_key, *opened)
                 consented = turn.profile.consent_at is not None
                 remind = self._note_activity(turn)
@@ -151,17 +156,20 @@ class Engine:
                     # They wrote to us, so they can be reached again.
                     turn.profile = replace(turn.profile, unreachable_at=None)
                 await self._dispatch(turn, inbound)
+                # The consent text says it all on first contact; a safety reply says it too.
+                if remind and consented and not turn.safety_fired and not turn.forgotten:
+                    turn.out.insert(0, Outbound(self._content.copy.not_human_reminder))
+                reply = await store_reply(
+                    session, user, addr, turn.out, turn.at, forgotten=turn.forgotten
+                )
                 await self._save(turn)
         except Exception:
             log.exception("event failed kind=%s user=%s", kind, _ref(user))
-            return [Outbound(self._content.copy.error_apology)]
+            return Reply([Outbound(self._content.copy.error_apology)])
         if log.isEnabledFor(logging.DEBUG):
             log.debug("event handled kind=%s user=%s replies=%d", kind, turn.who, len(turn.out))
         self._checkins.announce(turn.scheduled)
-        # The consent text says it all on first contact; a safety reply says it too.
-        if remind and consented and not turn.safety_fired and not turn.forgotten:
-            return [Outbound(self._content.copy.not_human_reminder), *turn.out]
-        return turn.out
+        return reply
 
     async def greet(self, address: Address) -> list[Outbound]:
         """What to show when a person opens a session (the console starting): the
@@ -201,9 +209,9 @@ class Engine:
                 posts = await self._reflections.timer_due(session, current)
                 if not posts:
                     return DueOutcome(DueStatus.SKIPPED)
-                await session.mark_delivering(current.id, posts, now)
                 group = Address(followup.user.platform, "", followup.chat_id, False)
-                return DueOutcome(DueStatus.DELIVERED, group, tuple(posts))
+                rows = await session.queue_followup(current.id, group, posts, now)
+                return DueOutcome(DueStatus.DELIVERED, group, tuple(posts), tuple(rows))
             profile = await session.load_profile(current.user)
             flow = self._content.flows.get(current.flow_id)
             # A push-pull reminder arriving unasked for someone who may be unsafe
@@ -236,12 +244,12 @@ class Engine:
             turn.idle()
             await self._flows.start(turn, current.flow_id)
             await self._save(turn)
-            # Not SENT yet: the dispatcher marks that after the platform accepted the
-            # messages. Stored here, they can be re-sent if we crash before then.
-            await session.mark_delivering(current.id, turn.out, now)
+            # The messages become outbox rows in this transaction, and the follow-up is
+            # done: the outbox owes them now, and re-sends them after a crash.
+            rows = await session.queue_followup(current.id, address, turn.out, now)
             await self._checkins.after_handled(session, current, turn.profile, now)
         self._checkins.announce(turn.scheduled)
-        return DueOutcome(DueStatus.DELIVERED, address, tuple(turn.out))
+        return DueOutcome(DueStatus.DELIVERED, address, tuple(turn.out), tuple(rows))
 
     async def move_reflection(self, platform: str, from_chat: str, to_chat: str) -> bool:
         """The adapter opened a thread for the reflection running in `from_chat`:

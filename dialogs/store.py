@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from dialogs.events import Outbound
+from dialogs.events import Address, Outbound
 from dialogs.reflection.store import ReflectionRecords
 
 VarValue = str | int
@@ -129,6 +129,44 @@ class FollowUp:
     messages: tuple[Outbound, ...] = ()
 
 
+class OutboundStatus(StrEnum):
+    """What became of a message the guide owed someone (the outbox's rows)."""
+
+    # Committed, not yet accepted by the platform: sent after commit, or by the
+    # resend sweep after a crash.
+    PENDING = "pending"
+    SENT = "sent"
+    # Not sent, for a reason recorded with it: too old to make sense ("expired"), the
+    # person cannot be reached ("unreachable"), the platform refuses it ("refused").
+    DROPPED = "dropped"
+    # Replaced by something else that said the same (a button's toast).
+    SUPERSEDED = "superseded"
+
+
+class OutboundKind(StrEnum):
+    """Which lane a row is sent on, and how old it may get before it is dropped."""
+
+    # An answer to something a person just did: goes first.
+    REPLY = "reply"
+    # A due follow-up's messages, a group reflection's timer posts: a wave.
+    SCHEDULED = "scheduled"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundRow:
+    """One message owed to `address`, stored before it is sent.
+
+    `seq` orders the rows of one chat (platform and chat id) in the order their
+    transactions committed."""
+
+    id: int
+    address: Address
+    seq: int
+    message: Outbound
+    kind: OutboundKind
+    created_at: datetime
+
+
 class StoreSession(ReflectionRecords, Protocol):
     """One unit of work. Every method acts inside the same database transaction."""
 
@@ -189,6 +227,30 @@ class StoreSession(ReflectionRecords, Protocol):
         """Store the rendered messages on a CLAIMED row and move it to DELIVERING."""
         ...
 
+    async def queue_followup(
+        self, followup_id: int, address: Address, messages: Sequence[Outbound], at: datetime
+    ) -> list[OutboundRow]:
+        """The follow-up's rendered messages become outbox rows (kind SCHEDULED, to
+        `address` unless a message says otherwise), and the follow-up is SENT: from
+        here on the outbox owes them. Needs a CLAIMED or DELIVERING row."""
+        ...
+
+    async def enqueue_outbound(
+        self,
+        owner: UserKey,
+        address: Address,
+        messages: Sequence[Outbound],
+        at: datetime,
+        kind: OutboundKind = OutboundKind.REPLY,
+    ) -> list[OutboundRow]:
+        """Store messages to send after commit, one row each, in this transaction: a
+        message goes to its own `to` or else to `address`, after everything already
+        stored for that chat. `owner` is whose turn said them (forgetting them
+        deletes the rows). Returns the rows in the order given. Messages with an
+        attachment cannot be stored (files are never kept): callers send those
+        directly."""
+        ...
+
     async def pending_followups(self, user: UserKey) -> list[FollowUp]:
         """The person's own planned messages (a reflection's step timer is not one)."""
         ...
@@ -221,7 +283,43 @@ class StoreSession(ReflectionRecords, Protocol):
 
 class Store(Protocol):
     def session(self) -> AbstractAsyncContextManager[StoreSession]:
-        """Begin a transaction; commit on clean exit, roll back on an exception."""
+        """Begin a transaction; commit on clean exit, roll back on an exception.
+        Inside `batch()`, in the same task: a savepoint of the batch's transaction."""
+        ...
+
+    def batch(self) -> AbstractAsyncContextManager[None]:
+        """One transaction for everything the current task does inside it: each
+        `session()` becomes a savepoint (its failure undoes only its own work), and
+        all of them commit together at the end, one synced commit for the lot."""
+        ...
+
+    async def claim_unsent(
+        self,
+        now: datetime,
+        lease: timedelta,
+        platforms: Collection[str],
+        *,
+        held: Collection[int] = (),
+        startup: bool = False,
+        limit: int = 1000,
+    ) -> list[OutboundRow]:
+        """Take pending outbox rows of `platforms` whose sender has had them longer
+        than `lease` (not those in `held`, which this process is sending) and return
+        them in order per chat. With `startup`, where one process sends for a
+        database (SQLite), also every row another process claimed: it is gone."""
+        ...
+
+    async def mark_outbound(
+        self,
+        marks: Sequence[tuple[int, OutboundStatus, str | None]],
+        at: datetime,
+    ) -> None:
+        """Record what became of pending rows: (id, status, reason). A row no longer
+        pending keeps no message. Unknown or finished ids are left alone."""
+        ...
+
+    async def purge_outbound(self, now: datetime, max_age: timedelta) -> int:
+        """Delete finished outbox rows last changed more than `max_age` ago."""
         ...
 
     async def claim_due(

@@ -137,6 +137,62 @@ class FollowUpRow(Base):
     messages: Mapped[list[Any] | dict[str, Any] | None] = mapped_column(JSON)
 
 
+class OutboundRow(Base):
+    """One message the guide owes someone (dialogs.store.OutboundRow): written in the
+    same transaction as the turn or follow-up that said it, sent after commit, and
+    marked when the platform accepted it (`status`). `message` is the rendered
+    `Outbound` as JSON (storage.outbound_json), sealed with the store's cipher when a
+    key is set, and cleared once the row is no longer pending."""
+
+    __tablename__ = "outbound"
+    __table_args__ = (
+        # Serves "pending rows of these platforms, claimed before the lease" (the resend
+        # sweep) and the purge of old finished rows.
+        Index("ix_outbound_status_claimed_at", "status", "claimed_at"),
+        # Serves the order within a chat.
+        Index("ix_outbound_chat", "platform", "chat_id", "seq"),
+        _NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    # Whose turn or follow-up produced it; forgetting them deletes it.
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # Where it goes (dialogs.events.Address).
+    platform: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String)
+    recipient: Mapped[str] = mapped_column(String)
+    private: Mapped[bool]
+    # Per (platform, chat_id), from outbound_chats: the order the chat sees.
+    seq: Mapped[int]
+    # "reply" (to something a person just did) or "scheduled" (a follow-up, a timer).
+    kind: Mapped[str] = mapped_column(String(16))
+    # "pending", "sent", "dropped" or "superseded" (dialogs.store.OutboundStatus).
+    status: Mapped[str] = mapped_column(String(16))
+    # Why a row was dropped or superseded ("expired", "unreachable", "toast"...).
+    reason: Mapped[str | None] = mapped_column(String(32))
+    message: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Who is sending it, since when: the resend sweep takes rows whose sender has had
+    # longer than the lease.
+    claimed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    claimed_by: Mapped[str] = mapped_column(String(32))
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class OutboundChatRow(Base):
+    """The last sequence number given out per chat. Taking the next one locks this
+    row until commit, so on every database the order of `outbound.seq` in a chat is
+    the order in which the transactions that wrote them committed."""
+
+    __tablename__ = "outbound_chats"
+    __table_args__ = (PrimaryKeyConstraint("platform", "chat_id"),)
+
+    platform: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String)
+    last_seq: Mapped[int]
+
+
 class ProcessedEventRow(Base):
     __tablename__ = "processed_events"
 

@@ -6,7 +6,17 @@ from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Column, CursorResult, Delete, Table, delete, inspect, select
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    CursorResult,
+    Delete,
+    Table,
+    delete,
+    inspect,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.store import UserKey
@@ -22,7 +32,8 @@ from storage.models import (
     ReflectionParticipantRow,
     UserRow,
 )
-from storage.outbound_json import open_messages
+from storage.outbound_json import open_messages, outbound_to_json
+from storage.outbound_rows import CHATS, OUTBOUND, PENDING, decode_message
 from storage.sealed_profile import exported_profile
 
 # Internal surrogate keys mean nothing to the person and would only invite joins
@@ -44,6 +55,7 @@ async def export_user_rows(
             "processed_events": [],
             "reflections_joined": [],
             "reflection_answers": [],
+            "outbound": [],
         }
     user = await session.get(UserRow, user_id, populate_existing=True)
     conversation = await session.get(ConversationRow, user_id, populate_existing=True)
@@ -92,7 +104,55 @@ async def export_user_rows(
         "journal": [_row_data(row) for row in journal],
         "followups": [_followup_data(row, cipher) for row in followups],
         "processed_events": [_row_data(row) for row in events],
+        "outbound": await _outbound_data(session, user_id, user, cipher),
     }
+
+
+def _addressed_to(user: UserKey) -> ColumnElement[bool]:
+    """Outbox rows for the person's own private chat, whoever's turn wrote them (a
+    group reflection's prompt is written in the facilitator's turn)."""
+    return (
+        (OUTBOUND.c.platform == user.platform)
+        & (OUTBOUND.c.recipient == user.user_id)
+        & OUTBOUND.c.private
+    )
+
+
+async def _outbound_data(
+    session: AsyncSession, user_id: int, user: UserRow | None, cipher: VariableCipher | None
+) -> list[dict[str, Any]]:
+    """What the outbox holds for or from the person: each message's fate and times;
+    the text only while it is still owed (a sent row keeps none)."""
+    mine = OUTBOUND.c.user_id == user_id
+    if user is not None:
+        mine = or_(mine, _addressed_to(UserKey(user.platform, user.platform_user_id)))
+    rows = await session.execute(select(OUTBOUND).where(mine).order_by(OUTBOUND.c.id))
+    exported = []
+    for row in rows.mappings():
+        data = {key: _json_ready(value) for key, value in row.items() if key not in _INTERNAL}
+        data.pop("claimed_by", None)
+        pending = row["status"] == PENDING and row["message"] is not None
+        data["message"] = (
+            outbound_to_json(decode_message(row["message"], cipher)) if pending else None
+        )
+        exported.append(data)
+    return exported
+
+
+async def delete_addressed_rows(session: AsyncSession, user: UserKey, chat_ids: set[str]) -> int:
+    """Outbox rows for the person's private chat that another person's turn wrote,
+    and the sequence counters of their chats (`chat_ids`, besides those rows' own):
+    `delete_user_rows` removes only what references their user id."""
+    addressed = _addressed_to(user)
+    chats = set(chat_ids) | set(
+        (await session.scalars(select(OUTBOUND.c.chat_id).where(addressed).distinct())).all()
+    )
+    deleted = await count_deleted(session, delete(OUTBOUND).where(addressed))
+    if chats:
+        await session.execute(
+            delete(CHATS).where(CHATS.c.platform == user.platform, CHATS.c.chat_id.in_(chats))
+        )
+    return deleted
 
 
 async def delete_user_rows(session: AsyncSession, user_id: int) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -11,13 +11,15 @@ from sqlalchemy import ColumnElement, Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.clock import Clock
-from dialogs.events import Outbound
+from dialogs.events import Address, Outbound
 from dialogs.store import (
     REFLECTION_TIMER,
     ConversationState,
     FollowUp,
     FollowUpRequest,
     FollowUpStatus,
+    OutboundKind,
+    OutboundRow,
     Profile,
     UserKey,
 )
@@ -34,7 +36,8 @@ from storage.models import (
     UserRow,
 )
 from storage.outbound_json import encode_messages
-from storage.privacy import delete_user_rows, export_user_rows
+from storage.outbound_rows import enqueue
+from storage.privacy import delete_addressed_rows, delete_user_rows, export_user_rows
 from storage.reflection_rows import ReflectionRows
 from storage.sealed_profile import open_profile, seal_profile_values
 
@@ -46,7 +49,8 @@ class SqlStoreSession(ReflectionRows):
     """Every method runs in the caller's transaction; nothing here commits.
 
     `clock` stamps audit columns for the methods whose protocol signature has no `at`.
-    `cipher`, when given, encrypts conversation variables at rest.
+    `cipher`, when given, encrypts conversation variables at rest. `worker` names this
+    process on the outbox rows it writes: it sends them after commit.
     """
 
     def __init__(
@@ -55,11 +59,13 @@ class SqlStoreSession(ReflectionRows):
         dialect_name: str,
         clock: Clock,
         cipher: VariableCipher | None = None,
+        worker: str = "",
     ) -> None:
         self._session = session
         self._dialect = dialect_name
         self._clock = clock
         self._cipher = cipher
+        self._worker = worker
 
     async def claim_event(self, event_key: str, at: datetime, user: UserKey) -> bool:
         user_id = await self._user_id(user, at)
@@ -115,7 +121,9 @@ class SqlStoreSession(ReflectionRows):
         user_id = await self._session.scalar(_user_id_of(user).with_for_update())
         if user_id is None:
             return 0
-        return await delete_user_rows(self._session, user_id)
+        # A private chat's id is the person's own id on Telegram and the console.
+        addressed = await delete_addressed_rows(self._session, user, {user.user_id})
+        return addressed + await delete_user_rows(self._session, user_id)
 
     async def load_state(self, user: UserKey, at: datetime) -> ConversationState:
         user_id = await self._user_id(user, at, lock=True)
@@ -229,6 +237,56 @@ class SqlStoreSession(ReflectionRows):
         row.messages = encode_messages(messages, self._cipher)
         row.claimed_at = at
         row.updated_at = at
+
+    async def queue_followup(
+        self, followup_id: int, address: Address, messages: Sequence[Outbound], at: datetime
+    ) -> list[OutboundRow]:
+        row = await self._followup_row(followup_id)
+        if row is None:
+            # As for mark_delivering: the caller is about to send.
+            raise StorageError(f"no follow-up with id {followup_id}")
+        if row.status not in (FollowUpStatus.CLAIMED.value, FollowUpStatus.DELIVERING.value):
+            raise StorageError(f"follow-up {followup_id} is {row.status}, not claimed")
+        # Follow-ups never carry files; were one to, its text still goes, as before.
+        queued = await enqueue(
+            self._session,
+            self._dialect,
+            row.user_id,
+            address,
+            [replace(m, attachment=None) if m.attachment else m for m in messages],
+            at,
+            OutboundKind.SCHEDULED,
+            worker=self._worker,
+            cipher=self._cipher,
+        )
+        row.status = FollowUpStatus.SENT.value
+        row.messages = None
+        row.sent_at = at
+        row.updated_at = at
+        return queued
+
+    async def enqueue_outbound(
+        self,
+        owner: UserKey,
+        address: Address,
+        messages: Sequence[Outbound],
+        at: datetime,
+        kind: OutboundKind = OutboundKind.REPLY,
+    ) -> list[OutboundRow]:
+        if not messages:
+            return []
+        owner_id = await self._user_id(owner, at)
+        return await enqueue(
+            self._session,
+            self._dialect,
+            owner_id,
+            address,
+            messages,
+            at,
+            kind,
+            worker=self._worker,
+            cipher=self._cipher,
+        )
 
     async def pending_followups(self, user: UserKey) -> list[FollowUp]:
         return await select_followups(

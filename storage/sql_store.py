@@ -4,7 +4,9 @@ follow-ups."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Collection
+import contextvars
+import uuid
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
@@ -25,7 +27,16 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from dialogs.clock import Clock, SystemClock
-from dialogs.store import ConversationState, FollowUp, FollowUpStatus, Profile, Store, UserKey
+from dialogs.store import (
+    ConversationState,
+    FollowUp,
+    FollowUpStatus,
+    OutboundRow,
+    OutboundStatus,
+    Profile,
+    Store,
+    UserKey,
+)
 from storage.crypto import (
     ENCRYPTED_KEY,
     VariableCipher,
@@ -42,6 +53,7 @@ from storage.models import (
     ProcessedEventRow,
     UserRow,
 )
+from storage.outbound_rows import OUTBOUND, PENDING, select_rows
 from storage.privacy import count_deleted
 from storage.reflection_rows import purge_reflections
 from storage.sealed_profile import needs_sealing, open_profile, seal_profile_values
@@ -51,6 +63,25 @@ _PENDING = FollowUpStatus.PENDING.value
 _CLAIMED = FollowUpStatus.CLAIMED.value
 _DELIVERING = FollowUpStatus.DELIVERING.value
 _Query = TypeVar("_Query", bound=Select[Any])
+
+
+@dataclass(slots=True)
+class _Batch:
+    """The transaction a task opened with `SqlStore.batch()`, while it is open."""
+
+    session: AsyncSession
+    task: asyncio.Task[Any] | None
+    open: bool = True
+    # A session in the batch cleared or deleted something: checkpoint after commit.
+    scrub: bool = False
+
+    def joined(self) -> bool:
+        return self.open and self.task is asyncio.current_task()
+
+
+# Set by `batch()`. Tasks started inside a batch inherit the variable, so a batch is
+# only joined by the task that opened it, and only while it is open.
+_BATCH: contextvars.ContextVar[_Batch | None] = contextvars.ContextVar("batch", default=None)
 
 
 class SqlStore:
@@ -64,6 +95,9 @@ class SqlStore:
         self._engine = engine
         self._clock: Clock = clock or SystemClock()
         self._cipher = cipher
+        # Names this process on the outbox rows it writes (it sends them after commit);
+        # the resend sweep tells its own rows from another process's by it.
+        self.worker = uuid.uuid4().hex[:16]
         # Results are plain dataclasses built inside the transaction; nothing needs
         # reloading after commit.
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
@@ -77,6 +111,12 @@ class SqlStore:
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncSession]:
+        batch = _BATCH.get()
+        if batch is not None and batch.joined():
+            # A savepoint: a failure here undoes only this part of the batch.
+            async with batch.session.begin_nested():
+                yield batch.session
+            return
         if self._write_lock is None:
             async with self._sessions() as session, session.begin():
                 yield session
@@ -87,12 +127,19 @@ class SqlStore:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[TurnSession]:
         async with self._transaction() as session:
-            turns = TurnSession(session, self._engine.dialect.name, self._clock, self._cipher)
+            turns = TurnSession(
+                session, self._engine.dialect.name, self._clock, self._cipher, self.worker
+            )
             yield turns
             await turns.finish()
         if turns.scrub:
-            # Committed: take the deleted or cleared rows out of SQLite's WAL too.
-            await self.checkpoint()
+            batch = _BATCH.get()
+            if batch is not None and batch.joined():
+                # The batch holds the write lock until it commits: checkpoint then.
+                batch.scrub = True
+            else:
+                # Committed: take the deleted or cleared rows out of SQLite's WAL too.
+                await self.checkpoint()
 
     async def checkpoint(self) -> None:
         """See storage.engine.checkpoint_wal; queued like a write."""
@@ -101,6 +148,26 @@ class SqlStore:
             return
         async with self._write_lock:
             await checkpoint_wal(self._engine)
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        """Group the current task's transactions into one (see `Store.batch`): the
+        dispatcher renders a batch of due follow-ups with one synced commit instead
+        of one each. It holds SQLite's write lock meanwhile, so keep batches short."""
+        current = _BATCH.get()
+        if current is not None and current.joined():
+            yield  # already inside one: join it
+            return
+        async with self._transaction() as session:
+            batch = _Batch(session, asyncio.current_task())
+            token = _BATCH.set(batch)
+            try:
+                yield
+            finally:
+                batch.open = False
+                _BATCH.reset(token)
+        if batch.scrub:
+            await self.checkpoint()
 
     @property
     def engine(self) -> AsyncEngine:
@@ -195,6 +262,87 @@ class SqlStore:
         async with self._transaction() as session:
             return await session.scalar(_pending(select(func.min(FollowUpRow.due_at)), platforms))
 
+    async def claim_unsent(
+        self,
+        now: datetime,
+        lease: timedelta,
+        platforms: Collection[str],
+        *,
+        held: Collection[int] = (),
+        startup: bool = False,
+        limit: int = 1000,
+    ) -> list[OutboundRow]:
+        """Like `recover`, a conditional UPDATE takes each row, so two processes never
+        both take one. `startup` takes another process's fresh rows only on SQLite,
+        where one process sends for a database; on PostgreSQL another worker may be
+        sending them right now, so they wait out the lease."""
+        if not platforms:
+            return []
+        stale = OUTBOUND.c.claimed_at < now - lease
+        if startup and self._engine.dialect.name == "sqlite":
+            stale = stale | (OUTBOUND.c.claimed_by != self.worker)
+        wanted = (OUTBOUND.c.status == PENDING) & OUTBOUND.c.platform.in_(platforms) & stale
+        async with self._transaction() as session:
+            candidates = (
+                await session.scalars(
+                    select(OUTBOUND.c.id)
+                    .where(wanted)
+                    .order_by(OUTBOUND.c.platform, OUTBOUND.c.chat_id, OUTBOUND.c.seq)
+                    .limit(limit + len(held))
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            held_ids = set(held)
+            chosen = [id_ for id_ in candidates if id_ not in held_ids][:limit]
+            if not chosen:
+                return []
+            taken = (
+                await session.scalars(
+                    update(OUTBOUND)
+                    .where(OUTBOUND.c.id.in_(chosen), wanted)
+                    .values(claimed_at=now, claimed_by=self.worker, updated_at=now)
+                    .returning(OUTBOUND.c.id)
+                )
+            ).all()
+            return await select_rows(session, taken, self._cipher)
+
+    async def mark_outbound(
+        self,
+        marks: Sequence[tuple[int, OutboundStatus, str | None]],
+        at: datetime,
+    ) -> None:
+        """One UPDATE per (status, reason) among `marks`: a batch of sends is usually
+        one statement."""
+        groups: dict[tuple[OutboundStatus, str | None], list[int]] = {}
+        for row_id, status, reason in marks:
+            groups.setdefault((status, reason), []).append(row_id)
+        if not groups:
+            return
+        async with self._transaction() as session:
+            for (status, reason), ids in groups.items():
+                values: dict[str, Any] = {
+                    "status": status.value,
+                    "reason": reason,
+                    "message": None,
+                    "updated_at": at,
+                }
+                if status is OutboundStatus.SENT:
+                    values["sent_at"] = at
+                await session.execute(
+                    update(OUTBOUND)
+                    .where(OUTBOUND.c.id.in_(ids), OUTBOUND.c.status == PENDING)
+                    .values(**values)
+                )
+
+    async def purge_outbound(self, now: datetime, max_age: timedelta) -> int:
+        async with self._transaction() as session:
+            return await count_deleted(
+                session,
+                delete(OUTBOUND).where(
+                    OUTBOUND.c.status != PENDING, OUTBOUND.c.updated_at < now - max_age
+                ),
+            )
+
     async def close(self) -> None:
         await self._engine.dispose()
 
@@ -275,8 +423,9 @@ class TurnSession(SqlStoreSession):
         dialect_name: str,
         clock: Clock,
         cipher: VariableCipher | None = None,
+        worker: str = "",
     ) -> None:
-        super().__init__(session, dialect_name, clock, cipher)
+        super().__init__(session, dialect_name, clock, cipher, worker)
         self._opened: dict[UserKey, _Opened] = {}
         # Set when this transaction deleted a person or cleared free text: the store
         # checkpoints SQLite's WAL after the commit (storage.engine.checkpoint_wal).

@@ -17,7 +17,7 @@ from dialogs.events import Address, Choice, Command, Inbound, Outbound
 from dialogs.safety.resource_text import resource_text
 from dialogs.safety.resources import SafetyResources
 from dialogs.safety.screen import SafetyScreen
-from dialogs.store import Profile, UserKey
+from dialogs.store import OutboundStatus, Profile, UserKey
 from storage import SqlStore, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,6 +111,10 @@ class Chat:
         inbound = Inbound(self.address, f"e{next(_event_ids)}", self._at(), **kind)  # type: ignore[arg-type]
         out = await self.engine.handle(inbound)
         self.seen.extend(out)
+        if out.rows:
+            # Seen: as an adapter would after sending them, so no sweep sends them again.
+            marks = [(row.id, OutboundStatus.SENT, None) for row in out.rows]
+            await self.engine._store.mark_outbound(marks, inbound.at)  # type: ignore[attr-defined]
         return out
 
     async def say(self, text: str) -> list[Outbound]:

@@ -49,6 +49,10 @@ class FailingStore:
         self.inner = inner
         self.armed = False
 
+    def __getattr__(self, name: str) -> object:
+        # Everything else (marking outbox rows, batches) is the real store's.
+        return getattr(self.inner, name)
+
     @asynccontextmanager
     async def session(self) -> AsyncIterator[StoreSession]:
         async with self.inner.session() as s:

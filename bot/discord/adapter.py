@@ -48,12 +48,13 @@ from bot.discord.reflection import (
 )
 from bot.discord.render import Part, parts
 from dialogs.clock import Clock, SystemClock
+from dialogs.delivery import Delivered, Reply
 from dialogs.events import Address, Command, Inbound, Outbound
 from dialogs.flows.commands import Action
 from dialogs.followups.dispatcher import NotSent, RecipientUnreachable, Sender
 from dialogs.reflection.group import is_reflection_payload
 from dialogs.routing import Run, by_destination
-from dialogs.store import UserKey
+from dialogs.store import OutboundRow, OutboundStatus, UserKey
 from dialogs.user_ref import user_ref
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,8 @@ CANNOT_MESSAGE_USER = 50007
 
 class DiscordAdapter:
     name = NAME
+    # `send` says which messages Discord accepted (the outbox marks their rows).
+    tracks_delivery = True
 
     def __init__(
         self,
@@ -176,21 +179,25 @@ class DiscordAdapter:
 
     # ------------------------------------------------------------- sending
 
-    async def send(self, address: Address, messages: Sequence[Outbound]) -> None:
+    async def send(
+        self, address: Address, messages: Sequence[Outbound], delivered: Delivered | None = None
+    ) -> None:
         """Deliver to the person's DMs (follow-ups, and replies to what they wrote in
         DMs), or, for a group address, post in that channel. A message's own `to`
-        wins over `address`. Raises `RecipientUnreachable` when Discord will not let
-        us write to the person; messages for other addresses are best effort."""
+        wins over `address`; a reply without one for a server channel (an
+        interaction's ephemeral answer re-sent by the outbox after a crash) goes to
+        the person's DMs, never to the channel. Raises `RecipientUnreachable` when
+        Discord will not let us write to the person; messages for other addresses
+        are best effort. `delivered` hears the index of each message sent."""
         client = self._running_client()
         for destination, run in _runs(address, messages):
-            if destination == address:
-                await self._send_run(client, destination, run)
-                continue
             try:
-                await self._send_run(client, destination, run)
+                await self._send_run(client, destination, run, delivered)
             except NotSent:
                 raise
             except Exception as exc:
+                if destination == _reply_address(address):
+                    raise
                 _not_delivered(destination, exc)
 
     def _running_client(self) -> GuideClient:
@@ -200,22 +207,35 @@ class DiscordAdapter:
         return client
 
     async def _send_run(
-        self, client: GuideClient, destination: Address, run: Sequence[Outbound]
+        self,
+        client: GuideClient,
+        destination: Address,
+        run: Sequence[tuple[int, Outbound]],
+        delivered: Delivered | None = None,
     ) -> None:
+        messages = [message for _, message in run]
+        indices = [index for index, _ in run]
         if destination.is_private:
-            await self._send_dm(client, destination, run)
+            await self._send_dm(client, destination, messages, delivered, indices)
         else:
-            await self._post(client, destination, run)
+            await self._post(client, destination, messages, delivered, indices)
 
     async def _send_dm(
-        self, client: GuideClient, address: Address, messages: Sequence[Outbound]
+        self,
+        client: GuideClient,
+        address: Address,
+        messages: Sequence[Outbound],
+        delivered: Delivered | None = None,
+        indices: Sequence[int] = (),
     ) -> None:
         owner = int(address.user_id)
         try:
             channel = await client.create_dm(discord.Object(id=owner))
-            for message in messages:
+            for n, message in enumerate(messages):
                 for part in parts(message):
                     await channel.send(**_message_kwargs(part, owner))
+                if delivered is not None:
+                    delivered(indices[n] if indices else n)
         except discord.Forbidden as exc:
             if exc.code == CANNOT_MESSAGE_USER:
                 raise RecipientUnreachable(f"code {exc.code}") from exc
@@ -225,17 +245,24 @@ class DiscordAdapter:
             raise RecipientUnreachable(f"code {exc.code}") from exc
 
     async def _post(
-        self, client: GuideClient, address: Address, messages: Sequence[Outbound]
+        self,
+        client: GuideClient,
+        address: Address,
+        messages: Sequence[Outbound],
+        delivered: Delivered | None = None,
+        indices: Sequence[int] = (),
     ) -> str:
         """Post for everyone in a channel (a group reflection). A message that asks
         for a thread gets one, and what follows goes there. Returns the id of the
         channel or thread posted in last."""
         channel = await _channel(client, int(address.chat_id))
         where = address.chat_id
-        for message in messages:
+        for n, message in enumerate(messages):
             sent: discord.Message | None = None
             for part in parts(message):
                 sent = await channel.send(**_message_kwargs(part, None))
+            if delivered is not None:
+                delivered(indices[n] if indices else n)
             if message.thread is None or sent is None:
                 continue
             thread = await open_thread(channel, sent, message.thread)
@@ -247,14 +274,17 @@ class DiscordAdapter:
                 log.info("a thread was opened for a reflection no longer running")
         return where
 
-    async def deliver(self, runs: Sequence[Run]) -> None:
+    async def deliver(self, runs: Sequence[Run], reply: Reply | None = None) -> None:
         """The messages for other addresses, after an interaction or a DM: each run
-        through the outbox, best effort. The run that opens a thread is posted here
-        directly (the thread starts from the posted message, which the outbox does
-        not hand back), and the runs after it for the same channel go to the thread."""
+        best effort, its outbox rows (from `reply`) through the delivery. The run that
+        opens a thread is posted here directly (the thread starts from the posted
+        message, which the outbox does not hand back), and the runs after it for the
+        same channel go to the thread; their rows are marked once posted."""
         moved: dict[str, str] = {}
         for destination, run in runs:
-            if not destination.is_private and destination.chat_id in moved:
+            rows = reply.rows_for(run) if reply is not None else None
+            redirected = not destination.is_private and destination.chat_id in moved
+            if redirected:
                 destination = replace(destination, chat_id=moved[destination.chat_id])
                 run = [replace(m, to=destination) for m in run]
             try:
@@ -262,12 +292,20 @@ class DiscordAdapter:
                     where = await self._post(self._running_client(), destination, run)
                     if where != destination.chat_id:
                         moved[destination.chat_id] = where
+                    await self._mark_sent(rows)
+                elif rows and not redirected:
+                    await self._guide.delivery.send(rows)
                 else:
                     await self._interactive().send(destination, run)
+                    await self._mark_sent(rows)
             except NotSent:
                 raise
             except Exception as exc:
                 _not_delivered(destination, exc)
+
+    async def _mark_sent(self, rows: Sequence[OutboundRow] | None) -> None:
+        if rows:
+            await self._guide.delivery.mark(rows, OutboundStatus.SENT)
 
     def _interactive(self) -> Sender:
         outbox = self._guide.outboxes.get(NAME)
@@ -353,9 +391,12 @@ class DiscordAdapter:
         async def work() -> None:
             replies = await self._guide.engine.handle(inbound)
             here, elsewhere = by_destination(replies)
-            if here:
+            rows = replies.rows_for(here)
+            if rows:
+                await self._guide.delivery.send(rows)
+            elif here:
                 await self._dm_reply(message, address, here)
-            await self.deliver(elsewhere)
+            await self.deliver(elsewhere, replies)
 
         notice = [Outbound(self._guide.content.copy.slow_down)]
         await self.queue.direct_message(
@@ -382,7 +423,7 @@ class DiscordAdapter:
         *,
         command: Command | None = None,
         choice: str | None = None,
-    ) -> list[Outbound]:
+    ) -> Reply:
         chat = str(interaction.channel_id)
         if not dm and self._about_reflection(command, choice):
             chat = await moved_to_thread(interaction, self._guide.store, NAME) or chat
@@ -399,7 +440,7 @@ class DiscordAdapter:
                 not dm and is_facilitator(interaction, self._settings.discord_facilitator_role)
             ),
         )
-        return [*notice, *await self._guide.engine.handle(inbound)]
+        return (await self._guide.engine.handle(inbound)).after(notice)
 
     def _about_reflection(self, command: Command | None, choice: str | None) -> bool:
         if choice is not None:
@@ -417,7 +458,7 @@ class DiscordAdapter:
     async def _answer(
         self,
         interaction: discord.Interaction,
-        replies: Sequence[Outbound],
+        replies: Reply,
         *,
         ephemeral: bool,
         deferred: bool,
@@ -425,26 +466,40 @@ class DiscordAdapter:
         """The reply to the person who acted, then what goes elsewhere."""
         here, elsewhere = by_destination(replies)
         if here:
-            await self._reply(interaction, here, ephemeral=ephemeral)
+            await self._reply(interaction, here, ephemeral=ephemeral, stored=replies)
         elif deferred:
             # Nothing to say to them (a redelivered event, or only posts elsewhere):
             # take away the "thinking" line.
             with contextlib.suppress(discord.HTTPException):
                 await interaction.delete_original_response()
-        await self.deliver(elsewhere)
+        await self.deliver(elsewhere, replies)
 
     async def _reply(
-        self, interaction: discord.Interaction, replies: Sequence[Outbound], *, ephemeral: bool
+        self,
+        interaction: discord.Interaction,
+        messages: Sequence[Outbound],
+        *,
+        ephemeral: bool,
+        stored: Reply | None = None,
     ) -> None:
+        """As the interaction's follow-ups, marking each stored message once Discord
+        took it. One that could not be sent stays pending: the outbox's sweep sends it
+        later, to the person's DMs (see `send`)."""
         owner = interaction.user.id
+        sent: list[OutboundRow] = []
         try:
-            for message in replies:
+            for message in messages:
                 for part in parts(message):
                     await interaction.followup.send(
                         ephemeral=ephemeral, **_message_kwargs(part, owner)
                     )
+                row = stored.row_of(message) if stored is not None else None
+                if row is not None:
+                    sent.append(row)
         except discord.HTTPException:
             log.warning("reply not delivered user=%s", _who(interaction.user), exc_info=True)
+        finally:
+            await self._mark_sent(sent)
 
 
 def _message_kwargs(part: Part, owner: int | None) -> dict[str, Any]:
@@ -471,17 +526,30 @@ def _message_kwargs(part: Part, owner: int | None) -> dict[str, Any]:
     return kwargs
 
 
-def _runs(address: Address, messages: Sequence[Outbound]) -> list[Run]:
-    """Consecutive messages for one destination, a message's `to` winning over
-    `address`, in order."""
-    runs: list[Run] = []
-    for message in messages:
-        destination = message.to or address
+def _runs(
+    address: Address, messages: Sequence[Outbound]
+) -> list[tuple[Address, list[tuple[int, Outbound]]]]:
+    """Consecutive messages for one destination, with their indices, in order: a
+    message's `to` wins over `address`, and a message without one for a server
+    channel goes to the person's DMs (`_reply_address`)."""
+    runs: list[tuple[Address, list[tuple[int, Outbound]]]] = []
+    for index, message in enumerate(messages):
+        destination = message.to or _reply_address(address)
         if runs and runs[-1][0] == destination:
-            runs[-1][1].append(message)
+            runs[-1][1].append((index, message))
         else:
-            runs.append((destination, [message]))
+            runs.append((destination, [(index, message)]))
     return runs
+
+
+def _reply_address(address: Address) -> Address:
+    """Where a message without its own `to` goes. One for a person in a server
+    channel (an interaction's reply) was only ever an ephemeral answer, so anything
+    sent later goes to their DMs; one for the channel itself (no person: a group
+    reflection's post) is posted there."""
+    if address.is_private or not address.user_id:
+        return address
+    return replace(address, chat_id=address.user_id, is_private=True)
 
 
 async def _channel(client: GuideClient, channel_id: int) -> discord.abc.Messageable:

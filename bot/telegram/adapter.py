@@ -16,6 +16,7 @@ secret token before reading a body and refuses bodies over 1 MB.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Sequence
@@ -47,7 +48,7 @@ from bot.telegram.reflection import (
     refusal_toast,
     send_runs,
 )
-from bot.telegram.render import Post, is_private_chat, render
+from bot.telegram.render import Post, is_private_chat, render_one
 from bot.telegram.retry import RetryPolicy, with_retries
 from bot.telegram.text import first_sentence, with_choice
 from bot.telegram.updates import (
@@ -59,9 +60,11 @@ from bot.telegram.updates import (
 )
 from bot.telegram.webhook import WebhookServer
 from dialogs.clock import Clock, SystemClock
+from dialogs.delivery import Delivered, Refused, Reply
 from dialogs.events import Address, Inbound, Outbound
 from dialogs.followups.dispatcher import NotSent, RecipientUnreachable
 from dialogs.routing import by_destination
+from dialogs.store import OutboundStatus
 from dialogs.user_ref import user_ref
 
 log = logging.getLogger(__name__)
@@ -76,6 +79,8 @@ if _HTTPX_LOG.level == logging.NOTSET:
 # not know about; the overall rate is the outbox's job, so the limiter leaves it alone.
 GROUP_MESSAGES_PER_MINUTE = 20
 ALLOWED_UPDATES = ("message", "callback_query")
+# "typing" is shown only when the engine has not answered within this many seconds.
+TYPING_AFTER = 1.0
 
 _App = Application[Any, Any, Any, Any, Any, Any]
 # No link previews, ever: a preview of a link in a shared answer or a quoted message
@@ -85,6 +90,8 @@ NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 class TelegramAdapter:
     name = PLATFORM
+    # `send` says which messages Telegram accepted (the outbox marks their rows).
+    tracks_delivery = True
 
     def __init__(
         self,
@@ -96,6 +103,7 @@ class TelegramAdapter:
         retry: RetryPolicy | None = None,
         max_concurrent_updates: int = 256,
         group_messages_per_minute: float = GROUP_MESSAGES_PER_MINUTE,
+        typing_after: float = TYPING_AFTER,
     ) -> None:
         if settings.telegram_bot_token is None:
             raise SetupError("TELEGRAM_BOT_TOKEN is not set")
@@ -107,6 +115,7 @@ class TelegramAdapter:
         self._retry = retry or RetryPolicy()
         self._max_concurrent = max_concurrent_updates
         self._group_rate = group_messages_per_minute
+        self._typing_after = typing_after
         self._application: _App | None = None
         self._webhook_server: WebhookServer | None = None
         self._me: BotIdentity | None = None
@@ -263,46 +272,63 @@ class TelegramAdapter:
 
     # ------------------------------------------------------------------ sending
 
-    async def send(self, address: Address, messages: Sequence[Outbound]) -> None:
-        """Deliver messages to one chat (the outbox calls this, one call at a time).
+    async def send(
+        self, address: Address, messages: Sequence[Outbound], delivered: Delivered | None = None
+    ) -> None:
+        """Deliver messages to one chat (the outbox calls this, one call per chat at a
+        time); `delivered` hears the index of each message once Telegram accepted all
+        of its posts.
 
         A message's `to`, when set, wins over `address` (a reflection's step timer
         brings group posts and private prompts): those for other chats are delivered
         best effort, after the ones for `address`.
 
         Raises `RecipientUnreachable` when Telegram says the person blocked the bot or
-        the chat is gone, so the dispatcher stops planning for them.
+        the chat is gone, so planning for them stops; `Refused` for any other bad
+        request, which would fail the same way again.
         """
-        here = [m for m in messages if m.to is None or m.to == address]
-        _, elsewhere = by_destination([m for m in messages if m.to not in (None, address)])
+        indexed = list(enumerate(messages))
+        here = [(n, m) for n, m in indexed if m.to is None or m.to == address]
+        others = [(n, m) for n, m in indexed if m.to not in (None, address)]
+        _, elsewhere = by_destination([m for _, m in others])
+        index_of = {id(m): n for n, m in others}
+
+        async def deliver_run(destination: Address, run: Sequence[Outbound]) -> None:
+            await self._deliver(destination, run, delivered, [index_of[id(m)] for m in run])
+
         try:
-            await self._deliver(address, here)
+            await self._deliver(address, [m for _, m in here], delivered, [n for n, _ in here])
         finally:
             # Straight to the chats, one after another: this already runs in the
             # outbox's worker, which must not wait on its own queue.
-            await send_runs(self._deliver, elsewhere, what="send", together=False)
+            await send_runs(deliver_run, elsewhere, what="send", together=False)
 
-    async def _deliver(self, address: Address, messages: Sequence[Outbound]) -> None:
+    async def _deliver(
+        self,
+        address: Address,
+        messages: Sequence[Outbound],
+        delivered: Delivered | None = None,
+        indices: Sequence[int] = (),
+    ) -> None:
         private = is_private_chat(address)
-        posts = render(
-            messages, private=private, bot_username=self._me.username if self._me else None
-        )
-        if not posts:
-            return
+        username = self._me.username if self._me else None
         chat_id = int(address.chat_id)
+        noticed = False
         try:
-            # Not in groups: every call to a group counts against its 20 a minute (the
-            # rate limiter's group bucket), and "typing" would spend one a message needs.
-            if len(posts) > 1 and private:
-                await self._typing(chat_id)
-            for post in posts:
-                await self._post(chat_id, post)
+            for n, message in enumerate(messages):
+                posts, noticed = render_one(
+                    message, private=private, bot_username=username, noticed=noticed
+                )
+                for post in posts:
+                    await self._post(chat_id, post)
+                if delivered is not None:
+                    delivered(indices[n] if indices else n)
         except Forbidden as exc:
             raise RecipientUnreachable(str(exc)) from exc
         except BadRequest as exc:
             if "chat not found" in str(exc).casefold():
                 raise RecipientUnreachable(str(exc)) from exc
-            raise
+            raise Refused(str(exc)) from exc
 
     async def _typing(self, chat_id: int) -> None:
         bot = self._bot_app().bot
@@ -338,6 +364,18 @@ class TelegramAdapter:
         )
 
     async def _reply(self, address: Address, replies: Sequence[Outbound]) -> None:
+        """Send a reply: its outbox rows through the delivery (which marks each), or,
+        for what was never stored (an apology, a file, a notice), straight through the
+        interactive lane."""
+        if isinstance(replies, Reply) and replies.rows:
+            report = await self._guide.delivery.send(replies.rows)
+            if report.left:
+                # Late, never lost: the resend sweep sends them after the lease.
+                log.info("reply left for the resend sweep rows=%d", report.left)
+            if report.refused:
+                # Telegram will never take it: say so, so nobody meets silence.
+                raise Refused(f"{report.refused} message(s) of the reply refused")
+            return
         here, elsewhere = by_destination(replies)
         outbox = self._guide.outboxes[PLATFORM].interactive
         if not elsewhere:
@@ -411,10 +449,26 @@ class TelegramAdapter:
             return
         try:
             inbound = await self._with_facilitator(inbound)
-            replies = await self._guide.engine.handle(inbound)
+            replies = await self._handle(inbound)
             await self._reply(inbound.address, replies)
         except Exception as exc:
             await self._failed(inbound, exc)
+
+    async def _handle(self, inbound: Inbound) -> Reply:
+        """The engine's answer. In a private chat, "typing" shows only if the answer is
+        not ready within about a second: a quick reply needs no call for it."""
+        handling = asyncio.ensure_future(self._guide.engine.handle(inbound))
+        if not inbound.address.is_private:
+            return await handling
+        try:
+            done, _ = await asyncio.wait({handling}, timeout=self._typing_after)
+            if not done:
+                with contextlib.suppress(TelegramError):
+                    await self._typing(int(inbound.address.chat_id))
+            return await handling
+        except BaseException:
+            handling.cancel()
+            raise
 
     async def _anonymous_note(self, address: Address) -> None:
         try:
@@ -435,7 +489,7 @@ class TelegramAdapter:
         answered = False
         try:
             inbound = await self._with_facilitator(inbound)
-            replies = await self._guide.engine.handle(inbound)
+            replies = await self._handle(inbound)
             texts = {reply.text for reply in replies}
             refused = refusal_toast(inbound, replies, self._not_facilitator)
             if copy.stale_button in texts or refused is not None:
@@ -444,6 +498,7 @@ class TelegramAdapter:
                 # A toast says so; the question or the panel is still there.
                 answered = True
                 await self._answer(query, refused or stale_toast)
+                await self._guide.delivery.mark(replies.rows, OutboundStatus.SUPERSEDED, "toast")
                 return
             accepted = bool(replies) and copy.error_apology not in texts
             answered = True

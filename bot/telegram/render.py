@@ -95,19 +95,29 @@ def render(messages: Sequence[Outbound], *, private: bool, bot_username: str | N
     posts: list[Post] = []
     noticed = False
     for message in messages:
-        if message.private_only and not private:
-            # One note per reply is enough; nothing of the message itself goes out.
-            if not noticed:
-                posts.append(group_notice(bot_username))
-                noticed = True
-            continue
-        pieces = split_text(message.text)
-        markup = keyboard(message.choices, private=private, bot_username=bot_username)
-        if markup is not None and not pieces:
-            pieces = ["…"]  # buttons need a message to sit on
-        for index, piece in enumerate(pieces):
-            last = index == len(pieces) - 1
-            posts.append(Post(piece, markup if last else None))
-        if message.attachment is not None:
-            posts.append(Post(document=message.attachment))
+        more, noticed = render_one(
+            message, private=private, bot_username=bot_username, noticed=noticed
+        )
+        posts.extend(more)
     return posts
+
+
+def render_one(
+    message: Outbound, *, private: bool, bot_username: str | None, noticed: bool = False
+) -> tuple[list[Post], bool]:
+    """The posts for one message, and whether a group has now had its note about
+    personal content (`noticed`: one note per reply is enough)."""
+    if message.private_only and not private:
+        # Nothing of the message itself goes out.
+        return ([] if noticed else [group_notice(bot_username)]), True
+    posts: list[Post] = []
+    pieces = split_text(message.text)
+    markup = keyboard(message.choices, private=private, bot_username=bot_username)
+    if markup is not None and not pieces:
+        pieces = ["…"]  # buttons need a message to sit on
+    for index, piece in enumerate(pieces):
+        last = index == len(pieces) - 1
+        posts.append(Post(piece, markup if last else None))
+    if message.attachment is not None:
+        posts.append(Post(document=message.attachment))
+    return posts, noticed

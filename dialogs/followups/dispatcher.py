@@ -1,56 +1,57 @@
-"""Delivering due follow-ups: claim rows, run them through the engine, hand the
-replies to the platform's sender, and only then mark them sent.
+"""Delivering due follow-ups: claim rows, run them through the engine in batches,
+and hand what they said to the outbox.
 
-The scheduler only decides *when* to call `run_due`; the rows in the store are
-the truth about *what* is due, so a restart loses nothing.
+The scheduler only decides *when* to call `run_due`; the rows in the store are the
+truth about *what* is due, so a restart loses nothing.
 
-Delivery is at least once, with one duplicate at most per crash:
-1. `claim_due` moves a row PENDING -> CLAIMED (one claimer wins, across processes);
-2. the engine runs the flow and, in the same transaction as the person's new
-   conversation state, stores the rendered messages on the row (DELIVERING);
-3. the messages go to the platform;
-4. the row is marked SENT.
-A crash before 2 leaves a CLAIMED row that `recover` returns to PENDING after the
-lease. A crash between 2 and 3 leaves a DELIVERING row that `recover` re-sends from
-its stored messages: sent once. Only a crash between 3 and 4 (the platform accepted
-the messages, the mark did not commit) sends them twice.
+For each batch:
+1. `claim_due` moves up to a batch of rows PENDING -> CLAIMED (one claimer wins,
+   across processes);
+2. in one transaction (`Store.batch`, a savepoint for each follow-up), the engine runs
+   each flow and, with the person's new conversation state, stores its messages as
+   outbox rows and marks the follow-up SENT: one synced commit for the whole batch;
+3. after commit, `Delivery.send` (`dialogs.delivery`) sends the rows and marks each.
+
+A crash before 2 commits leaves CLAIMED rows that `recover` returns to PENDING after
+the lease. After it, the messages are pending outbox rows and the resend sweep sends
+them: once, or twice only for a row the platform accepted just before the crash and
+whose mark was not yet written.
+
+The next batch is rendered while the last one is being sent, and its size follows
+what sending achieves: under the platform's cap a batch is what the cap lets out in
+about `batch_seconds`, so a capped wave never holds the database for long (people's
+replies queue behind it) and never renders far ahead of what the platform takes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import timedelta
-from typing import Protocol
 
 from dialogs.clock import Clock
+from dialogs.delivery import Delivery, NotSent, RecipientUnreachable, Refused, Sender
 from dialogs.engine import DueStatus, Engine
-from dialogs.events import Address, Outbound
-from dialogs.routing import by_destination
-from dialogs.store import FollowUp, FollowUpStatus, Store
-from dialogs.user_ref import user_ref
+from dialogs.events import Address
+from dialogs.store import FollowUp, FollowUpStatus, OutboundRow, Store
+
+__all__ = [
+    "Dispatcher",
+    "NotSent",
+    "RecipientUnreachable",
+    "Refused",
+    "Sender",
+]
 
 log = logging.getLogger(__name__)
 
 
-class Sender(Protocol):
-    async def send(self, address: Address, messages: Sequence[Outbound]) -> None:
-        """Deliver messages to a chat; raises if the platform refused them
-        (`RecipientUnreachable` when the person blocked the bot or closed DMs)."""
-        ...
-
-
-class RecipientUnreachable(Exception):
-    """The platform says this person cannot be messaged (blocked, DMs closed)."""
-
-
-class NotSent(Exception):
-    """Nothing was sent because sending is shutting down (not a refusal): the row
-    stays DELIVERING for `recover` to send after the restart, and this round stops."""
-
-
 class Dispatcher:
+    """`senders` maps a platform to its sender for scheduled messages (read live).
+    `delivery` sends and marks the outbox rows; by default one over `senders`."""
+
     def __init__(
         self,
         store: Store,
@@ -58,8 +59,10 @@ class Dispatcher:
         senders: Mapping[str, Sender],
         clock: Clock,
         *,
-        batch_size: int = 100,
+        batch_size: int = 200,
         lease: timedelta = timedelta(minutes=5),
+        delivery: Delivery | None = None,
+        batch_seconds: float = 0.25,
     ) -> None:
         self._store = store
         self._engine = engine
@@ -67,16 +70,23 @@ class Dispatcher:
         self._clock = clock
         self._batch_size = batch_size
         self._lease = lease
+        self._batch_seconds = batch_seconds
+        self._delivery = delivery or Delivery(store, clock, interactive=senders, scheduled=senders)
 
     @property
     def platforms(self) -> tuple[str, ...]:
         """The platforms this dispatcher can deliver to (senders may be added late)."""
         return tuple(self._senders)
 
+    @property
+    def delivery(self) -> Delivery:
+        return self._delivery
+
     async def run_due(self) -> int:
         """Deliver everything due now on the platforms we have senders for; returns how
-        many follow-ups were handled (delivered, re-sent, postponed, missed or held).
-        Stops early, leaving rows for `recover`, when a sender says `NotSent`."""
+        many follow-ups were handled (delivered, postponed, missed or held back).
+        First re-sends outbox rows whose sending was interrupted. Stops early, leaving
+        rows for the next round, when a sender says `NotSent`."""
         try:
             return await self._run_due()
         except NotSent:
@@ -85,21 +95,37 @@ class Dispatcher:
 
     async def _run_due(self) -> int:
         platforms = self.platforms
-        handled = 0
-        for stuck in await self._store.recover(self._clock.now(), self._lease, platforms):
-            handled += 1
-            if self._clock.now() > stuck.expires_at:
-                # After a long outage, yesterday's check-in would only confuse.
-                await self._mark(stuck.id, FollowUpStatus.MISSED)
-                continue
-            log.warning("re-sending a follow-up left delivering id=%d", stuck.id)
-            await self._send(stuck, stuck.messages)
-        while True:
-            batch = await self._store.claim_due(self._clock.now(), self._batch_size, platforms)
-            if not batch:
-                return handled
+        handled = await self._recover(platforms)
+        await self._delivery.resend_unsent()
+        size = self._batch_size
+        sending: asyncio.Task[float] | None = None
+        last: list[OutboundRow] = []
+        try:
+            while True:
+                batch = await self._store.claim_due(self._clock.now(), size, platforms)
+                if not batch:
+                    break
+                handled += len(batch)
+                rows = await self._render(batch)
+                if sending is not None:
+                    size = self._next_size(len(last), await sending)
+                    sending = None
+                last = rows
+                sending = asyncio.create_task(self._timed_send(rows))
+            if sending is not None:
+                await sending
+                sending = None
+        finally:
+            if sending is not None and not sending.done():
+                # Cancelled mid-wave (shutdown): the rows stay pending for the sweep.
+                sending.cancel()
+        return handled
+
+    async def _render(self, batch: Sequence[FollowUp]) -> list[OutboundRow]:
+        """Start each follow-up's flow, all in one transaction; the rows to send."""
+        rows: list[OutboundRow] = []
+        async with self._store.batch():
             for followup in batch:
-                handled += 1
                 try:
                     outcome = await self._engine.start_due(followup)
                 except Exception:
@@ -107,55 +133,39 @@ class Dispatcher:
                     await self._mark(followup.id, FollowUpStatus.FAILED)
                     continue
                 if outcome.status is DueStatus.DELIVERED:
-                    await self._send(followup, outcome.messages)
+                    rows.extend(outcome.rows)
+        return rows
 
-    async def _send(self, followup: FollowUp, messages: Sequence[Outbound]) -> None:
-        address = Address(followup.user.platform, followup.user.user_id, followup.chat_id, True)
-        who = user_ref(followup.user.platform, followup.user.user_id)
-        own, elsewhere = by_destination(messages)
-        try:
-            if own:
-                await self._senders[address.platform].send(address, own)
-            for destination, run in elsewhere:
-                await self._send_elsewhere(followup, destination, run)
-        except NotSent:
-            raise
-        except RecipientUnreachable:
-            # No retries: a blocked bot stays blocked. Stop planning for them until
-            # they write again; the loop goes on with everyone else.
-            log.info("recipient unreachable user=%s", who)
-            await self._unreachable(followup)
-            return
-        except Exception:
-            log.exception("follow-up send failed id=%d user=%s", followup.id, who)
-            await self._mark(followup.id, FollowUpStatus.FAILED)
-            return
-        await self._mark(followup.id, FollowUpStatus.SENT)
+    async def _timed_send(self, rows: Sequence[OutboundRow]) -> float:
+        began = time.monotonic()
+        await self._delivery.send(rows)
+        return time.monotonic() - began
 
-    async def _send_elsewhere(
-        self, followup: FollowUp, destination: Address, run: Sequence[Outbound]
-    ) -> None:
-        """Best effort (a group reflection's posts and prompts): one participant who
-        cannot be reached must not hold back the group or the others."""
-        try:
-            await self._senders[destination.platform].send(destination, run)
-        except NotSent:
-            raise
-        except Exception as exc:
-            log.info(
-                "could not deliver to another address id=%d private=%s error=%s",
-                followup.id,
-                destination.is_private,
-                type(exc).__name__,
-            )
+    def _next_size(self, sent: int, seconds: float) -> int:
+        """A full batch while sending keeps up; else what sending achieves in about
+        `batch_seconds`."""
+        if sent == 0 or seconds <= self._batch_seconds:
+            return self._batch_size
+        return max(1, min(self._batch_size, int(sent / seconds * self._batch_seconds)))
 
-    async def _unreachable(self, followup: FollowUp) -> None:
+    async def _recover(self, platforms: tuple[str, ...]) -> int:
+        """What a crashed dispatcher left: CLAIMED rows go back to PENDING after the
+        lease (`Store.recover`). A DELIVERING row (written before the outbox existed)
+        has its stored messages moved into the outbox, or is missed past its limit."""
+        handled = 0
         now = self._clock.now()
-        async with self._store.session() as session:
-            await session.set_followup_status(followup.id, FollowUpStatus.FAILED, now)
-            profile = await session.load_profile(followup.user)
-            await session.save_profile(followup.user, replace(profile, unreachable_at=now))
-            await session.cancel_followups(followup.user)
+        for stuck in await self._store.recover(now, self._lease, platforms):
+            handled += 1
+            if now > stuck.expires_at:
+                # After a long outage, yesterday's check-in would only confuse.
+                await self._mark(stuck.id, FollowUpStatus.MISSED)
+                continue
+            log.warning("moving a follow-up left delivering into the outbox id=%d", stuck.id)
+            address = Address(stuck.user.platform, stuck.user.user_id, stuck.chat_id, True)
+            async with self._store.session() as session:
+                rows = await session.queue_followup(stuck.id, address, stuck.messages, now)
+            await self._delivery.send(rows)
+        return handled
 
     async def _mark(self, followup_id: int, status: FollowUpStatus) -> None:
         async with self._store.session() as session:

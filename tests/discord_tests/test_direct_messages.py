@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import discord
 import simcord
+from sqlalchemy import text as sql
 
 from bot.discord.adapter import CANNOT_MESSAGE_USER
 from dialogs.content import load_content
@@ -139,4 +140,10 @@ async def test_an_account_that_is_gone_counts_as_unreachable(world: World) -> No
     assert (await world.profile(world.alice)).unreachable_at is not None
     async with world.guide.store.session() as s:
         row = await s.get_followup(planned.id)
-    assert row is not None and row.status is FollowUpStatus.FAILED
+    # The follow-up ran; its message is recorded as dropped, never retried.
+    assert row is not None and row.status is FollowUpStatus.SENT
+    async with world.guide.store.engine.connect() as connection:
+        fate = await connection.execute(
+            sql("select status, reason from outbound where kind = 'scheduled'")
+        )
+        assert [tuple(r) for r in fate] == [("dropped", "unreachable")]

@@ -19,7 +19,7 @@ from dialogs.clock import ManualClock
 from dialogs.engine import Engine
 from dialogs.events import Address, Outbound
 from dialogs.followups.dispatcher import Dispatcher, RecipientUnreachable
-from dialogs.store import FollowUpRequest, FollowUpStatus, Profile, UserKey
+from dialogs.store import FollowUpRequest, Profile, UserKey
 from storage import SqlStore, open_store
 from tests.conftest import Chat, onboard, texts
 from tests.test_engine import RecordingSender, ask_for_followup_in_20_minutes
@@ -145,58 +145,27 @@ async def test_two_dispatcher_processes_deliver_each_followup_once(tmp_path: Pat
     assert all(out.exists() and out.read_text() for out in outs)
 
 
-class Crash(BaseException):
-    """A process dying mid-step: not an Exception, so nothing catches it."""
+async def outbox(store: SqlStore) -> list[tuple[str, str | None]]:
+    """The fate of the follow-ups' messages (replies to the person are rows too)."""
+    async with store.engine.connect() as conn:
+        rows = await conn.execute(
+            sql("select status, reason from outbound where kind = 'scheduled' order by id")
+        )
+        return [(r[0], r[1]) for r in rows]
 
 
-class CrashingSender:
-    def __init__(self, *, before_send: bool) -> None:
-        self.before_send = before_send
-        self.sent: list[str] = []
-
-    async def send(self, address: Address, messages: Sequence[Outbound]) -> None:
-        if self.before_send:
-            raise Crash
-        self.sent.append(address.user_id)
-
-
-class CrashOnSent:
-    """The store seam, dying when the dispatcher marks a row SENT."""
+class NoMarks:
+    """The store seam of a process that dies right after the platform accepted a
+    message: the mark never reaches the database."""
 
     def __init__(self, inner: SqlStore) -> None:
         self.inner = inner
 
-    def session(self):  # type: ignore[no-untyped-def]
-        return _CrashingSessionContext(self.inner)
+    async def mark_outbound(self, marks: object, at: datetime) -> None:
+        return None
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.inner, name)
-
-
-class _CrashingSessionContext:
-    def __init__(self, inner: SqlStore) -> None:
-        self._ctx = inner.session()
-
-    async def __aenter__(self) -> object:
-        return _CrashingSession(await self._ctx.__aenter__())
-
-    async def __aexit__(self, *exc: object) -> object:
-        return await self._ctx.__aexit__(*exc)  # type: ignore[arg-type]
-
-
-class _CrashingSession:
-    def __init__(self, inner: object) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._inner, name)
-
-    async def set_followup_status(
-        self, followup_id: int, status: FollowUpStatus, at: datetime
-    ) -> None:
-        if status is FollowUpStatus.SENT:
-            raise Crash
-        await self._inner.set_followup_status(followup_id, status, at)  # type: ignore[attr-defined]
 
 
 async def test_a_crash_after_sending_before_marking_sends_at_most_one_duplicate(
@@ -204,36 +173,105 @@ async def test_a_crash_after_sending_before_marking_sends_at_most_one_duplicate(
 ) -> None:
     await ask_for_followup_in_20_minutes(chat)
     clock.advance(timedelta(minutes=20))
-    first = CrashingSender(before_send=False)
-    crashing = Dispatcher(CrashOnSent(store), engine, {"test": first}, clock)  # type: ignore[arg-type]
-    with pytest.raises(Crash):
-        await crashing.run_due()
-    assert first.sent == ["u1"]
-    assert await statuses(store) == ["delivering"]
-    # The restarted process waits out the lease, then re-sends the stored messages.
-    again = RecordingSender()
-    clock.advance(timedelta(minutes=4))
-    assert await dispatcher(store, engine, clock, again).run_due() == 0
-    clock.advance(timedelta(minutes=2))
-    assert await dispatcher(store, engine, clock, again).run_due() == 1
-    assert len(again.sent) == 1 and "checking in like you asked" in texts(again.sent[0][1])
+    first = RecordingSender()
+    dying = Dispatcher(NoMarks(store), engine, {"test": first}, clock)  # type: ignore[arg-type]
+    assert await dying.run_due() == 1
+    assert len(first.sent) == 1
+    # The follow-up is done; its message is owed by the outbox, still unmarked.
     assert await statuses(store) == ["sent"]
+    assert await outbox(store) == [("pending", None)]
+    # The restarted process leaves it alone for the lease, then sends it again.
+    again = RecordingSender()
+    clock.advance(timedelta(seconds=20))
     assert await dispatcher(store, engine, clock, again).run_due() == 0
+    assert again.sent == []
+    clock.advance(timedelta(seconds=20))
+    await dispatcher(store, engine, clock, again).run_due()
+    assert len(again.sent) == 1 and "checking in like you asked" in texts(again.sent[0][1])
+    assert await outbox(store) == [("sent", None)]
+    clock.advance(timedelta(minutes=5))
+    await dispatcher(store, engine, clock, again).run_due()
     assert len(first.sent) + len(again.sent) == 2  # exactly one duplicate
 
 
-async def test_a_crash_before_sending_sends_exactly_once_after_recovery(
+class ShuttingDownSender:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def send(self, address: Address, messages: Sequence[Outbound]) -> None:
+        from dialogs.followups.dispatcher import NotSent
+
+        self.calls += 1
+        raise NotSent
+
+
+async def test_a_crash_between_commit_and_send_sends_exactly_once_after_restart(
+    chat: Chat, engine: Engine, store: SqlStore, clock: ManualClock
+) -> None:
+    other = Chat(chat.engine, clock=clock, address=Address("test", "u2", "c2"))
+    await onboard(store, clock, other.address)
+    await ask_for_followup_in_20_minutes(chat)
+    await ask_for_followup_in_20_minutes(other)
+    clock.advance(timedelta(minutes=20))
+    closing = ShuttingDownSender()
+    assert await dispatcher(store, engine, clock, closing).run_due() == 0
+    assert closing.calls == 2  # both chats were tried, neither accepted
+    assert await statuses(store) == ["sent", "sent"]
+    assert await outbox(store) == [("pending", None), ("pending", None)]
+    clock.advance(timedelta(minutes=1))
+    again = RecordingSender()
+    await dispatcher(store, engine, clock, again).run_due()
+    assert sorted(a.user_id for a, _ in again.sent) == ["u1", "u2"]
+    assert await outbox(store) == [("sent", None), ("sent", None)]
+    await dispatcher(store, engine, clock, again).run_due()
+    assert len(again.sent) == 2
+
+
+async def test_a_message_left_unsent_past_its_limit_is_dropped_not_sent_late(
     chat: Chat, engine: Engine, store: SqlStore, clock: ManualClock
 ) -> None:
     await ask_for_followup_in_20_minutes(chat)
     clock.advance(timedelta(minutes=20))
-    with pytest.raises(Crash):
-        await dispatcher(store, engine, clock, CrashingSender(before_send=True)).run_due()
-    clock.advance(timedelta(minutes=6))
+    await dispatcher(store, engine, clock, ShuttingDownSender()).run_due()
+    clock.advance(timedelta(hours=2))  # down longer than a scheduled message may wait
+    again = RecordingSender()
+    await dispatcher(store, engine, clock, again).run_due()
+    assert again.sent == []
+    assert await outbox(store) == [("dropped", "expired")]
+
+
+async def test_a_row_left_delivering_by_an_older_version_moves_into_the_outbox(
+    chat: Chat, engine: Engine, store: SqlStore, clock: ManualClock
+) -> None:
+    """Before the outbox, a follow-up kept its messages on the row while DELIVERING."""
+    await ask_for_followup_in_20_minutes(chat)
+    clock.advance(timedelta(minutes=20))
+    [claimed] = await store.claim_due(clock.now(), 10)
+    async with store.session() as s:
+        await s.mark_delivering(claimed.id, [Outbound("checking in like you asked")], clock.now())
+    clock.advance(timedelta(minutes=4))
+    sender = RecordingSender()
+    assert await dispatcher(store, engine, clock, sender).run_due() == 0  # within its lease
+    clock.advance(timedelta(minutes=2))
+    assert await dispatcher(store, engine, clock, sender).run_due() == 1
+    assert [texts(m) for _, m in sender.sent] == ["checking in like you asked"]
+    assert await statuses(store) == ["sent"]
+    assert await outbox(store) == [("sent", None)]
+
+
+async def test_a_row_left_delivering_past_its_limit_is_missed_not_sent(
+    chat: Chat, engine: Engine, store: SqlStore, clock: ManualClock
+) -> None:
+    await ask_for_followup_in_20_minutes(chat)
+    clock.advance(timedelta(minutes=20))
+    [claimed] = await store.claim_due(clock.now(), 10)
+    async with store.session() as s:
+        await s.mark_delivering(claimed.id, [Outbound("checking in")], clock.now())
+    clock.advance(timedelta(hours=7))  # down far longer than the follow-up's 6 h limit
     again = RecordingSender()
     assert await dispatcher(store, engine, clock, again).run_due() == 1
-    assert len(again.sent) == 1
-    assert await statuses(store) == ["sent"]
+    assert again.sent == []
+    assert await statuses(store) == ["missed"]
 
 
 # ----------------------------------------------------------------- daylight saving
@@ -473,50 +511,6 @@ async def test_an_unreachable_person_is_marked_and_the_loop_goes_on(
     async with store.session() as s:
         assert (await s.load_profile(USER)).unreachable_at is None
     assert [p[0] for p in await pending(store)] == ["followup"]
-
-
-async def test_a_delivering_row_recovered_after_its_limit_is_missed_not_sent(
-    chat: Chat, engine: Engine, store: SqlStore, clock: ManualClock
-) -> None:
-    await ask_for_followup_in_20_minutes(chat)
-    clock.advance(timedelta(minutes=20))
-    with pytest.raises(Crash):
-        await dispatcher(store, engine, clock, CrashingSender(before_send=True)).run_due()
-    clock.advance(timedelta(hours=7))  # down far longer than the follow-up's 6 h limit
-    again = RecordingSender()
-    assert await dispatcher(store, engine, clock, again).run_due() == 1
-    assert again.sent == []
-    assert await statuses(store) == ["missed"]
-
-
-class ShuttingDownSender:
-    def __init__(self) -> None:
-        self.calls = 0
-
-    async def send(self, address: Address, messages: Sequence[Outbound]) -> None:
-        from dialogs.followups.dispatcher import NotSent
-
-        self.calls += 1
-        raise NotSent
-
-
-async def test_sending_shutting_down_leaves_rows_for_the_restart(
-    chat: Chat, engine: Engine, store: SqlStore, clock: ManualClock
-) -> None:
-    other = Chat(chat.engine, clock=clock, address=Address("test", "u2", "c2"))
-    await onboard(store, clock, other.address)
-    await ask_for_followup_in_20_minutes(chat)
-    await ask_for_followup_in_20_minutes(other)
-    clock.advance(timedelta(minutes=20))
-    closing = ShuttingDownSender()
-    assert await dispatcher(store, engine, clock, closing).run_due() == 0
-    assert closing.calls == 1  # the round stopped at the first refusal
-    # The first waits DELIVERING with its messages; the rest of the batch, CLAIMED.
-    assert sorted(await statuses(store)) == ["claimed", "delivering"]
-    clock.advance(timedelta(minutes=6))
-    again = RecordingSender()
-    assert await dispatcher(store, engine, clock, again).run_due() == 2
-    assert sorted(a.user_id for a, _ in again.sent) == ["u1", "u2"]
 
 
 async def test_what_someone_had_planned_is_never_for_a_group(

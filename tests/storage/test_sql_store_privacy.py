@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Column, Table, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dialogs.events import Address, Outbound
 from dialogs.reflection.store import ReflectionAnswer
 from dialogs.store import ConversationState, FollowUpRequest, Profile, UserKey
 from storage import SqlStore
@@ -53,6 +54,10 @@ async def _populate(store: SqlStore, user: UserKey, secret: str) -> None:
             request = FollowUpRequest("checkin", f"chat-{name}", T0, T0 + timedelta(hours=1), key)
             assert await session.schedule_followup(user, request)
         await session.count_referral(DAY, "GB", "crisis")
+        # A reply still owed (pending in the outbox), quoting them.
+        await session.enqueue_outbound(
+            user, Address("telegram", name, f"chat-{name}"), [Outbound(f"you said {secret}")], T0
+        )
         reflection = await session.create_reflection(
             token=f"tok-{name}",
             platform=user.platform,
@@ -139,6 +144,8 @@ async def test_the_scan_sees_every_user_table(store: SqlStore, engine: AsyncEngi
         "reflection_sessions": 1,
         "reflection_participants": 1,
         "reflection_answers": 1,
+        "outbound": 1,
+        "outbound_chats": 0,
         "deployment_secrets": 0,
     }
 
@@ -232,6 +239,7 @@ async def test_export_user_has_every_table_and_is_json(store: SqlStore) -> None:
         "processed_events",
         "reflections_joined",
         "reflection_answers",
+        "outbound",
     }
     user = exported["user"]
     assert (user["platform"], user["platform_user_id"], user["zone"]) == (
@@ -271,6 +279,9 @@ async def test_export_user_has_every_table_and_is_json(store: SqlStore) -> None:
         ("alarm", "alice's secret in a group")
     ]
     assert [j["chat_id"] for j in exported["reflections_joined"]] == ["chat-alice"]
+    [owed] = exported["outbound"]
+    assert (owed["status"], owed["chat_id"], owed["kind"]) == ("pending", "chat-alice", "reply")
+    assert owed["message"]["text"] == "you said alice's secret"
     assert exported["processed_events"] == [
         {"event_key": "alice:1", "processed_at": T0.isoformat()},
         {"event_key": "alice:2", "processed_at": (T0 + timedelta(seconds=1)).isoformat()},
@@ -290,6 +301,7 @@ async def test_export_of_an_unknown_user_is_empty_and_creates_nothing(
         "processed_events": [],
         "reflections_joined": [],
         "reflection_answers": [],
+        "outbound": [],
     }
     async with engine.connect() as connection:
         assert await connection.scalar(select(func.count()).select_from(UserRow)) == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from tests.telegram.conftest import Harness
 
 PEOPLE = [4401, 4402, 4403, 4404, 4405]
@@ -47,13 +49,27 @@ async def test_server_errors_slow_answers_and_dropped_connections_are_retried(
     assert statuses == [502, 500, 0, 200, 200]  # 0: the dropped connection
 
 
-async def test_outage_longer_than_the_retries_gets_an_apology_once_it_is_back(
+async def test_a_reply_that_outlasts_the_retries_is_sent_by_the_sweep_not_lost(
     tg: Harness,
 ) -> None:
     await tg.onboard(PEOPLE[0])
     me = tg.person(PEOPLE[0])
-    # Four network failures use up all four attempts of the first message.
+    # Four network failures use up all four attempts of the reply.
     tg.fake.fail(503, methods=["sendMessage"], times=4)
-    out = await me.say("/pause", until="Sorry, something went wrong")
-    assert out[-1]["text"].startswith("Sorry")
-    assert [c.status for c in tg.fake.calls if c.method == "sendMessage"] == [503] * 4 + [200]
+    tg.fake.push_message(me.user_id, "/pause")
+    await tg.fake.wait_for(
+        lambda: len([c for c in tg.fake.calls if c.method == "sendMessage"]) == 4
+    )
+    assert me.seen() == []
+    # The reply is still owed (a pending row), so the sweep sends it once its sender
+    # has had the lease: late, never lost, and no apology in its place.
+    tg.clock.advance(timedelta(seconds=31))
+    assert await tg.guide.delivery.resend_unsent() >= 1
+    out = await me.replies_after(0, "Breathe in")
+    assert "Sorry" not in texts(out)
+    statuses = [c.status for c in tg.fake.calls if c.method == "sendMessage"]
+    assert statuses[:4] == [503] * 4 and set(statuses[4:]) == {200}
+
+
+def texts(messages: list[dict[str, object]]) -> str:
+    return "\n".join(str(m.get("text", "")) for m in messages)

@@ -35,7 +35,8 @@ class FileSender:
             out.write(f"{address.user_id}\n")
         # A real send takes a network round trip; without one, a single SQLite writer
         # re-takes the lock back to back and the other process only gets in at the end.
-        await asyncio.sleep(0.005)
+        # (The dispatcher renders its next batch while one is sent, then waits for it.)
+        await asyncio.sleep(0.2)
 
 
 async def main(url: str, out: Path, go: Path) -> None:

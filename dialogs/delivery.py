@@ -1,0 +1,421 @@
+"""Delivering what the guide owes people: outbox rows, sent in order and marked.
+
+Every message the engine says is a row (`dialogs.store.OutboundRow`), written in the
+same transaction as the turn or follow-up that said it (`store_reply`,
+`StoreSession.queue_followup`). After commit the caller hands the rows to
+`Delivery.send`, the one code path for interactive replies, follow-ups and group
+posts alike:
+
+1. a row older than its kind's limit (10 minutes for a reply, an hour for a
+   scheduled message, by default) is dropped and recorded "expired", never sent late;
+2. the rest go to their chats through the platform's sender (replies on the
+   interactive lane, scheduled rows on the wave's), consecutive rows of one chat in
+   one call, chats side by side, each chat's rows in order;
+3. each row is marked SENT as the platform accepts it. Marks from every send in
+   flight are written together (a group commit), so the window between a send and
+   its mark is one short transaction, and `send` returns once its marks are written.
+
+So delivery is at least once: a crash before a row's send leaves it pending, and the
+resend sweep sends it once (`resend_unsent`, at start and on every dispatcher
+round); only a crash between the platform accepting a row and its mark being
+written sends that row twice. A row this process is sending is `held`: the sweep
+leaves it alone however long its send takes.
+
+What can go wrong with a send, per row: the person blocked the guide or closed DMs
+(`RecipientUnreachable`): dropped "unreachable", the person marked unreachable and
+their planned messages cancelled, as the dispatcher always did; the platform refuses
+that message for good (`Refused`): dropped "refused"; sending is shutting down
+(`NotSent`): left pending for the next start; anything else (a network outage that
+outlasted the sender's retries): left pending, and the chat's later rows wait with it,
+so the sweep sends them again in order after the lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Protocol, cast
+
+from dialogs.clock import Clock
+from dialogs.events import Address, Outbound
+from dialogs.store import OutboundKind, OutboundRow, OutboundStatus, Store, StoreSession, UserKey
+from dialogs.user_ref import user_ref
+
+log = logging.getLogger(__name__)
+
+REPLY_TTL = timedelta(minutes=10)
+SCHEDULED_TTL = timedelta(hours=1)
+# How long a sender may hold a row before another process (or this one's sweep,
+# for a row it no longer holds) sends it again.
+LEASE = timedelta(seconds=30)
+# Rows taken per sweep round.
+SWEEP_LIMIT = 1000
+
+# Called with the index of each message the platform accepted, in order.
+Delivered = Callable[[int], None]
+Mark = tuple[int, OutboundStatus, str | None]
+
+
+class Sender(Protocol):
+    async def send(self, address: Address, messages: Sequence[Outbound]) -> None:
+        """Deliver messages to a chat; raises if the platform refused them
+        (`RecipientUnreachable` when the person blocked the bot or closed DMs)."""
+        ...
+
+
+class TrackingSender(Protocol):
+    """A sender that says which messages got through before it failed. Senders that
+    can (the adapters, the outbox's lanes) set `tracks_delivery = True`."""
+
+    tracks_delivery: bool
+
+    async def send(
+        self, address: Address, messages: Sequence[Outbound], delivered: Delivered | None = None
+    ) -> None: ...
+
+
+class RecipientUnreachable(Exception):
+    """The platform says this person cannot be messaged (blocked, DMs closed)."""
+
+
+class NotSent(Exception):
+    """Nothing was sent because sending is shutting down (not a refusal): the rows
+    stay pending for the next start, and a dispatcher round stops."""
+
+
+class Refused(Exception):
+    """The platform refused this message and would refuse it again (a bad request):
+    it is dropped rather than retried."""
+
+
+async def send_tracked(
+    sender: Sender, address: Address, messages: Sequence[Outbound], delivered: Delivered
+) -> None:
+    """`sender.send`, reporting each message that got through to `delivered`; a
+    sender that cannot say reports them all once it returns."""
+    if getattr(sender, "tracks_delivery", False):
+        await cast(TrackingSender, sender).send(address, messages, delivered)
+        return
+    await sender.send(address, messages)
+    for index in range(len(messages)):
+        delivered(index)
+
+
+class Reply(list[Outbound]):
+    """The engine's answer to one event: the messages, in order, and the outbox rows
+    they were stored as (one per message, same order). `rows` is empty when nothing
+    was stored, and the caller then sends the messages directly: a redelivered event
+    (nothing to say), the apology after a failed turn (nothing committed), the reply
+    to /forget (nothing about the person may remain) and a reply carrying a file
+    (files are never stored)."""
+
+    __slots__ = ("_row_of", "rows")
+
+    def __init__(self, messages: Iterable[Outbound] = (), rows: Sequence[OutboundRow] = ()):
+        super().__init__(messages)
+        self.rows: tuple[OutboundRow, ...] = tuple(rows)
+        if self.rows and len(self.rows) != len(self):
+            raise ValueError("a reply's rows must match its messages one to one")
+        self._row_of = {id(message): row for message, row in zip(self, self.rows, strict=False)}
+
+    def row_of(self, message: Outbound) -> OutboundRow | None:
+        """The row `message` (one of this reply's own objects) was stored as."""
+        return self._row_of.get(id(message))
+
+    def rows_for(self, messages: Sequence[Outbound]) -> list[OutboundRow] | None:
+        """The rows of `messages`, or None unless every one of them was stored."""
+        rows = [self.row_of(message) for message in messages]
+        return None if not rows or None in rows else [row for row in rows if row]
+
+    def after(self, notes: Sequence[Outbound]) -> Reply:
+        """This reply with `notes` (an adapter's own words, never stored) first."""
+        combined = Reply([*notes, *self])
+        combined.rows = self.rows
+        combined._row_of = dict(self._row_of)
+        return combined
+
+
+async def store_reply(
+    session: StoreSession,
+    owner: UserKey,
+    address: Address,
+    messages: Sequence[Outbound],
+    at: datetime,
+    *,
+    forgotten: bool = False,
+) -> Reply:
+    """Store a turn's messages as outbox rows in its transaction (see `Reply` for
+    what is not stored)."""
+    if forgotten or not messages or any(m.attachment is not None for m in messages):
+        return Reply(messages)
+    return Reply(messages, await session.enqueue_outbound(owner, address, messages, at))
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What one `send` did: rows sent, dropped (expired, unreachable, refused; how
+    many of those the platform refused), and left pending for the sweep."""
+
+    sent: int = 0
+    dropped: int = 0
+    left: int = 0
+    refused: int = 0
+
+    def __add__(self, other: Report) -> Report:
+        return Report(
+            self.sent + other.sent,
+            self.dropped + other.dropped,
+            self.left + other.left,
+            self.refused + other.refused,
+        )
+
+
+class Delivery:
+    """Sends outbox rows through each platform's senders and records their fate.
+
+    `interactive` and `scheduled` map a platform to its sender for replies and for
+    scheduled rows; both are read live, so platforms may be added after this exists.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        interactive: Mapping[str, Sender],
+        scheduled: Mapping[str, Sender],
+        reply_ttl: timedelta = REPLY_TTL,
+        scheduled_ttl: timedelta = SCHEDULED_TTL,
+        lease: timedelta = LEASE,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._lanes = {OutboundKind.REPLY: interactive, OutboundKind.SCHEDULED: scheduled}
+        self._ttl = {OutboundKind.REPLY: reply_ttl, OutboundKind.SCHEDULED: scheduled_ttl}
+        self._lease = lease
+        # Rows this process is sending: the sweep must not take them.
+        self._held: set[int] = set()
+        # The group commit of marks: those noted and not yet taken by a flush, the
+        # future their writers wait on, and the flush in flight with its own.
+        self._marks: list[Mark] = []
+        self._next: asyncio.Future[None] | None = None
+        self._writing: asyncio.Future[None] | None = None
+        self._flusher: asyncio.Task[None] | None = None
+
+    @property
+    def platforms(self) -> tuple[str, ...]:
+        lanes = self._lanes.values()
+        return tuple(sorted({platform for lane in lanes for platform in lane}))
+
+    @property
+    def held(self) -> frozenset[int]:
+        return frozenset(self._held)
+
+    # ------------------------------------------------------------------ sending
+
+    async def send(self, rows: Sequence[OutboundRow]) -> Report:
+        """Send `rows` (any chats, any kinds) and mark each; returns once the marks
+        are written. Raises `NotSent` when sending is shutting down (the rows not
+        sent stay pending); a row's other failures are recorded, not raised."""
+        if not rows:
+            return Report()
+        now = self._clock.now()
+        live: list[OutboundRow] = []
+        expired = 0
+        for row in rows:
+            if now - row.created_at > self._ttl[row.kind]:
+                self._note((row.id, OutboundStatus.DROPPED, "expired"))
+                expired += 1
+            else:
+                live.append(row)
+        if expired:
+            log.info("outbox rows too old to send, dropped count=%d", expired)
+        # By address, not chat id: on Discord, DMs to two people who planned their
+        # check-ins in the same server channel carry that channel's id.
+        chats: dict[Address, list[OutboundRow]] = {}
+        for row in live:
+            chats.setdefault(row.address, []).append(row)
+        self._held.update(row.id for row in live)
+        try:
+            results = await asyncio.gather(
+                *(self._send_chat(chat) for chat in chats.values()), return_exceptions=True
+            )
+        finally:
+            await self._written()
+            self._held.difference_update(row.id for row in live)
+        report = Report(dropped=expired)
+        shutting_down: NotSent | None = None
+        for result in results:
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            if isinstance(result, NotSent):
+                shutting_down = result
+            elif isinstance(result, BaseException):
+                log.error("outbox delivery failed", exc_info=result)
+            else:
+                report += result
+        if shutting_down is not None:
+            raise shutting_down
+        return report
+
+    async def _send_chat(self, rows: list[OutboundRow]) -> Report:
+        """One address's rows, in order: consecutive rows of one kind in one call.
+        Stops at a failure that leaves a row pending, so nothing overtakes it."""
+        sent = dropped = refused = 0
+        queue = list(rows)
+        while queue:
+            run = _leading_run(queue)
+            address = run[0].address
+            lane = self._lanes[run[0].kind].get(address.platform)
+            if lane is None:
+                log.warning("no sender for platform=%s; rows stay pending", address.platform)
+                return Report(sent, dropped, len(queue), refused)
+            accepted, failure = await self._send_run(lane, run)
+            sent += accepted
+            queue = queue[accepted:]
+            if failure is None:
+                continue
+            if isinstance(failure, RecipientUnreachable):
+                for row in queue:
+                    self._note((row.id, OutboundStatus.DROPPED, "unreachable"))
+                await self._unreachable(address)
+                return Report(sent, dropped + len(queue), 0, refused)
+            if isinstance(failure, Refused):
+                log.warning("the platform refused a message for good; dropped")
+                self._note((queue[0].id, OutboundStatus.DROPPED, "refused"))
+                dropped += 1
+                refused += 1
+                queue = queue[1:]
+                continue
+            log.warning(
+                "send failed, left for the resend sweep private=%s error=%s rows=%d",
+                address.is_private,
+                type(failure).__name__,
+                len(queue),
+            )
+            return Report(sent, dropped, len(queue), refused)
+        return Report(sent, dropped, 0, refused)
+
+    async def _send_run(self, lane: Sender, run: list[OutboundRow]) -> tuple[int, Exception | None]:
+        """Send one run; how many of its leading rows got through (each marked SENT as
+        the platform accepts it), and the failure that stopped it, if any."""
+        accepted: list[int] = []
+
+        def delivered(index: int) -> None:
+            accepted.append(index)
+            self._note((run[index].id, OutboundStatus.SENT, None))
+
+        try:
+            await send_tracked(lane, run[0].address, [row.message for row in run], delivered)
+        except NotSent:
+            raise
+        except Exception as exc:
+            return len(accepted), exc
+        for index in range(len(run)):
+            if index not in accepted:  # a sender that returned without saying
+                delivered(index)
+        return len(run), None
+
+    async def _unreachable(self, address: Address) -> None:
+        """No retries: a blocked bot stays blocked. Stop planning for them until
+        they write again; everyone else goes on."""
+        if not address.is_private:
+            log.info("group chat unreachable; its rows dropped")
+            return
+        user = UserKey(address.platform, address.user_id)
+        log.info("recipient unreachable user=%s", user_ref(user.platform, user.user_id))
+        now = self._clock.now()
+        async with self._store.session() as session:
+            profile = await session.load_profile(user)
+            await session.save_profile(user, replace(profile, unreachable_at=now))
+            await session.cancel_followups(user)
+
+    async def mark(
+        self, rows: Sequence[OutboundRow], status: OutboundStatus, reason: str | None = None
+    ) -> None:
+        """Record rows the caller delivered itself (`SENT`: a Discord interaction's
+        reply) or decided not to send (`SUPERSEDED`: said as a toast instead)."""
+        for row in rows:
+            self._note((row.id, status, reason))
+        await self._written()
+
+    # ------------------------------------------------------------------ the sweep
+
+    async def resend_unsent(self, *, startup: bool = False) -> int:
+        """Send pending rows whose sender gave up or died (see `Store.claim_unsent`),
+        oldest first in each chat; returns how many were taken."""
+        platforms = self.platforms
+        if not platforms:
+            return 0
+        taken = 0
+        while True:
+            rows = await self._store.claim_unsent(
+                self._clock.now(),
+                self._lease,
+                platforms,
+                held=self._held,
+                startup=startup,
+                limit=SWEEP_LIMIT,
+            )
+            if not rows:
+                return taken
+            taken += len(rows)
+            log.warning("re-sending outbox rows left unsent count=%d", len(rows))
+            report = await self.send(rows)
+            if report.left or len(rows) < SWEEP_LIMIT:
+                # Still failing: the next round tries again, after the lease.
+                return taken
+
+    # ------------------------------------------------------------------ marks
+
+    def _note(self, mark: Mark) -> None:
+        self._marks.append(mark)
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(
+                self._flush(), name="outbox-marks"
+            )
+
+    async def _flush(self) -> None:
+        # Marks noted while one flush writes go into the next: under load, one
+        # transaction records many sends.
+        while self._marks:
+            marks, self._marks = self._marks, []
+            self._writing, self._next = self._next, None
+            try:
+                await self._store.mark_outbound(marks, self._clock.now())
+            except Exception:
+                # The rows stay pending and are sent again after the lease: a
+                # duplicate, the lesser harm than a reply that never comes.
+                log.exception("outbox marks not written count=%d", len(marks))
+            finally:
+                if self._writing is not None and not self._writing.done():
+                    self._writing.set_result(None)
+                self._writing = None
+
+    async def _written(self) -> None:
+        """Wait until every mark noted so far is written."""
+        for future in (self._writing, self._next):
+            if future is not None:
+                await asyncio.shield(future)
+
+    async def close(self) -> None:
+        """Write the marks still pending."""
+        await self._written()
+        if self._flusher is not None:
+            await self._flusher
+
+
+def _leading_run(rows: list[OutboundRow]) -> list[OutboundRow]:
+    """The first rows of `rows` that share an address and a kind."""
+    first = rows[0]
+    run = [first]
+    for row in rows[1:]:
+        if row.address != first.address or row.kind is not first.kind:
+            break
+        run.append(row)
+    return run
