@@ -118,7 +118,7 @@ class FlowRunner:
         raise RuntimeError(f"flow {turn.flow_id!r} ran {MAX_STEPS_PER_TURN} steps without waiting")
 
     async def _run_step(self, turn: Turn, flow: Flow, step: Step) -> StepResult:
-        texts = [render(t, turn.variables) for t in step.text]
+        texts = step.messages([render(t, turn.variables) for t in step.text])
         if isinstance(step, WAITING_STEPS):
             return self._run_waiting(turn, step, texts, flow.private)
         if isinstance(step, ActionStep) and step.do == "export":

@@ -275,6 +275,20 @@ def _check_limits(
                 )
             if not text.strip():
                 report("text is empty", s.id, step_loc(s.id, "text", j))
+        if s.pause_between and len(s.text) < 2:
+            report(
+                "pause_between needs two or more texts to pause between",
+                s.id,
+                step_loc(s.id, "pause_between"),
+            )
+        joined = s.messages(s.text)
+        if len(joined) == 1 and len(s.text) > 1 and len(joined[0]) > MAX_TEXT:
+            report(
+                f"the step's texts go out as one message of {len(joined[0])} characters; the "
+                f"limit is {MAX_TEXT} (Discord): shorten them, or set pause_between: true",
+                s.id,
+                step_loc(s.id, "text"),
+            )
         if isinstance(s, ChoiceStep):
             for j, o in enumerate(s.options):
                 if len(o.label) > MAX_LABEL:

@@ -6,6 +6,7 @@ These are the schema pass of validation; graph checks live in `flow_graph`.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import time, timedelta
 from functools import cached_property
 from typing import Annotated, Literal
@@ -20,6 +21,8 @@ VarValue = str | int
 
 # Discord's message limit is the tighter of the two platforms.
 MAX_TEXT = 2000
+# Between a step's texts when they go out as one message.
+PARAGRAPH = "\n\n"
 MAX_LABEL = 64
 # Telegram's callback_data limit, in bytes.
 MAX_PAYLOAD_BYTES = 64
@@ -38,8 +41,19 @@ class _Strict(BaseModel):
 class _Step(_Strict):
     id: Ident
     text: tuple[str, ...] = ()
+    # By default a step's texts go out as one message, in paragraphs: one call to the
+    # platform, and the whole thought arrives at once. True sends each text as its
+    # own message, for a deliberate pause between them.
+    pause_between: bool = False
 
     _normalise_text = field_validator("text", mode="before")(_as_texts)
+
+    def messages(self, rendered: Sequence[str]) -> list[str]:
+        """The messages this step's (rendered) texts make: one, in paragraphs, unless
+        the flow marks a pause between them."""
+        if self.pause_between or len(rendered) < 2:
+            return list(rendered)
+        return [PARAGRAPH.join(rendered)]
 
     def targets(self) -> list[str]:
         """Node ids this step can move to, in the same flow."""

@@ -234,7 +234,7 @@ def _paths(flow: Flow, content: Content, walk: _Walk, round_: _Round) -> Iterato
         walk = replace(
             walk,
             visits={**walk.visits, step.id: seen + 1},
-            blocks=walk.blocks + _said(step.text, walk.variables),
+            blocks=walk.blocks + _said(step.messages(step.text), walk.variables),
         )
         answers = _answers(flow, step, walk.variables)
         if answers is not None:

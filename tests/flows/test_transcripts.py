@@ -3,6 +3,7 @@ on some path, and docs/transcripts/ never drifts from the flows."""
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,7 @@ FIXTURE = {
             "id": "say",
             "kind": "message",
             "text": ["You picked {colour}, feeling {mood}.", "Lines: {resources}; then {then}."],
+            "pause_between": True,
             "next": "note",
         },
         {"id": "note", "kind": "remember", "set": {"consent": True}, "next": "later"},
@@ -144,6 +146,18 @@ FIXTURE = {
         {"id": "low", "kind": "handoff", "flow": "pause"},
     ],
 }
+
+
+def test_a_steps_texts_are_one_message_in_paragraphs_unless_it_pauses(
+    content: Content,
+) -> None:
+    together = copy.deepcopy(FIXTURE)
+    del together["steps"][1]["pause_between"]  # type: ignore[index]
+    t = main_path(_flow(together), content)
+    assert (
+        "**Guide:** You picked red, feeling warm.\\\n\\\nLines: *{resources}*; then *{then}*."
+        in t.blocks
+    )
 
 
 def test_variables_render_along_the_path_and_engine_ones_are_placeholders(
