@@ -12,7 +12,7 @@ from collections.abc import Container
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from telegram import Chat, Message, Update, User
+from telegram import Chat, Message, MessageEntity, Update, User
 
 from bot.telegram.text import fits_callback_data
 from dialogs.events import Address, Command, Inbound
@@ -59,7 +59,8 @@ def _utc(moment: datetime) -> datetime:
 
 def message_inbound(update: Update, me: BotIdentity, known: Container[str]) -> Inbound | None:
     """A new message as an Inbound, or None when it is not for the guide: edits, channel
-    posts, other bots, and in groups anything but a command for us or a reply to us."""
+    posts, other bots, and in groups anything but a command for us, a message that
+    mentions us (when Telegram delivers one) or a reply to us."""
     message = update.message
     if message is None or message.from_user is None or message.from_user.is_bot:
         return None
@@ -72,7 +73,13 @@ def message_inbound(update: Update, me: BotIdentity, known: Container[str]) -> I
         if chat.id != user.id:
             return None
     elif chat.type in (Chat.GROUP, Chat.SUPERGROUP):
-        if command is None and not _replies_to_us(message, me):
+        said = _said_to_us(message, me)
+        if command is None and said is not None:
+            # "@guide_bot pause" gets the answer "/pause@guide_bot" would; a bare
+            # mention, that of "/help@guide_bot"; anything else is text said to us.
+            text, asked = said
+            command = mention_command(asked, me, known)
+        if command is None and said is None and not _replies_to_us(message, me):
             return None
         # A bare command in a group may be meant for another bot there: answer the
         # ones the guide knows, and leave "/roll" to whoever owns it.
@@ -92,6 +99,41 @@ def message_inbound(update: Update, me: BotIdentity, known: Container[str]) -> I
 
 def _mentions_us_or_nobody(command: ParsedCommand, me: BotIdentity) -> bool:
     return command.mention is None or command.mention.casefold() == me.username.casefold()
+
+
+def _said_to_us(message: Message, me: BotIdentity) -> tuple[str, str] | None:
+    """For a message that mentions the bot (an @username, or a mention of its account):
+    its text with the mention taken out, and what it asks of the bot (the words after
+    the mention, else those before); None when it does not mention us."""
+    if message.text is None:
+        return None
+    mentions = message.parse_entities([MessageEntity.MENTION, MessageEntity.TEXT_MENTION])
+    for entity, shown in mentions.items():
+        ours = (
+            entity.type == MessageEntity.TEXT_MENTION
+            and entity.user is not None
+            and entity.user.id == me.id
+        ) or shown.casefold() == f"@{me.username}".casefold()
+        if ours:
+            before, _, after = message.text.partition(shown)
+            before, after = before.strip(_PUNCTUATION), after.strip(_PUNCTUATION)
+            return " ".join(p for p in (before, after) if p), after or before
+    return None
+
+
+def mention_command(said: str, me: BotIdentity, known: Container[str]) -> ParsedCommand | None:
+    """What a message that mentions the bot asks for, as the command addressed to it:
+    "pause" or "/pause" as /pause, nothing at all as /help; None for other text."""
+    words = said.split()
+    if not words:
+        return ParsedCommand("help", me.username, ())
+    name = words[0].removeprefix("/").rstrip(",:;.!?").casefold()
+    if name in known:
+        return ParsedCommand(name, me.username, tuple(words[1:]))
+    return None
+
+
+_PUNCTUATION = " \t\n,:;"
 
 
 def _replies_to_us(message: Message, me: BotIdentity) -> bool:

@@ -201,9 +201,17 @@ class FakeBotAPI:
             "from": self.user(user_id),
             "text": text,
         }
+        entities = []
         if text.startswith("/"):
             command = text.split()[0]
-            message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
+            entities.append({"type": "bot_command", "offset": 0, "length": len(command)})
+        # As Telegram does: an @username in the text is a mention entity (the offsets
+        # count UTF-16 code units; the tests mention the bot in ASCII).
+        at = text.casefold().find(f"@{self.username}".casefold())
+        if at >= 0 and not (entities and at < entities[0]["length"]):
+            entities.append({"type": "mention", "offset": at, "length": len(self.username) + 1})
+        if entities:
+            message["entities"] = entities
         if reply_to is not None:
             message["reply_to_message"] = self.messages[chat_id][reply_to]
         return {"message": message}

@@ -89,3 +89,26 @@ async def test_a_followup_planned_from_a_group_shows_only_the_note_there(tg: Har
     [note] = await tg.person(ME, GROUP).replies_after(0, "private chat")
     assert button_urls(note)
     assert "checking in" not in " ".join(str(c.params) for c in group_calls(tg))
+
+
+async def test_a_message_that_mentions_the_bot_gets_the_commands_answer(tg: Harness) -> None:
+    await tg.onboard(ME)
+    me = tg.person(ME, GROUP)
+    by_command = await me.say(f"/help@{BOT_USERNAME}", until="start a pause now")
+    by_mention = await me.say(f"@{BOT_USERNAME} help", until="start a pause now")
+    assert [m["text"] for m in by_mention] == [m["text"] for m in by_command]
+    # A bare mention is asked for help too; "pause" moves to a private chat as /pause does.
+    bare = await me.say(f"@{BOT_USERNAME}", until="start a pause now")
+    assert [m["text"] for m in bare] == [m["text"] for m in by_command]
+    [notice] = await me.say(f"hey @{BOT_USERNAME}, pause", until="private chat")
+    assert button_urls(notice) == [f"https://t.me/{BOT_USERNAME}?start=group"]
+
+
+async def test_a_mention_with_words_of_distress_is_screened_like_any_text(tg: Harness) -> None:
+    await tg.onboard(ME)
+    me = tg.person(ME, GROUP)
+    [note] = await me.say(
+        f"@{BOT_USERNAME} honestly i just want to kill myself", until="private chat"
+    )
+    assert button_urls(note)
+    assert (await tg.profile(ME)).crisis_at is not None

@@ -99,3 +99,25 @@ def test_short_labels_share_rows_and_oversized_data_is_dropped() -> None:
     scale = keyboard([Choice(f"p:s:{n}:1", str(n)) for n in range(11)])
     assert scale is not None and [len(r) for r in scale.inline_keyboard] == [6, 5]
     assert keyboard([Choice("x" * 65, "Too long")]) is None
+
+
+def test_a_mention_in_a_group_is_the_command_addressed_to_the_bot() -> None:
+    fake = FakeBotAPI()
+
+    def said(text: str, **kwargs: Any) -> object:
+        body = fake.message_update(5, text, chat_id=-9, chat_type="supergroup", **kwargs)
+        return message_inbound(update(body), ME, KNOWN)
+
+    by_command = said(f"/pause@{BOT_USERNAME} now")
+    assert by_command is not None and by_command.command == Command("pause", ("now",))
+    for text in (f"@{BOT_USERNAME} pause now", f"hey @{BOT_USERNAME}, /pause now"):
+        inbound = said(text)
+        assert inbound is not None and inbound.command == by_command.command, text
+    bare = said(f"@{BOT_USERNAME}")
+    assert bare is not None and bare.command == Command("help")
+    # Anything else said to the bot is text, the mention taken out (and screened).
+    text = said(f"@{BOT_USERNAME.upper()} what is this")
+    assert text is not None and text.text == "what is this"
+    # Another bot's mention, or none at all, is not for us.
+    assert said("@someone_else_bot pause") is None
+    assert said("pause now, everyone") is None
