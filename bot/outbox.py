@@ -49,7 +49,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from types import TracebackType
 
@@ -147,6 +147,11 @@ class _TokenBucket:
         self.due_at = now + missing / self.rate
         return missing / self.rate
 
+    def available(self, now: float) -> int:
+        """Whole tokens there now."""
+        self._refill(now)
+        return int(self.tokens + _EPSILON)
+
     def take(self, cost: float, now: float) -> None:
         """Charge `cost` tokens; a long item may leave the bucket in debt."""
         self._refill(now)
@@ -174,6 +179,11 @@ class _Window:
             return 0.0
         return max(0.0, self.sent[over - 1] + self.seconds - now)
 
+    def free(self, now: float) -> int:
+        """Messages that may go now."""
+        self._forget(now)
+        return self.limit - len(self.sent)
+
     def take(self, cost: int, now: float) -> None:
         self.sent.extend(itertools.repeat(now, cost))
 
@@ -185,6 +195,20 @@ class _Item:
     priority: Priority
     delivered: Delivered | None
     future: asyncio.Future[None]
+    # A long item goes in parts, as far as the limits let each: where this part
+    # starts in what the caller gave, and whether it is the last part.
+    offset: int = 0
+    last: bool = True
+
+    def split(self, n: int) -> tuple[_Item, _Item]:
+        """The first `n` messages as a part to send now, and the rest."""
+        first = replace(self, messages=self.messages[:n], last=False)
+        rest = replace(self, messages=self.messages[n:], offset=self.offset + n)
+        return first, rest
+
+    def report(self, index: int) -> None:
+        if self.delivered is not None:
+            self.delivered(self.offset + index)
 
     @property
     def capped(self) -> bool:
@@ -201,12 +225,12 @@ class _Chat:
     window: _Window | None = None
 
     def wait_time(self, now: float) -> float:
-        cost = len(self.queue[0].messages)
+        """Until the chat may take its next message (a long item then goes in parts)."""
         waits = [0.0]
         if self.bucket is not None:
-            waits.append(self.bucket.wait_time(now, cost))
+            waits.append(self.bucket.wait_time(now))
         if self.window is not None:
-            waits.append(self.window.wait_time(now, cost))
+            waits.append(self.window.wait_time(now))
         return max(waits)
 
 
@@ -442,18 +466,19 @@ class Outbox:
 
     async def _deliver(self, chat: _Chat, item: _Item) -> None:
         try:
-            await send_tracked(self._sender, item.address, item.messages, item.delivered or _ignore)
+            await send_tracked(self._sender, item.address, item.messages, item.report)
         except asyncio.CancelledError:
             if not item.future.done():
                 item.future.set_exception(OutboxClosed("the outbox stopped during the send"))
             raise
         except Exception as exc:
+            # The caller hears it; a rest of this item still queued is withdrawn.
             if not item.future.done():
                 item.future.set_exception(exc)
             else:
                 log.warning("send failed after its caller left: %r", exc)
         else:
-            if not item.future.done():
+            if item.last and not item.future.done():
                 item.future.set_result(None)
         finally:
             chat.busy = False
@@ -510,26 +535,47 @@ class Outbox:
                 heapq.heappop(heap)
                 self._schedule(chat)
                 continue
-            cost = len(item.messages)
-            wait = self._lane_wait(capped, cost, now)
+            wait = self._lane_wait(capped, now)
             if wait > _EPSILON:
                 return None, wait
             heapq.heappop(heap)
-            chat.queue.popleft()
-            self._queued -= 1
+            n = self._allowed(chat, item, now)
+            if n < len(item.messages):
+                # As much as the limits let go now; the rest stays first in the chat.
+                item, chat.queue[0] = item.split(n)
+            else:
+                chat.queue.popleft()
+                self._queued -= 1
             chat.busy = True
             self._charge(chat, item, now)
             return (chat, item), None
         return None, None
 
-    def _lane_wait(self, capped: bool, cost: int, now: float) -> float:
+    def _allowed(self, chat: _Chat, item: _Item, now: float) -> int:
+        """How many of the item's messages may go now (at least one)."""
+        n = len(item.messages)
+        if chat.bucket is not None:
+            n = min(n, max(1, chat.bucket.available(now)))
+        if chat.window is not None:
+            n = min(n, max(1, chat.window.free(now)))
+        if item.capped:
+            if self._spacing is not None:
+                n = 1  # a wave goes evenly, one message at a time
+            if self._overall is not None:
+                n = min(n, max(1, self._overall.free(now)))
+        elif self._replies is not None:
+            n = min(n, max(1, self._replies.available(now)))
+        return n
+
+    def _lane_wait(self, capped: bool, now: float) -> float:
+        """Until the lane may take one more message."""
         if not capped:
-            return 0.0 if self._replies is None else self._replies.wait_time(now, cost)
+            return 0.0 if self._replies is None else self._replies.wait_time(now)
         waits = [0.0]
         if self._spacing is not None:
             waits.append(self._spacing.wait_time(now))
         if self._overall is not None:
-            waits.append(self._overall.wait_time(now, cost))
+            waits.append(self._overall.wait_time(now))
         return max(waits)
 
     def _charge(self, chat: _Chat, item: _Item, now: float) -> None:
@@ -578,10 +624,6 @@ class Outbox:
             log.error("outbox worker crashed", exc_info=task.exception())
         self._closed = True
         self._fail_queued()
-
-
-def _ignore(index: int) -> None:
-    return None
 
 
 def _chat_key(address: Address) -> ChatKey:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    null,
     select,
     true,
     update,
@@ -323,7 +324,8 @@ class SqlStore:
                 values: dict[str, Any] = {
                     "status": status.value,
                     "reason": reason,
-                    "message": None,
+                    # SQL NULL, not the JSON value null: nothing of the text is kept.
+                    "message": null(),
                     "updated_at": at,
                 }
                 if status is OutboundStatus.SENT:

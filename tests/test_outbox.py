@@ -245,10 +245,30 @@ async def test_each_message_of_an_item_costs_a_token() -> None:
     await outbox.start()
     three = [Outbound("a"), Outbound("b"), Outbound("c")]
     await finish(asyncio.gather(*(outbox.scheduled.send(to(f"c{n}"), three) for n in range(20))))
-    times = [at for at, _, _ in sender.sent]
-    # 60 messages at 30 a second: never more than 30 in a second, all out in about 2 s.
-    assert window_max([t for t in times for _ in range(3)], 1.0) <= 30
-    assert times[-1] == pytest.approx(57 / 30, abs=0.15)
+    times = [at for at, _, messages in sender.sent for _ in messages]
+    # 60 messages at 30 a second: never more than 30 in a second, all out in about 2 s,
+    # a wave's item one message at a time.
+    assert len(times) == 60 and {len(m) for _, _, m in sender.sent} == {1}
+    assert window_max(times, 1.0) <= 30
+    assert times[-1] == pytest.approx(59 / 30, abs=0.15)
+    await outbox.close()
+
+
+async def test_a_reply_longer_than_the_burst_goes_in_parts_and_in_order() -> None:
+    time = FakeTime()
+    sender = RecordingSender(time)
+    outbox = make(time, sender, rate_per_second=None, per_chat_per_second=1.0, chat_burst=5)
+    await outbox.start()
+    heard: list[int] = []
+    seven = [Outbound(str(n)) for n in range(7)]
+    await finish(outbox.interactive.send(to("c"), seven, heard.append))
+    # Five at once (one call), then the chat's pace for the rest.
+    assert [(at, [m.text for m in ms]) for at, _, ms in sender.sent] == [
+        (0.0, ["0", "1", "2", "3", "4"]),
+        (pytest.approx(1.0), ["5"]),
+        (pytest.approx(2.0), ["6"]),
+    ]
+    assert heard == list(range(7))
     await outbox.close()
 
 

@@ -147,3 +147,22 @@ async def test_an_account_that_is_gone_counts_as_unreachable(world: World) -> No
             sql("select status, reason from outbound where kind = 'scheduled'")
         )
         assert [tuple(r) for r in fate] == [("dropped", "unreachable")]
+
+
+async def test_a_reply_left_unsent_in_a_server_goes_to_dms_never_to_the_channel(
+    world: World,
+) -> None:
+    """A server interaction's reply is ephemeral. Should one be left owed (the process
+    died before the interaction's follow-up went out), the outbox re-sends it by DM:
+    never as a post everyone in the channel would read."""
+    alice = world.alice
+    in_channel = Address("discord", str(alice.id), str(world.channel.id), is_private=False)
+    async with world.guide.store.session() as s:
+        rows = await s.enqueue_outbound(
+            user_key(alice), in_channel, [Outbound("something personal")], world.clock.now()
+        )
+    report = await world.guide.delivery.send(rows)
+    await world.env.settle()
+    assert report.sent == 1
+    assert texts(dms(alice)) == "something personal"
+    assert world.channel.history() == []

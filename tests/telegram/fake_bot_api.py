@@ -76,13 +76,15 @@ class Call:
 
 @dataclass(slots=True)
 class Fault:
-    kind: Literal["status", "delay", "drop"]
+    kind: Literal["status", "delay", "drop", "hold"]
     times: int
     methods: frozenset[str] | None = None  # None: every method but housekeeping
     chat_id: int | None = None
     status: int = 500
     retry_after: float | None = None
     delay: float = 0.0
+    # For "hold": whether the call takes effect before it is held.
+    accept: bool = False
 
     def matches(self, method: str, chat_id: int | None) -> bool:
         if self.times <= 0:
@@ -124,12 +126,16 @@ class FakeBotAPI:
     _changed: asyncio.Condition | None = None
     _runner: web.AppRunner | None = None
     _closing: bool = False
+    _released: asyncio.Event | None = None
+    # Calls being held open by a "hold" fault (see `hold`).
+    holding: int = 0
     port: int = 0
 
     # ------------------------------------------------------------------ server
 
     async def start(self, port: int = 0) -> None:
         self._changed = asyncio.Condition()
+        self._released = asyncio.Event()
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._serve)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -141,6 +147,7 @@ class FakeBotAPI:
     async def stop(self) -> None:
         # Held long polls return at once, so the server need not wait out their timeout.
         self._closing = True
+        self.release()
         if self._changed is not None:
             async with self._changed:
                 self._changed.notify_all()
@@ -260,6 +267,19 @@ class FakeBotAPI:
     def block(self, chat_id: int) -> None:
         self.blocked.add(chat_id)
 
+    def hold(
+        self, method: str, *, accept: bool, chat_id: int | None = None, times: int = 1
+    ) -> None:
+        """Hold matching calls open, never answering them, until `release()`: with
+        `accept`, once the call took effect (the message is in the chat, as if only
+        the answer were lost); without, before anything happened. For killing a
+        client mid-call."""
+        self.faults.append(Fault("hold", times, _methods([method]), chat_id, accept=accept))
+
+    def release(self) -> None:
+        if self._released is not None:
+            self._released.set()
+
     # ------------------------------------------------------------------ what happened
 
     def ok_calls(self, method: str | None = None, chat_id: int | None = None) -> list[Call]:
@@ -324,6 +344,8 @@ class FakeBotAPI:
             fault.times -= 1
             if fault.kind == "delay":
                 await asyncio.sleep(fault.delay)
+            elif fault.kind == "hold":
+                return await self._hold(method, params, fault.accept)
             elif fault.kind == "drop":
                 self._record(method, params, 0)
                 if request.transport is not None:
@@ -348,6 +370,19 @@ class FakeBotAPI:
         if self.on_call is not None:
             self.on_call(call, result)
         return web.json_response({"ok": True, "result": result})
+
+    async def _hold(self, method: str, params: dict[str, Any], accept: bool) -> web.Response:
+        if accept:
+            handler = getattr(self, f"_api_{method}")
+            await handler(params)
+            self._record(method, params, 200)
+        else:
+            self._record(method, params, 0)  # never answered, never took effect
+        self.holding += 1
+        self._notify()
+        assert self._released is not None
+        await self._released.wait()
+        return _error(503, "Service Unavailable")
 
     def _record(self, method: str, params: dict[str, Any], status: int) -> Call:
         call = Call(method, params, status, time.monotonic())

@@ -112,6 +112,17 @@ async def test_stale_and_forged_presses_are_answered_and_change_nothing(tg: Harn
     assert (await tg.state(ME + 1)).flow_id is None
     assert len(tg.fake.ok_calls("sendMessage")) == sent_before
     assert len(tg.fake.ok_calls("editMessageText")) == edits_before
+    # The engine's stored "that was an earlier step" replies were said as toasts
+    # instead: recorded so, and never left for the resend sweep.
+    async with tg.guide.store.engine.connect() as connection:
+        fates = await connection.execute(
+            sql("select status, reason from outbound where status != 'sent'")
+        )
+        # Two presses reached the engine (the note and the question again, each); the
+        # other two were refused before it.
+        assert [tuple(row) for row in fates] == [("superseded", "toast")] * 4
+    tg.clock.advance(timedelta(minutes=1))
+    assert await tg.guide.delivery.resend_unsent() == 0
     # The real question still has its buttons and still works.
     await me.press("7", until="What set it off?")
 
