@@ -293,6 +293,12 @@ class Store(Protocol):
         all of them commit together at the end, one synced commit for the lot."""
         ...
 
+    def someone_waiting(self) -> bool:
+        """Whether a person's transaction is waiting for the one in progress: work that
+        holds the database for long (a batch) commits then and lets them in. Always
+        False where writers do not queue (PostgreSQL)."""
+        ...
+
     async def claim_unsent(
         self,
         now: datetime,

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.events import Address, Outbound
@@ -29,6 +29,29 @@ from storage.outbound_json import outbound_from_json, outbound_to_json
 OUTBOUND = cast(Table, OutboundTableRow.__table__)
 CHATS = cast(Table, OutboundChatRow.__table__)
 _INSERT = insert(OUTBOUND).returning(OUTBOUND.c.id, sort_by_parameter_order=True)
+# The counter upsert, built once per dialect: a turn runs it on its hot path.
+_NEXT_SEQ: dict[str, Any] = {}
+
+
+def _next_seq(dialect: str) -> Any:
+    statement = _NEXT_SEQ.get(dialect)
+    if statement is None:
+        statement = _NEXT_SEQ[dialect] = (
+            insert_for(dialect, CHATS)
+            .values(
+                platform=bindparam("platform"),
+                chat_id=bindparam("chat_id"),
+                last_seq=bindparam("n"),
+            )
+            .on_conflict_do_update(
+                index_elements=[CHATS.c.platform, CHATS.c.chat_id],
+                set_={"last_seq": CHATS.c.last_seq + bindparam("n")},
+            )
+            .returning(CHATS.c.last_seq)
+        )
+    return statement
+
+
 # The columns `row_from` reads, in its order.
 COLUMNS = (
     OUTBOUND.c.id,
@@ -71,13 +94,7 @@ async def enqueue(
     for platform, chat_id in sorted(counts):
         n = counts[(platform, chat_id)]
         last = await session.scalar(
-            insert_for(dialect, CHATS)
-            .values(platform=platform, chat_id=chat_id, last_seq=n)
-            .on_conflict_do_update(
-                index_elements=[CHATS.c.platform, CHATS.c.chat_id],
-                set_={"last_seq": CHATS.c.last_seq + n},
-            )
-            .returning(CHATS.c.last_seq)
+            _next_seq(dialect), {"platform": platform, "chat_id": chat_id, "n": n}
         )
         assert last is not None
         next_seq[(platform, chat_id)] = last - n + 1

@@ -7,7 +7,7 @@ from dataclasses import asdict, fields, replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select, update
+from sqlalchemy import ColumnElement, Select, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.clock import Clock
@@ -241,17 +241,31 @@ class SqlStoreSession(ReflectionRows):
     async def queue_followup(
         self, followup_id: int, address: Address, messages: Sequence[Outbound], at: datetime
     ) -> list[OutboundRow]:
-        row = await self._followup_row(followup_id)
-        if row is None:
+        # One statement, on a due follow-up's hot path: SENT if it is ours to send.
+        owner = await self._session.scalar(
+            update(FollowUpRow)
+            .where(
+                FollowUpRow.id == followup_id,
+                FollowUpRow.status.in_(
+                    (FollowUpStatus.CLAIMED.value, FollowUpStatus.DELIVERING.value)
+                ),
+            )
+            .values(status=FollowUpStatus.SENT.value, messages=null(), sent_at=at, updated_at=at)
+            .returning(FollowUpRow.user_id)
+        )
+        if owner is None:
             # As for mark_delivering: the caller is about to send.
-            raise StorageError(f"no follow-up with id {followup_id}")
-        if row.status not in (FollowUpStatus.CLAIMED.value, FollowUpStatus.DELIVERING.value):
-            raise StorageError(f"follow-up {followup_id} is {row.status}, not claimed")
+            status = await self._session.scalar(
+                select(FollowUpRow.status).where(FollowUpRow.id == followup_id)
+            )
+            if status is None:
+                raise StorageError(f"no follow-up with id {followup_id}")
+            raise StorageError(f"follow-up {followup_id} is {status}, not claimed")
         # Follow-ups never carry files; were one to, its text still goes, as before.
-        queued = await enqueue(
+        return await enqueue(
             self._session,
             self._dialect,
-            row.user_id,
+            owner,
             address,
             [replace(m, attachment=None) if m.attachment else m for m in messages],
             at,
@@ -259,11 +273,6 @@ class SqlStoreSession(ReflectionRows):
             worker=self._worker,
             cipher=self._cipher,
         )
-        row.status = FollowUpStatus.SENT.value
-        row.messages = None
-        row.sent_at = at
-        row.updated_at = at
-        return queued
 
     async def enqueue_outbound(
         self,

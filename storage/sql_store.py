@@ -59,6 +59,7 @@ from storage.privacy import count_deleted
 from storage.reflection_rows import purge_reflections
 from storage.sealed_profile import needs_sealing, open_profile, seal_profile_values
 from storage.session import SqlStoreSession
+from storage.write_lock import WriteLock
 
 _PENDING = FollowUpStatus.PENDING.value
 _CLAIMED = FollowUpStatus.CLAIMED.value
@@ -106,12 +107,15 @@ class SqlStore:
         # a lock is far cheaper than letting SQLite's busy handler sleep and retry
         # (measured by bench/engine_turns.py: p99 fell from ~1 s to milliseconds at ten
         # concurrent events). busy_timeout still covers other processes.
-        self._write_lock: asyncio.Lock | None = (
-            asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        # People's turns go before waiting background work (storage.write_lock).
+        self._write_lock: WriteLock | None = (
+            WriteLock() if engine.dialect.name == "sqlite" else None
         )
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncSession]:
+    async def _transaction(self, *, background: bool = False) -> AsyncIterator[AsyncSession]:
+        """A transaction; `background` for work nobody is waiting for (a wave's batch,
+        outbox marks, sweeps, purges), which lets a person's turn go first."""
         batch = _BATCH.get()
         if batch is not None and batch.joined():
             # A savepoint: a failure here undoes only this part of the batch.
@@ -122,8 +126,17 @@ class SqlStore:
             async with self._sessions() as session, session.begin():
                 yield session
             return
-        async with self._write_lock, self._sessions() as session, session.begin():
+        async with (
+            self._write_lock.hold(background=background),
+            self._sessions() as session,
+            session.begin(),
+        ):
             yield session
+
+    def someone_waiting(self) -> bool:
+        """A person's transaction waits for the one in progress (SQLite, in this
+        process): a batch should commit now and let it in."""
+        return self._write_lock is not None and self._write_lock.urgent_waiting
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[TurnSession]:
@@ -147,7 +160,7 @@ class SqlStore:
         if self._write_lock is None:
             await checkpoint_wal(self._engine)
             return
-        async with self._write_lock:
+        async with self._write_lock.hold(background=True):
             await checkpoint_wal(self._engine)
 
     @asynccontextmanager
@@ -159,7 +172,7 @@ class SqlStore:
         if current is not None and current.joined():
             yield  # already inside one: join it
             return
-        async with self._transaction() as session:
+        async with self._transaction(background=True) as session:
             batch = _Batch(session, asyncio.current_task())
             token = _BATCH.set(batch)
             try:
@@ -178,7 +191,7 @@ class SqlStore:
     async def claim_due(
         self, now: datetime, limit: int, platforms: Collection[str] | None = None
     ) -> list[FollowUp]:
-        async with self._transaction() as session:
+        async with self._transaction(background=True) as session:
             due = _pending(select(FollowUpRow.id), platforms).where(FollowUpRow.due_at <= now)
             candidates = (
                 await session.scalars(
@@ -216,7 +229,7 @@ class SqlStore:
         row, which is the point of a lease."""
         expired = FollowUpRow.claimed_at < now - lease
         on_platforms = _on_platforms(platforms)
-        async with self._transaction() as session:
+        async with self._transaction(background=True) as session:
             # The engine never committed: the follow-up has not started; claim it anew.
             await session.execute(
                 update(FollowUpRow)
@@ -241,7 +254,7 @@ class SqlStore:
     async def purge(
         self, now: datetime, journal_max_age: timedelta, events_max_age: timedelta
     ) -> tuple[int, int]:
-        async with self._transaction() as session:
+        async with self._transaction(background=True) as session:
             journal = await count_deleted(
                 session, delete(JournalEntryRow).where(JournalEntryRow.at < now - journal_max_age)
             )
@@ -254,13 +267,13 @@ class SqlStore:
             return journal, events
 
     async def purge_reflections(self, now: datetime, answers_max_age: timedelta) -> int:
-        async with self._transaction() as session:
+        async with self._transaction(background=True) as session:
             return await purge_reflections(session, now, answers_max_age)
 
     async def next_due_at(self, platforms: Collection[str] | None = None) -> datetime | None:
         """`platforms` should match what is passed to `claim_due`: otherwise a process
         keeps waking for rows it will never claim."""
-        async with self._transaction() as session:
+        async with self._transaction(background=True) as session:
             return await session.scalar(_pending(select(func.min(FollowUpRow.due_at)), platforms))
 
     async def claim_unsent(
@@ -283,7 +296,7 @@ class SqlStore:
         if startup and self._engine.dialect.name == "sqlite":
             stale = stale | (OUTBOUND.c.claimed_by != self.worker)
         wanted = (OUTBOUND.c.status == PENDING) & OUTBOUND.c.platform.in_(platforms) & stale
-        async with self._transaction() as session:
+        async with self._transaction(background=True) as session:
             candidates = (
                 await session.scalars(
                     select(OUTBOUND.c.id)
@@ -319,7 +332,7 @@ class SqlStore:
             groups.setdefault((status, reason), []).append(row_id)
         if not groups:
             return
-        async with self._transaction() as session:
+        async with self._transaction(background=True) as session:
             for (status, reason), ids in groups.items():
                 values: dict[str, Any] = {
                     "status": status.value,
@@ -337,7 +350,7 @@ class SqlStore:
                 )
 
     async def purge_outbound(self, now: datetime, max_age: timedelta) -> int:
-        async with self._transaction() as session:
+        async with self._transaction(background=True) as session:
             return await count_deleted(
                 session,
                 delete(OUTBOUND).where(
@@ -404,7 +417,10 @@ class _Opened:
     """What `open_event` loaded, to compare with what `save_turn` is given."""
 
     user_id: int
+    # What the row holds, for save_turn to compare with (see open_event).
     profile: Profile
+    # The person's profile as this transaction sees it, for load_profile.
+    current: Profile
     # None while the user has no conversation row.
     state: ConversationState | None
     # The stored variables need writing even if unchanged (plain, but a key is set).
@@ -441,17 +457,46 @@ class TurnSession(SqlStoreSession):
     async def open_event(
         self, event_key: str, at: datetime, user: UserKey
     ) -> tuple[ConversationState, Profile] | None:
+        row = await self._select_opened(user, at)
+        claimed = await self._session.scalar(
+            self._claim, {"event_key": event_key, "processed_at": at, "user_id": row[0]}
+        )
+        if claimed is None:
+            return None
+        opened = self._opened_from(user, row, at)
+        # Like load_state, an empty state for someone without a conversation yet.
+        return opened.state or ConversationState(), opened.current
+
+    async def load_state(self, user: UserKey, at: datetime) -> ConversationState:
+        """`open_event`'s one SELECT (and snapshot, for save_turn) without an event:
+        a due follow-up opens a turn this way."""
+        opened = self._opened.get(user)
+        if opened is None:
+            opened = self._opened_from(user, await self._select_opened(user, at), at)
+        else:
+            opened.seen = at
+        if opened.state is None:
+            # Created empty on first contact, as the protocol says.
+            await self._write_conversation(opened, ConversationState(), at)
+            opened.state = ConversationState()
+        return opened.state
+
+    async def load_profile(self, user: UserKey) -> Profile:
+        opened = self._opened.get(user)
+        if opened is None:
+            return await super().load_profile(user)
+        return opened.current
+
+    async def _select_opened(self, user: UserKey, at: datetime) -> Any:
         key = {"platform": user.platform, "platform_user_id": user.user_id}
         row = (await self._session.execute(_OPEN_EVENT, key)).first()
         if row is None:
             await self._user_id(user, at)
             row = (await self._session.execute(_OPEN_EVENT, key)).one()
+        return row
+
+    def _opened_from(self, user: UserKey, row: Any, at: datetime) -> _Opened:
         user_id: int = row[0]
-        claimed = await self._session.scalar(
-            self._claim, {"event_key": event_key, "processed_at": at, "user_id": user_id}
-        )
-        if claimed is None:
-            return None
         end = 1 + len(_PROFILE_FIELDS)
         profile = open_profile(Profile(*row[1:end]), row[-1], self._cipher)
         # What the row holds, for save_turn to compare with: made to differ when the
@@ -479,9 +524,8 @@ class TurnSession(SqlStoreSession):
                 chat_id=chat_id,
                 updated_at=updated_at,
             )
-        self._opened[user] = _Opened(user_id, before, stored, reseal, at)
-        # Like load_state, an empty state for someone without a conversation yet.
-        return stored or ConversationState(), profile
+        snapshot = self._opened[user] = _Opened(user_id, before, profile, stored, reseal, at)
+        return snapshot
 
     async def save_turn(
         self, user: UserKey, state: ConversationState, profile: Profile, at: datetime
@@ -559,7 +603,7 @@ class TurnSession(SqlStoreSession):
         values = seal_profile_values(values, profile, self._cipher)
         if values:
             await self._session.execute(_UPDATE_USER, {"pk": opened.user_id, **values})
-        opened.profile = profile
+        opened.profile = opened.current = profile
         opened.seen = None
 
     async def _write_conversation(

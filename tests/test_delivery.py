@@ -345,3 +345,82 @@ async def test_a_batch_commits_once_and_a_failure_undoes_only_its_own_part(
                 pass
     async with store.session() as s:
         assert [(await s.load_profile(u)).country for u in people] == ["C0", None, "C2"]
+
+
+async def test_a_persons_turn_goes_before_waiting_background_work() -> None:
+    from storage.write_lock import WriteLock
+
+    lock = WriteLock()
+    order: list[str] = []
+
+    async def take(name: str, background: bool) -> None:
+        async with lock.hold(background=background):
+            order.append(name)
+            await asyncio.sleep(0)
+
+    async with lock.hold(background=True):  # a batch holds the lock
+        waiting = [
+            asyncio.create_task(take("marks", True)),
+            asyncio.create_task(take("sweep", True)),
+            asyncio.create_task(take("a reply", False)),
+        ]
+        await asyncio.sleep(0)
+        assert lock.urgent_waiting  # the batch commits early when it sees this
+    await asyncio.gather(*waiting)
+    assert order == ["a reply", "marks", "sweep"]
+    assert not lock.urgent_waiting
+
+
+async def test_a_batch_of_follow_ups_commits_early_when_a_person_waits(
+    engine: Engine, store: SqlStore, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dialogs.followups.dispatcher import Dispatcher
+
+    people = [Address("test", f"w{n}", f"w{n}") for n in range(3)]
+    for person in people:
+        await onboard(store, clock, person)
+        async with store.session() as s:
+            await s.schedule_followup(
+                UserKey("test", person.user_id),
+                FollowUpRequest(
+                    "followup",
+                    person.chat_id,
+                    clock.now(),
+                    clock.now() + timedelta(hours=1),
+                    person.user_id,
+                ),
+            )
+    batches = 0
+    real_batch = store.batch
+
+    def counting_batch():  # type: ignore[no-untyped-def]
+        nonlocal batches
+        batches += 1
+        return real_batch()
+
+    monkeypatch.setattr(store, "batch", counting_batch)
+    sender = Recorder()
+    dispatcher = Dispatcher(store, engine, {"test": sender}, clock)
+    monkeypatch.setattr(store, "someone_waiting", lambda: False)
+    # Nobody waiting: one batch for all three.
+    assert await dispatcher.run_due() == 3
+    assert batches == 1 and len(sender.calls) == 3
+    # Someone always waiting: each batch stops after one follow-up and commits.
+    # (Three others: the first three are mid-flow now, and would be postponed.)
+    people = [Address("test", f"x{n}", f"x{n}") for n in range(3)]
+    for person in people:
+        await onboard(store, clock, person)
+        async with store.session() as s:
+            await s.schedule_followup(
+                UserKey("test", person.user_id),
+                FollowUpRequest(
+                    "followup",
+                    person.chat_id,
+                    clock.now(),
+                    clock.now() + timedelta(hours=1),
+                    f"again-{person.user_id}",
+                ),
+            )
+    monkeypatch.setattr(store, "someone_waiting", lambda: True)
+    assert await dispatcher.run_due() == 3
+    assert batches == 1 + 3 and len(sender.calls) == 6

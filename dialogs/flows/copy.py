@@ -47,6 +47,8 @@ class EngineCopy(BaseModel):
     welcome_back: Text = Field(min_length=1, max_length=2000)
     content_changed: Text = Field(min_length=1, max_length=2000)
     error_apology: Text = Field(min_length=1, max_length=2000)
+    # One person sent more than the burst cap allows (bot.person_queue).
+    slow_down: Text = Field(min_length=1, max_length=2000)
     # Typed text, understood (dialogs/listener.py).
     heard_you: Text = Field(min_length=1, max_length=2000)
     more_options: Text = Field(min_length=1, max_length=64)
@@ -59,5 +61,3 @@ class EngineCopy(BaseModel):
     stop_yes: Text = Field(min_length=1, max_length=64)
     stop_no: Text = Field(min_length=1, max_length=64)
     stopped_keeping: Text = Field(min_length=1, max_length=2000)
-    # One person sent more than the burst cap allows (bot.person_queue).
-    slow_down: Text = Field(min_length=1, max_length=2000)

@@ -17,10 +17,12 @@ the lease. After it, the messages are pending outbox rows and the resend sweep s
 them: once, or twice only for a row the platform accepted just before the crash and
 whose mark was not yet written.
 
-The next batch is rendered while the last one is being sent, and its size follows
-what sending achieves: under the platform's cap a batch is what the cap lets out in
-about `batch_seconds`, so a capped wave never holds the database for long (people's
-replies queue behind it) and never renders far ahead of what the platform takes.
+The next batch is rendered while the last one is being sent. A batch holds SQLite's
+one writer while it renders, so people's replies would wait behind it: it commits as
+soon as a person's transaction is waiting (`Store.someone_waiting`) or after
+`batch_seconds`, and what it did not reach goes into the next. Its size follows what
+sending achieves: under the platform's cap a batch is what the cap lets out in about
+`batch_seconds`, so a capped wave never renders far ahead of what the platform takes.
 """
 
 from __future__ import annotations
@@ -100,13 +102,14 @@ class Dispatcher:
         size = self._batch_size
         sending: asyncio.Task[float] | None = None
         last: list[OutboundRow] = []
+        carried: list[FollowUp] = []
         try:
             while True:
-                batch = await self._store.claim_due(self._clock.now(), size, platforms)
+                batch = carried or await self._store.claim_due(self._clock.now(), size, platforms)
                 if not batch:
                     break
-                handled += len(batch)
-                rows = await self._render(batch)
+                rows, carried = await self._render(batch)
+                handled += len(batch) - len(carried)
                 if sending is not None:
                     size = self._next_size(len(last), await sending)
                     sending = None
@@ -121,11 +124,18 @@ class Dispatcher:
                 sending.cancel()
         return handled
 
-    async def _render(self, batch: Sequence[FollowUp]) -> list[OutboundRow]:
-        """Start each follow-up's flow, all in one transaction; the rows to send."""
+    async def _render(self, batch: Sequence[FollowUp]) -> tuple[list[OutboundRow], list[FollowUp]]:
+        """Start each follow-up's flow, in one transaction: the rows to send, and the
+        claimed follow-ups left for the next batch (a person was waiting, or time ran
+        out)."""
         rows: list[OutboundRow] = []
+        began = time.monotonic()
         async with self._store.batch():
-            for followup in batch:
+            for n, followup in enumerate(batch):
+                if n and (
+                    self._store.someone_waiting() or time.monotonic() - began > self._batch_seconds
+                ):
+                    return rows, list(batch[n:])
                 try:
                     outcome = await self._engine.start_due(followup)
                 except Exception:
@@ -134,7 +144,7 @@ class Dispatcher:
                     continue
                 if outcome.status is DueStatus.DELIVERED:
                     rows.extend(outcome.rows)
-        return rows
+        return rows, []
 
     async def _timed_send(self, rows: Sequence[OutboundRow]) -> float:
         began = time.monotonic()
