@@ -82,11 +82,11 @@ class FlowRunner:
         if gate is not None:
             flow = self._content.flows[gate]
             variables = {**flow.variables, "then": flow_id}
+        # Help lists the commands from the one list the menus use, so it cannot drift.
         if "commands" in flow.variables:
-            # Help lists the commands from the one list the menus use, so it cannot drift.
-            variables["commands"] = "\n".join(
-                f"/{c.name}: {c.description}" for c in self._content.commands.menu()
-            )
+            variables["commands"] = self._content.commands.listing()
+        if "key_commands" in flow.variables:
+            variables["key_commands"] = self._content.commands.short_listing()
         for name in PROFILE_VARIABLES:
             known = getattr(turn.profile, name)
             if name in flow.variables and known is not None:

@@ -35,7 +35,7 @@ from dialogs.store import VarValue
 
 # Variables only the engine knows when a flow starts (helplines, the command menu,
 # the flow a gate holds back, profile values): a transcript can only name them.
-ENGINE_FILLED = frozenset({"resources", "commands", "then", *PROFILE_VARIABLES})
+ENGINE_FILLED = frozenset({"resources", "commands", "key_commands", "then", *PROFILE_VARIABLES})
 MAIN_SCALE_VALUE = 5
 OWN_WORDS = "*(your own words)*"
 # "Each step at most twice per path": enough to show a loop once, and it ends every walk.

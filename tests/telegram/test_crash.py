@@ -29,7 +29,7 @@ from tests.telegram.fake_bot_api import DEFAULT_TOKEN, FakeBotAPI
 ROOT = Path(__file__).resolve().parents[2]
 PERSON = 4701
 # What /help answers, one outbox row each.
-FIRST, SECOND = "Here's what I can do", "Tap a button"
+FIRST, SECOND = "When it's hard", "Tap a button"
 START_WITHIN = 60.0
 
 

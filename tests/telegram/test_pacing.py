@@ -130,4 +130,4 @@ async def test_typing_shows_only_when_the_answer_is_slow(
     [typing] = tg.fake.ok_calls("sendChatAction", ME)
     assert typing.params["action"] == "typing"
     [reply] = [c for c in sent_to(tg.fake, ME) if c.at > typing.at][:1]
-    assert reply.params["text"].startswith("Here's what I can do")
+    assert reply.params["text"].startswith("When it's hard")
