@@ -19,7 +19,7 @@ from dialogs.flows.brevity import check_brevity
 from dialogs.flows.commands import CommandList
 from dialogs.flows.copy import ALLOWED_FIELDS, EngineCopy
 from dialogs.flows.errors import ContentError, ContentInvalid
-from dialogs.flows.graph import check_flow
+from dialogs.flows.graph import check_flow, check_handoff_values
 from dialogs.flows.model import Flow
 from dialogs.flows.replies import IntentReplies
 from dialogs.flows.templates import TemplateError, template_fields
@@ -109,6 +109,7 @@ def check_content(directory: Path) -> tuple[Content | None, list[ContentError]]:
         errors.extend(check_flow(flow, sources[flow_id], known))
     if flow_files:
         _check_required(flows, sources, flow_dir, known, errors)
+    errors.extend(check_handoff_values(flows, sources))
     errors.extend(check_brevity(flows, sources))
 
     commands, cmd_source = _parse(directory / "commands.yaml", CommandList, errors)

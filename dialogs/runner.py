@@ -9,7 +9,7 @@ again here, so the engine only routes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from dialogs.actions import Actions
 from dialogs.content import Content
@@ -73,11 +73,15 @@ class FlowRunner:
 
     # ------------------------------------------------------------- starting and running
 
-    async def start(self, turn: Turn, flow_id: str) -> None:
+    async def start(
+        self, turn: Turn, flow_id: str, given: Mapping[str, VarValue] | None = None
+    ) -> None:
         """Start `flow_id`, or first the gate it needs (consent, the safety screen...),
-        which resumes `flow_id` when it is through."""
+        which resumes `flow_id` when it is through. `given` are starting values (a
+        handoff's `set`) for variables `flow_id` declares."""
         flow = self._content.flows[flow_id]
         variables: dict[str, VarValue] = dict(flow.variables)
+        variables.update({k: v for k, v in (given or {}).items() if k in flow.variables})
         gate = gate_before(flow, turn.profile)
         if gate is not None:
             flow = self._content.flows[gate]
@@ -132,7 +136,7 @@ class FlowRunner:
             await self._checkins.schedule_step(turn, step)
             return Continue(step.next)
         if isinstance(step, HandoffStep):
-            await self.start(turn, step.flow)
+            await self.start(turn, step.flow, step.set)
             return End()
         if isinstance(step, EndStep):
             turn.idle()
@@ -163,7 +167,7 @@ class FlowRunner:
         option = step.options[index]
         if step.save_as:
             turn.variables[step.save_as] = option.id
-        turn.variables.update(option.set)
+        turn.variables.update(option.assigned(turn.variables))
         await self._journal(turn, step.id, "choice", option.id)
         await self.run(turn, option.next)
 

@@ -28,9 +28,20 @@ def holds(cond: Condition, variables: Mapping[str, BranchValue]) -> bool:
         return str(value) == str(cond.equals)
     if cond.one_of is not None:
         return str(value) in {str(v) for v in cond.one_of}
-    number = value if isinstance(value, int) else parse_number(str(value))
+    number = _number(value)
     if number is None:
         return False
+    if cond.other_var is not None:
+        other = _number(variables.get(cond.other_var))
+        if other is None:
+            return False
+        return number < other if cond.below_var is not None else number > other
     if cond.at_least is not None:
         return number >= cond.at_least
     return cond.below is not None and number < cond.below
+
+
+def _number(value: BranchValue | None) -> int | None:
+    if value is None:
+        return None
+    return value if isinstance(value, int) else parse_number(str(value))

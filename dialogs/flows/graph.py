@@ -5,7 +5,7 @@ Every check appends to one list, so an author sees all problems at once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from dialogs.flows.errors import ContentError
@@ -41,7 +41,7 @@ def edges_of(step: Step) -> list[Edge]:
     """Where a step can go, and which variables are certainly set on the way."""
     if isinstance(step, ChoiceStep):
         base = {step.save_as} if step.save_as else set()
-        return [Edge(o.next, frozenset(base | set(o.set))) for o in step.options]
+        return [Edge(o.next, frozenset(base | set(o.set) | set(o.add))) for o in step.options]
     if isinstance(step, ScaleStep | AskStep):
         return [Edge(step.next, frozenset({step.save_as}))]
     return [Edge(t, frozenset()) for t in step.targets()]
@@ -246,12 +246,30 @@ def _check_variables(
                     )
         if isinstance(s, BranchStep):
             for j, c in enumerate(s.cases):
-                if c.when.var not in may:
+                tested = {
+                    "var": c.when.var,
+                    "below_var": c.when.below_var,
+                    "above_var": c.when.above_var,
+                }
+                for key, var in tested.items():
+                    if var is None or var in may:
+                        continue
                     report(
-                        f"branch tests variable {c.when.var!r}, which nothing sets",
+                        f"branch tests variable {var!r}, which nothing sets",
                         s.id,
-                        step_loc(s.id, "cases", j, "when", "var"),
+                        step_loc(s.id, "cases", j, "when", key),
                     )
+        if isinstance(s, ChoiceStep):
+            for j, o in enumerate(s.options):
+                for name in o.add:
+                    if not isinstance(flow.variables.get(name), int):
+                        report(
+                            f"option {o.id!r} adds to {name!r}, which is not declared with a"
+                            " number under 'variables' (say `"
+                            f"{name}: 0`)",
+                            s.id,
+                            step_loc(s.id, "options", j, "add"),
+                        )
 
 
 def _all_vars(flow: Flow) -> set[str]:
@@ -306,3 +324,29 @@ def _check_limits(
                         s.id,
                         step_loc(s.id, "options", j, "id"),
                     )
+
+
+def check_handoff_values(
+    flows: Mapping[str, Flow], sources: Mapping[str, SourceMap]
+) -> list[ContentError]:
+    """A handoff's `set` may only give values the next flow declares under
+    `variables`: anything else would be dropped without a word."""
+    errors: list[ContentError] = []
+    for flow_id, flow in flows.items():
+        for i, step in enumerate(flow.steps):
+            if not isinstance(step, HandoffStep) or step.flow not in flows:
+                continue
+            declared = flows[step.flow].variables
+            for name in step.set:
+                if name not in declared:
+                    errors.append(
+                        ContentError(
+                            sources[flow_id].file,
+                            sources[flow_id].line_for(("steps", i, "set")),
+                            f"hands {name!r} to flow {step.flow!r}, which does not declare it"
+                            " under 'variables'",
+                            flow_id,
+                            step.id,
+                        )
+                    )
+    return errors

@@ -6,7 +6,7 @@ These are the schema pass of validation; graph checks live in `flow_graph`.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import time, timedelta
 from functools import cached_property
 from typing import Annotated, Literal
@@ -81,6 +81,18 @@ class Option(_Strict):
     next: Ident
     aliases: tuple[str, ...] = ()
     set: dict[Ident, VarValue] = Field(default_factory=dict)
+    # Adds to whole-number variables (declared with a number under `variables`), so a
+    # flow can tally answers across questions, as the role self-check does.
+    add: dict[Ident, int] = Field(default_factory=dict)
+
+    def assigned(self, variables: Mapping[str, VarValue]) -> dict[str, VarValue]:
+        """What choosing this option writes: its `set`, then its `add` on the numbers
+        the variables hold now (one rule, for the engine and for transcripts)."""
+        out: dict[str, VarValue] = dict(self.set)
+        for name, amount in self.add.items():
+            current = variables.get(name, 0)
+            out[name] = (current if isinstance(current, int) else 0) + amount
+        return out
 
 
 class ChoiceStep(_Step):
@@ -142,15 +154,33 @@ class Condition(_Strict):
     at_least: int | None = None
     below: int | None = None
     is_set: bool | None = None
+    # Compare two numbers the person gave (a rating before and after breathing, two
+    # tallies): true when `var` is below, or above, the variable named here.
+    below_var: Ident | None = None
+    above_var: Ident | None = None
 
     @model_validator(mode="after")
     def _exactly_one_test(self) -> Condition:
-        tests = [self.equals, self.one_of, self.at_least, self.below, self.is_set]
+        tests = [
+            self.equals,
+            self.one_of,
+            self.at_least,
+            self.below,
+            self.is_set,
+            self.below_var,
+            self.above_var,
+        ]
         if sum(t is not None for t in tests) != 1:
             raise ValueError(
-                "a condition needs exactly one of equals, one_of, at_least, below, is_set"
+                "a condition needs exactly one of equals, one_of, at_least, below, is_set,"
+                " below_var, above_var"
             )
         return self
+
+    @property
+    def other_var(self) -> str | None:
+        """The variable compared with `var`, if this condition compares two."""
+        return self.below_var or self.above_var
 
 
 class Case(_Strict):
@@ -208,10 +238,15 @@ class ScheduleStep(_Step):
 
 
 class HandoffStep(_Step):
-    """Ends this flow and starts another from its beginning."""
+    """Ends this flow and starts another from its beginning.
+
+    `set` gives the next flow starting values for variables it declares (the safety
+    screen tells the danger flow the answer was "not sure", so it can speak gently);
+    nothing else of this flow goes along."""
 
     kind: Literal["handoff"]
     flow: Ident
+    set: dict[Ident, VarValue] = Field(default_factory=dict)
 
 
 class EndStep(_Step):

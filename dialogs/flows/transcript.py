@@ -273,7 +273,7 @@ def _answers(flow: Flow, step: Step, variables: dict[str, VarValue]) -> list[_An
         answers = []
         for o in step.options:
             sets: dict[str, VarValue] = {step.save_as: o.id} if step.save_as else {}
-            sets.update(o.set)
+            sets.update(o.assigned(variables))
             label = _render(o.label, variables)
             answers.append(_Answer(f"**You:** {label}", label, tuple(sets.items()), o.next))
         return answers
@@ -367,7 +367,8 @@ def _silent(
     if isinstance(step, HandoffStep):
         # The other flow has its own transcript; a missing one means broken content.
         missing = "" if step.flow in content.flows else ", which does not exist"
-        return f"*(continues in `{step.flow}`{missing})*", None
+        given = "".join(f", with `{k}` = {v}" for k, v in step.set.items())
+        return f"*(continues in `{step.flow}`{missing}{given})*", None
     if isinstance(step, EndStep):
         # Closing texts already end the transcript; say so only when there are none.
         return (None if step.text else "*(the conversation ends)*"), None

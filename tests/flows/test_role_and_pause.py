@@ -34,28 +34,92 @@ async def test_role_check_main_path_is_remembered(chat: Chat, store: SqlStore) -
     await chat.press("Relief, or a need for quiet too")
     out = await chat.press("Pressure, I need time first")
     shown = texts(out)
-    assert "leans toward space" in shown
+    assert "Your answers lean toward space" in shown
+    shown = texts(await chat.press("That's enough for now"))
     assert "not who you are" in shown and "/role" in shown
     assert await role_of(store) == "space"
 
 
 @pytest.mark.parametrize(
-    ("label", "role", "line"),
+    ("answers", "role", "line"),
     [
-        ("Toward more contact", "contact", "leans toward contact"),
-        ("Both, or it switches", "both", "Both, or switching, is common"),
-        ("Not sure", "unsure", "notice where your body wants to go"),
+        # The first answer no longer decides alone: two of three toward space win.
+        (
+            (
+                "Toward more contact",
+                "Relief, or a need for quiet too",
+                "Pressure, I need time first",
+            ),
+            "space",
+            "Your answers lean toward space",
+        ),
+        (
+            ("Toward more space", "An urge to reach them", "Relief, let's talk"),
+            "contact",
+            "Your answers lean toward contact",
+        ),
+        (
+            ("Both, or it switches", "A bit of both", "It depends on the day"),
+            "both",
+            "Your answers say it switches",
+        ),
+        # One lean and two "not sure" still counts as a lean.
+        (("Not sure", "Not sure", "Pressure, I need time first"), "space", "lean toward space"),
+        (("Not sure", "Not sure", "Not sure"), "unsure", "No clear lean this time"),
     ],
 )
-async def test_each_role_answer(
-    chat: Chat, store: SqlStore, label: str, role: str, line: str
+async def test_all_three_answers_count(
+    chat: Chat, store: SqlStore, answers: tuple[str, str, str], role: str, line: str
 ) -> None:
     await chat.command("role")
-    await chat.press(label)
-    await chat.press("A bit of both")
-    out = await chat.press("It depends on the day")
+    for label in answers[:-1]:
+        await chat.press(label)
+    out = await chat.press(answers[-1])
     assert line in texts(out)
     assert await role_of(store) == role
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        ("Toward more contact", "Relief, or a need for quiet too", "It depends on the day"),
+        ("Toward more space", "An urge to reach them", "Not sure"),
+        ("Both, or it switches", "Relief, or a need for quiet too", "Relief, let's talk"),
+    ],
+)
+async def test_a_tie_says_so_kindly_without_a_label(
+    chat: Chat, store: SqlStore, answers: tuple[str, str, str]
+) -> None:
+    await chat.command("role")
+    for label in answers[:-1]:
+        await chat.press(label)
+    shown = texts(await chat.press(answers[-1]))
+    assert "came out even" in shown and "That's common" in shown
+    assert "lean toward" not in shown
+    for label in ("you are avoidant", "you are anxious", "you're a pursuer", "you're avoidant"):
+        assert label not in shown.lower()
+    assert await role_of(store) == "both"
+
+
+async def test_role_never_claims_to_keep_what_it_did_not_learn(chat: Chat) -> None:
+    await chat.command("role")
+    await chat.press("Not sure")
+    await chat.press("Not sure")
+    shown = texts(await chat.press("Not sure"))
+    shown += texts(await chat.press("That's enough for now"))
+    assert "keep this in mind" not in shown.lower() and "i'll remember" not in shown.lower()
+    assert "/role asks again" in shown
+
+
+async def test_both_can_reach_or_both_step_back(chat: Chat) -> None:
+    await chat.command("role")
+    await chat.press("Toward more contact")
+    await chat.press("An urge to reach them")
+    await chat.press("Relief, let's talk")
+    out = await chat.press("What if we both do the same?")
+    shown = texts(out)
+    assert "Two who both reach" in shown and "Two who both step back" in shown
+    assert "fearful-avoidant" in shown
 
 
 async def pause_check_copy(chat: Chat, urge: str = "Reach out more") -> str:
