@@ -100,7 +100,6 @@ class Engine:
         self._store = store
         self._clock = clock
         self._safety = safety
-        self._postpone_by = postpone_by
         self._abandoned_after = abandoned_after
         self._retraction = PhraseList(content.checks.retraction)
         self._asks_if_bot = PhraseList(content.checks.asks_if_bot)
@@ -109,6 +108,7 @@ class Engine:
             timezone=timezone or ZoneInfo("UTC"),
             delay_scale=delay_scale,
             on_scheduled=on_followup_scheduled,
+            postpone_by=postpone_by,
         )
         self._flows = FlowRunner(content, resource_text, self._checkins)
         self._reflections = GroupReflections(
@@ -229,17 +229,19 @@ class Engine:
                 if profile.consent_at is not None and profile.unreachable_at is None:
                     await self._checkins.after_handled(session, current, profile, now)
                 return DueOutcome(DueStatus.SKIPPED)
-            if now > current.expires_at:
+            turn = await self._open(
+                session, current.user, current.chat_id, now, f"followup:{current.id}"
+            )
+            busy = self._is_busy(turn.state(), turn.updated_at, now)
+            # Never interrupt someone mid-flow, never in their quiet hours.
+            later = self._checkins.not_now(profile, now, busy=busy)
+            if max(now, later or now) > current.expires_at:
                 await session.set_followup_status(current.id, FollowUpStatus.MISSED, now)
                 log.info("follow-up missed id=%d flow=%s", current.id, current.flow_id)
                 await self._checkins.after_handled(session, current, profile, now)
                 return DueOutcome(DueStatus.MISSED)
-            turn = await self._open(
-                session, current.user, current.chat_id, now, f"followup:{current.id}"
-            )
-            if self._is_busy(turn.state(), turn.updated_at, now):
-                # Never interrupt someone mid-flow: try again a little later.
-                await session.postpone_followup(current.id, now + self._postpone_by)
+            if later is not None:
+                await session.postpone_followup(current.id, later)
                 return DueOutcome(DueStatus.POSTPONED)
             turn.idle()
             await self._flows.start(turn, current.flow_id)

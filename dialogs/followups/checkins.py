@@ -49,13 +49,15 @@ class Checkins:
         timezone: ZoneInfo,
         delay_scale: float = 1.0,
         on_scheduled: Callable[[datetime], None] | None = None,
+        postpone_by: timedelta = timedelta(minutes=10),
     ) -> None:
-        if delay_scale <= 0:
-            raise ValueError("delay_scale must be positive")
+        if not 0 < delay_scale < float("inf"):
+            raise ValueError("delay_scale must be a positive, finite number")
         self._content = content
         self._timezone = timezone
         self._delay_scale = delay_scale
         self._on_scheduled = on_scheduled
+        self._postpone_by = postpone_by
 
     # ------------------------------------------------------------- time rules
 
@@ -70,6 +72,25 @@ class Checkins:
     def scaled(self, now: datetime, target: datetime) -> datetime:
         # Demo mode shrinks only the wait, so stored times stay real times.
         return now + (target - now) / self._delay_scale
+
+    def not_now(self, profile: Profile, now: datetime, *, busy: bool) -> datetime | None:
+        """When a due follow-up should come instead of now, or None to send it now.
+
+        Someone mid-flow gets it `postpone_by` later, and that later time, like every
+        due time, is moved out of their quiet hours: due 21:50, busy at 21:55, it
+        comes at 08:00, not at 22:05. A follow-up that comes due inside quiet hours
+        anyway (the guide was down, a crashed claim was taken back late) waits for
+        their end too. Not in demo mode: there due times were moved out of quiet
+        hours before the wait was shrunk, so the moment of sending says nothing
+        about the person's night."""
+        zone = self.zone_of(profile)
+        window = quiet_hours(profile)
+        if busy:
+            return self.scaled(now, after_quiet_hours(now + self._postpone_by, zone, *window))
+        if self._delay_scale != 1.0:
+            return None
+        later = after_quiet_hours(now, zone, *window)
+        return later if later != now else None
 
     def announce(self, due_times: list[datetime]) -> None:
         """Tell the scheduler about rows committed with these due times."""
