@@ -104,7 +104,17 @@ async def test_two_dispatcher_processes_deliver_each_followup_once(tmp_path: Pat
     people = [UserKey("test", f"p{n}") for n in range(60)]
     async with store.session() as s:
         for user in people:
-            await s.save_profile(user, Profile(consent_at=now, adult=True, screened=True))
+            # Real time, at any hour: no quiet hours, or at night it would wait.
+            await s.save_profile(
+                user,
+                Profile(
+                    consent_at=now,
+                    adult=True,
+                    screened=True,
+                    quiet_start="00:00",
+                    quiet_end="00:00",
+                ),
+            )
             await s.schedule_followup(
                 user,
                 FollowUpRequest(
