@@ -128,6 +128,7 @@ class Engine:
             reader=reader,
             policy=policy,
             start_signal=self._signal,
+            zone_of=self._checkins.zone_of,
         )
 
     @property

@@ -6,7 +6,8 @@ The phrase screen (`dialogs.safety.screen`) has already run when this is asked. 
   gentle, direct question, with the helplines already in it. "Yes" goes to the
   danger or crisis flow; "no" resumes the step the person was at, untouched.
 - stop words mid-flow ("cancel", "never mind"): one tap to confirm, and nothing that
-  was planned is cancelled by it;
+  was planned is cancelled by it; `/stop` ends the flow at once and asks before
+  cancelling anything planned, naming each;
 - typed text at a choice step that matches no option: the likeliest options as
   buttons ("Is it one of these?") plus "Something else", never "didn't catch";
 - typed text outside a flow: a line fitted to what it seems to be, with the offer
@@ -23,23 +24,30 @@ import difflib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from zoneinfo import ZoneInfo
 
 from dialogs.content import Content
 from dialogs.events import Choice, Outbound
 from dialogs.flows.model import AskStep, ChoiceStep, Option, ScaleStep, Step
 from dialogs.flows.replies import IntentReplies
 from dialogs.flows.templates import render
+from dialogs.followups.spoken import spoken_plans, spoken_time
 from dialogs.matching import match_option, parse_number, simplify
 from dialogs.payloads import Payload, encode_payload
 from dialogs.runner import FlowRunner, ResourceText
+from dialogs.store import Profile
 from dialogs.turn import Turn
 from dialogs.understanding.base import Reader, Reading
 from dialogs.understanding.fallback import Confident, FallbackPolicy
 
 log = logging.getLogger(__name__)
 
-# The variable holding a question waiting for a yes or no: "danger", "crisis", "stop".
+# The variable holding a question waiting for a yes or no: "danger", "crisis", "stop",
+# or CANCEL_PLANNED (after /stop), whose follow-up ids wait in CANCEL_IDS.
 ASKING = "_asking"
+CANCEL_PLANNED = "cancel_planned"
+CANCEL_IDS = "_cancel_ids"
+CHECKIN = "checkin"
 ANSWER_PREFIX = "q:"
 SAID_PREFIX = "said:"
 # The option id of "Something else" under "Is it one of these?": shows every option.
@@ -85,6 +93,7 @@ class Listener:
         reader: Reader | None,
         policy: FallbackPolicy | None = None,
         start_signal: SignalStart,
+        zone_of: Callable[[Profile], ZoneInfo],
     ) -> None:
         self._content = content
         self._runner = runner
@@ -92,6 +101,7 @@ class Listener:
         self._reader = reader
         self._policy = policy or FallbackPolicy()
         self._start_signal = start_signal
+        self._zone_of = zone_of
 
     @property
     def _replies(self) -> IntentReplies | None:
@@ -174,8 +184,8 @@ class Listener:
         self._ask(turn, "stop", copy.stop_confirm, copy.stop_yes, copy.stop_no)
 
     async def stop_command(self, turn: Turn, args: tuple[str, ...] = ()) -> None:
-        """`/stop` ends what is running and cancels what is planned; `/stop checkins`
-        only the recurring check-ins."""
+        """`/stop` ends what is running, then asks before cancelling anything planned,
+        naming each; `/stop checkins` stops only the recurring check-ins."""
         copy = self._content.copy
         if args and args[0].casefold() in ("checkins", "checkin", "check-ins"):
             cancelled = await turn.session.cancel_followups(turn.user, kind="checkin")
@@ -184,16 +194,54 @@ class Listener:
             log.info("check-ins stopped cancelled=%d", cancelled)
             return
         was_running = turn.flow_id is not None
-        cancelled = await turn.session.cancel_followups(turn.user)
         turn.idle()
+        pending = await turn.session.pending_followups(turn.user)
+        once = [f for f in pending if f.kind != CHECKIN]
+        recurring = [f for f in pending if f.kind == CHECKIN]
         # What someone had planned is theirs alone: never for a group to read.
-        if cancelled:
-            text = render(copy.stopped_with_followups, {"count": cancelled})
+        if not pending:
+            text = copy.stopped if was_running else copy.nothing_to_stop
             turn.out.append(Outbound(text, private_only=True))
-        elif was_running:
-            turn.out.append(Outbound(copy.stopped, private_only=True))
-        else:
-            turn.out.append(Outbound(copy.nothing_to_stop, private_only=True))
+            return
+        zone = self._zone_of(turn.profile)
+        lines = [copy.stop_lead if was_running else copy.stop_lead_idle]
+        if once:
+            # A promise to a partner ("I'll be back at 21:40") is not cancelled by
+            # stopping a flow: the person says so, about exactly these.
+            planned = spoken_plans(once, self._content.flows, turn.at, zone)
+            lines.append(render(copy.stop_also_cancel, {"planned": planned}))
+        if recurring:
+            when = spoken_time(recurring[0].due_at, turn.at, zone)
+            lines.append(render(copy.stop_checkin_stays, {"when": when}))
+        choices: list[Choice] = []
+        if once:
+            turn.variables[ASKING] = CANCEL_PLANNED
+            turn.variables[CANCEL_IDS] = ",".join(str(f.id) for f in once)
+            choices += [
+                Choice(f"{ANSWER_PREFIX}yes:{turn.turn}", copy.stop_cancel_yes),
+                Choice(f"{ANSWER_PREFIX}no:{turn.turn}", copy.stop_cancel_no),
+            ]
+        if recurring:
+            choices.append(Choice("/stop checkins", copy.stop_checkins_label))
+        turn.out.append(Outbound(" ".join(lines), choices=tuple(choices), private_only=True))
+
+    async def _cancel_planned(self, turn: Turn, yes: bool) -> None:
+        """The answer to /stop's question: cancel exactly what it named, or keep it."""
+        copy = self._content.copy
+        ids = {int(i) for i in str(turn.variables.pop(CANCEL_IDS, "")).split(",") if i.isdigit()}
+        if not yes:
+            turn.out.append(Outbound(copy.stop_kept, private_only=True))
+            return
+        named = [f for f in await turn.session.pending_followups(turn.user) if f.id in ids]
+        cancelled = [f for f in named if await turn.session.cancel_followup(turn.user, f.id)]
+        if not cancelled:
+            turn.out.append(Outbound(copy.schedule_gone, private_only=True))
+            return
+        zone = self._zone_of(turn.profile)
+        planned = spoken_plans(cancelled, self._content.flows, turn.at, zone)
+        text = render(copy.stop_cancelled, {"planned": planned})
+        turn.out.append(Outbound(text, private_only=True))
+        log.info("planned messages cancelled after /stop count=%d", len(cancelled))
 
     # ------------------------------------------------------------- answers to questions
 
@@ -226,6 +274,9 @@ class Listener:
         turn.variables.pop(ASKING, None)
         if asking in ("danger", "crisis") and yes:
             await self._start_signal(turn, asking)
+            return
+        if asking == CANCEL_PLANNED:
+            await self._cancel_planned(turn, yes)
             return
         if asking == "stop" and yes:
             planned = len(await turn.session.pending_followups(turn.user))

@@ -315,7 +315,7 @@ async def test_text_with_no_flow_running_offers_the_idle_menu(chat: Chat) -> Non
     assert "pause for a minute" in texts(started)
 
 
-async def test_stop_ends_the_flow_and_cancels_followups(
+async def test_stop_ends_the_flow_and_cancels_followups_when_told_to(
     chat: Chat, store: SqlStore, clock: ManualClock
 ) -> None:
     await walk_pause_to_move(chat)
@@ -323,9 +323,10 @@ async def test_stop_ends_the_flow_and_cancels_followups(
     await chat.press("In an hour")
     await chat.command("pause")
     out = await chat.command("stop")
-    assert "cancelled 1 planned check-in" in out[0].text
+    assert "Also cancel my check on how you're doing" in out[0].text
     state = await state_of(store, clock)
     assert state.flow_id is None
+    await chat.press("Yes, cancel")
     async with store.session() as s:
         assert await s.pending_followups(USER) == []
     again = await chat.command("stop")
@@ -412,7 +413,8 @@ async def test_followup_waits_while_the_person_is_mid_flow(
     assert sender.sent == []
     state = await state_of(store, clock)
     assert (state.flow_id, state.node_id) == ("pause", "ground")
-    await chat.command("stop")  # cancels it, as /stop promises
+    await chat.command("stop")
+    await chat.press("Yes, cancel")  # cancels it, as /stop's question promises
     clock.advance(timedelta(minutes=10))
     assert await dispatcher.run_due() == 0
     assert sender.sent == []

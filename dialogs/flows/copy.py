@@ -8,7 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 ALLOWED_FIELDS: dict[str, set[str]] = {
     "unknown_command": {"command"},
     "trimmed_answer": {"limit"},
-    "stopped_with_followups": {"count"},
+    "stop_also_cancel": {"planned"},
+    "stop_checkin_stays": {"when"},
+    "stop_cancelled": {"planned"},
     "concern_danger": {"resources", "emergency"},
     "concern_crisis": {"resources", "emergency"},
     "stopped_keeping": {"count"},
@@ -30,7 +32,16 @@ class EngineCopy(BaseModel):
     stale_button: Text = Field(min_length=1, max_length=2000)
     unknown_command: Text = Field(min_length=1, max_length=2000)
     stopped: Text = Field(min_length=1, max_length=2000)
-    stopped_with_followups: Text = Field(min_length=1, max_length=2000)
+    # /stop with something planned (dialogs/listener.py): it asks, naming each.
+    stop_lead: Text = Field(min_length=1, max_length=2000)
+    stop_lead_idle: Text = Field(min_length=1, max_length=2000)
+    stop_also_cancel: Text = Field(min_length=1, max_length=2000)
+    stop_checkin_stays: Text = Field(min_length=1, max_length=2000)
+    stop_cancel_yes: Text = Field(min_length=1, max_length=64)
+    stop_cancel_no: Text = Field(min_length=1, max_length=64)
+    stop_checkins_label: Text = Field(min_length=1, max_length=64)
+    stop_cancelled: Text = Field(min_length=1, max_length=2000)
+    stop_kept: Text = Field(min_length=1, max_length=2000)
     nothing_to_stop: Text = Field(min_length=1, max_length=2000)
     not_human_reminder: Text = Field(min_length=1, max_length=2000)
     not_human_answer: Text = Field(min_length=1, max_length=2000)

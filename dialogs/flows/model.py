@@ -369,6 +369,9 @@ class Flow(_Strict):
     journal: bool = True
     # Needs the person's timezone (check-in times): the timezone flow runs first.
     needs_zone: bool = False
+    # For a flow that is planned for later: how the guide names it to the person
+    # ("your reminder to go back"), e.g. when /stop asks before cancelling it.
+    planned_as: str = Field(default="", max_length=80)
     start: Ident | None = None
     variables: dict[Ident, VarValue] = Field(default_factory=dict)
     steps: tuple[Step, ...] = Field(min_length=1)

@@ -345,6 +345,7 @@ async def test_quiet_hours_can_be_changed_or_turned_off(
     [(_, due, _)] = await pending(store)
     assert due == datetime(2026, 1, 10, 22, 50, tzinfo=UTC)  # before 23:00: unchanged
     await chat.command("stop")
+    await chat.press("Yes, cancel")
     await chat.command("quiet")
     await chat.press("No quiet hours")
     clock.set(datetime(2026, 1, 11, 2, 0, tzinfo=UTC))
