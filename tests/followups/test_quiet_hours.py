@@ -239,7 +239,8 @@ async def test_a_person_without_quiet_hours_is_not_held(
     assert sent == []
     assert await due_times(store) == [london(2026, 1, 10, 23, 30)]
     clock.set(london(2026, 1, 10, 23, 30))
-    await chat.command("stop")  # the flow ends; nothing else is planned
+    await chat.command("stop")  # the flow ends, and /stop asks about the follow-up
+    await chat.press("Yes, cancel")
     assert await run.run_due() == 0
 
 
@@ -268,6 +269,7 @@ async def test_in_demo_mode_the_postponement_shrinks_and_night_is_not_checked_at
     assert await due_times(store) == [london(2026, 1, 10, 12, 0) + timedelta(seconds=10)]
     # A demo's due times were moved out of the night before the wait shrank.
     await chat.command("stop")
+    await chat.press("Yes, cancel")
     await plan(store, london(2026, 1, 10, 23, 0), timedelta(hours=24))
     clock.set(london(2026, 1, 10, 23, 0))
     sender = RecordingSender()
