@@ -43,9 +43,11 @@ class ConsoleAdapter:
         *,
         user_id: str,
         files_dir: Path = Path("data/exports"),
+        images_dir: Path = Path("data/charts"),
         delivery: Delivery | None = None,
     ) -> None:
         self._files_dir = files_dir
+        self._images_dir = images_dir
         # Sends the engine's stored replies (through this adapter's `send`) and marks
         # them; without one, replies are printed and their rows left as they are.
         self._delivery = delivery
@@ -67,8 +69,12 @@ class ConsoleAdapter:
         for message in messages:
             self._console.print(f"[bold cyan]guide ›[/] {escape(message.text)}")
             if message.attachment is not None:
+                # A terminal cannot show a picture either: it is saved, and its path
+                # printed, to open in any image viewer.
+                image = message.attachment.is_image
                 saved = self._save(message.attachment)
-                self._console.print(f"        [dim](saved as {escape(str(saved))})[/]")
+                what = "picture saved as" if image else "saved as"
+                self._console.print(f"        [dim]({what} {escape(str(saved))})[/]")
             if message.choices:
                 self._last_choices = message.choices
                 self._print_choices(message.choices)
@@ -76,17 +82,19 @@ class ConsoleAdapter:
     def _save(self, attachment: Attachment) -> Path:
         # A terminal cannot show a file, so it lands beside the database, never
         # overwriting an earlier one.
-        if not self._files_dir.exists():
-            self._files_dir.mkdir(parents=True, exist_ok=True)
-            self._files_dir.chmod(0o700)
+        folder = self._images_dir if attachment.is_image else self._files_dir
+        if not folder.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            folder.chmod(0o700)
         stem, dot, ext = attachment.filename.rpartition(".")
         stamp = self._clock.now().strftime("%Y%m%d-%H%M%S")
-        path = self._files_dir / f"{stem or ext}-{stamp}{dot}{ext if stem else ''}"
+        path = folder / f"{stem or ext}-{stamp}{dot}{ext if stem else ''}"
         n = 1
         while path.exists():
             n += 1
             path = path.with_name(f"{stem or ext}-{stamp}-{n}{dot}{ext if stem else ''}")
-        # An export holds everything kept about a person: for the guide's user only.
+        # An export holds everything kept about a person, and a chart what their
+        # journal says: for the guide's user only.
         with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
             file.write(attachment.data)
         return path

@@ -1,5 +1,5 @@
 """Steps that do something only the engine can do: write the profile (`remember`),
-send an export, forget a person, re-plan check-ins. Each returns what the flow
+send an export, forget a person, re-plan check-ins, show insights. Each returns what the flow
 does next, the way every other step kind does in `dialogs.runner`."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import logging
 from dialogs.events import Attachment, Outbound
 from dialogs.flows.model import ActionStep, RememberStep
 from dialogs.followups.checkins import Checkins
+from dialogs.insights.report import InsightsReport
 from dialogs.profile_updates import remembered
 from dialogs.steps import Continue, End, StepResult
 from dialogs.turn import Turn
@@ -20,9 +21,12 @@ EXPORT_NAME = "pausecheck-export.json"
 
 
 class Actions:
-    def __init__(self, checkins: Checkins, export_ready: str) -> None:
+    def __init__(
+        self, checkins: Checkins, export_ready: str, insights: InsightsReport | None = None
+    ) -> None:
         self._checkins = checkins
         self._export_ready = export_ready
+        self._insights = insights
 
     async def remember(self, turn: Turn, step: RememberStep) -> StepResult:
         turn.profile = remembered(turn.profile, step.set, turn.variables, turn.at)
@@ -32,8 +36,8 @@ class Actions:
         return Continue(step.next)
 
     async def run(self, turn: Turn, step: ActionStep, texts: list[str]) -> StepResult:
-        """`export`, `forget`, `reschedule_checkins` and `hold_messages` (`resume` is
-        the runner's).
+        """`export`, `forget`, `reschedule_checkins`, `hold_messages`, `insights`,
+        `insights_week` and `weekly_insights_on`/`_off` (`resume` is the runner's).
         The step's texts are already shown, except for `export`, which sends its last
         text with the file."""
         if step.do == "export":
@@ -49,6 +53,15 @@ class Actions:
         elif step.do == "hold_messages":
             held = await turn.session.cancel_followups(turn.user)
             log.info("planned messages held back user=%s count=%d", turn.who, held)
+        elif step.do in ("insights", "insights_week"):
+            if self._insights is None:
+                raise RuntimeError("this engine was built without insights")
+            show = self._insights.show if step.do == "insights" else self._insights.week
+            await show(turn)
+        elif step.do == "weekly_insights_on":
+            await self._checkins.start_weekly_insight(turn)
+        elif step.do == "weekly_insights_off":
+            await self._checkins.stop_weekly_insight(turn)
         assert step.next is not None
         return Continue(step.next)
 

@@ -24,6 +24,7 @@ from dialogs.flows.model import Flow
 from dialogs.flows.replies import IntentReplies
 from dialogs.flows.templates import TemplateError, template_fields
 from dialogs.flows.yaml_source import SourceMap, load_yaml
+from dialogs.insights.words import INSIGHTS_FIELDS, InsightsCopy
 from dialogs.reflection.content import REFLECTION_COPY_FIELDS, Reflection, ReflectionCopy
 from dialogs.understanding.base import INTENTS
 from dialogs.understanding.examples import ExamplesError, check_examples, load_examples
@@ -47,6 +48,7 @@ REQUIRED_FLOWS: dict[str, set[str]] = {
     "forget": set(),
     "timezone": {"then"},
     "checkin_due": set(),
+    "insights_due": set(),
 }
 
 
@@ -72,6 +74,8 @@ class Content:
     reflection_copy: ReflectionCopy | None = None
     # What the guide says to typed text outside a flow; None in content without it.
     replies: IntentReplies | None = None
+    # The words of /insights (content/insights.yaml).
+    insights: InsightsCopy | None = None
 
     @property
     def examples_dir(self) -> Path:
@@ -125,6 +129,10 @@ def check_content(directory: Path) -> tuple[Content | None, list[ContentError]]:
     if reflection_copy is not None and rc_source is not None:
         _check_copy(reflection_copy, rc_source, errors, REFLECTION_COPY_FIELDS)
 
+    insights, insights_source = _parse(directory / "insights.yaml", InsightsCopy, errors)
+    if insights is not None and insights_source is not None:
+        _check_copy(insights, insights_source, errors, INSIGHTS_FIELDS)
+
     replies = None
     understanding = directory / "understanding"
     if (understanding / "replies.yaml").exists():
@@ -148,6 +156,7 @@ def check_content(directory: Path) -> tuple[Content | None, list[ContentError]]:
             reflections,
             reflection_copy,
             replies,
+            insights,
         ),
         [],
     )

@@ -110,7 +110,7 @@ class Reply(list[Outbound]):
     was stored, and the caller then sends the messages directly: a redelivered event
     (nothing to say), the apology after a failed turn (nothing committed), the reply
     to /forget (nothing about the person may remain) and a reply carrying a file
-    (files are never stored)."""
+    or a chart (files are never stored)."""
 
     __slots__ = ("_row_of", "rows")
 
@@ -149,9 +149,14 @@ async def store_reply(
 ) -> Reply:
     """Store a turn's messages as outbox rows in its transaction (see `Reply` for
     what is not stored)."""
-    if forgotten or not messages or any(m.attachment is not None for m in messages):
+    if forgotten or not messages or any(_carries_file(m) for m in messages):
         return Reply(messages)
     return Reply(messages, await session.enqueue_outbound(owner, address, messages, at))
+
+
+def _carries_file(message: Outbound) -> bool:
+    # A file or a chart (drawn into one after commit) is never kept in the store.
+    return message.attachment is not None or message.chart is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from dialogs.flows.commands import Action
 from dialogs.flows.model import ChoiceStep, ScaleStep
 from dialogs.flows.templates import render
 from dialogs.followups.checkins import Checkins, quiet_hours
+from dialogs.insights.drawing import drawn
 from dialogs.listener import ALL_OPTIONS, ASKING, SAID_PREFIX, Listener
 from dialogs.matching import clean_input
 from dialogs.payloads import Payload, decode_payload
@@ -170,7 +171,7 @@ class Engine:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("event handled kind=%s user=%s replies=%d", kind, turn.who, len(turn.out))
         self._checkins.announce(turn.scheduled)
-        return reply
+        return await drawn(reply)  # a chart is drawn only once the turn has committed
 
     async def greet(self, address: Address) -> list[Outbound]:
         """What to show when a person opens a session (the console starting): the

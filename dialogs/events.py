@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dialogs.insights.chart import Chart
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +69,20 @@ class Choice:
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
-    """A file to send with a message, such as a data export."""
+    """A file to send with a message, such as a data export. An image (`media_type`
+    image/...) is shown as a picture where the platform can (a Telegram photo, a
+    Discord image); anything else goes as a document."""
 
     filename: str
     data: bytes
     media_type: str
+    # What an image shows, for whoever cannot see it (alt text, where the platform
+    # takes one).
+    description: str | None = None
+
+    @property
+    def is_image(self) -> bool:
+        return self.media_type.startswith("image/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +98,12 @@ class Outbound:
     text: str
     choices: tuple[Choice, ...] = field(default=())
     private_only: bool = False
+    # A picture by its https URL (Discord embeds it).
     image: str | None = None
     attachment: Attachment | None = None
+    # A chart to draw once the turn has committed (dialogs.insights.drawing.drawn):
+    # adapters receive it drawn, as an image `attachment`. Like files, never stored.
+    chart: Chart | None = None
     to: Address | None = None
     # A group post that may open a thread of this name (Discord): the adapter posts
     # it, opens the thread, tells the engine (`Engine.move_reflection`), and sends

@@ -33,6 +33,7 @@ from dialogs.flows.model import (
 from dialogs.flows.templates import render, template_fields
 from dialogs.flows.typed_values import parse_time_of_day, parse_zone
 from dialogs.followups.checkins import Checkins
+from dialogs.insights.report import InsightsReport
 from dialogs.matching import match_option, parse_number
 from dialogs.payloads import Payload, encode_payload
 from dialogs.safety.gates import gate_before
@@ -69,7 +70,8 @@ class FlowRunner:
         self._content = content
         self._resource_text = resource_text
         self._checkins = checkins
-        self._actions = Actions(checkins, content.copy.export_ready)
+        insights = InsightsReport(content, checkins)
+        self._actions = Actions(checkins, content.copy.export_ready, insights)
 
     # ------------------------------------------------------------- starting and running
 

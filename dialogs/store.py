@@ -84,6 +84,18 @@ class Profile:
     unreachable_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One journal row read back: a tap (`kind` "choice", the option id) or a number
+    ("rating", 0 to 10), with where in which flow it was given. Never free text."""
+
+    at: datetime
+    flow_id: str
+    step_id: str
+    kind: str
+    value: str
+
+
 class FollowUpStatus(StrEnum):
     PENDING = "pending"
     CLAIMED = "claimed"
@@ -205,6 +217,10 @@ class StoreSession(ReflectionRecords, Protocol):
         self, user: UserKey, at: datetime, flow_id: str, node_id: str, kind: str, value: str
     ) -> None:
         """Record a choice or a rating. Never called with free text."""
+        ...
+
+    async def read_journal(self, user: UserKey, since: datetime) -> list[JournalEntry]:
+        """The person's journal from `since` on, oldest first (for /insights)."""
         ...
 
     async def schedule_followup(self, user: UserKey, request: FollowUpRequest) -> bool:

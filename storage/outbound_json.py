@@ -6,7 +6,8 @@ goes to another address and `"thread": str` for a post that opens one; a choice
 with a start payload is `[id, label, payload]`.
 Attachments are never stored: follow-ups never carry files (the only files are
 data exports, sent in reply to the person, and a copy of one here would be personal
-data kept past its use), so a message read back always has `attachment=None`.
+data kept past its use), so a message read back always has `attachment=None`; nor
+are charts, which become files (`dialogs.insights.drawing`), so `chart=None` too.
 
 With a cipher the whole list is sealed as one `{"_enc": "<token>"}`, like
 conversation variables, because the text can quote what the person typed.

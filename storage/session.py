@@ -18,6 +18,7 @@ from dialogs.store import (
     FollowUp,
     FollowUpRequest,
     FollowUpStatus,
+    JournalEntry,
     OutboundKind,
     OutboundRow,
     Profile,
@@ -180,6 +181,25 @@ class SqlStoreSession(ReflectionRows):
             )
         )
 
+    async def read_journal(self, user: UserKey, since: datetime) -> list[JournalEntry]:
+        rows = await self._session.execute(
+            select(
+                JournalEntryRow.at,
+                JournalEntryRow.flow_id,
+                JournalEntryRow.node_id,
+                JournalEntryRow.kind,
+                JournalEntryRow.value,
+            )
+            .join(UserRow, UserRow.id == JournalEntryRow.user_id)
+            .where(
+                UserRow.platform == user.platform,
+                UserRow.platform_user_id == user.user_id,
+                JournalEntryRow.at >= since,
+            )
+            .order_by(JournalEntryRow.at, JournalEntryRow.id)
+        )
+        return [JournalEntry(*row) for row in rows]
+
     async def schedule_followup(self, user: UserKey, request: FollowUpRequest) -> bool:
         now = self._clock.now()
         user_id = await self._user_id(user, now)
@@ -267,7 +287,10 @@ class SqlStoreSession(ReflectionRows):
             self._dialect,
             owner,
             address,
-            [replace(m, attachment=None) if m.attachment else m for m in messages],
+            [
+                replace(m, attachment=None, chart=None) if m.attachment or m.chart else m
+                for m in messages
+            ],
             at,
             OutboundKind.SCHEDULED,
             worker=self._worker,

@@ -4,7 +4,9 @@
 - `dialogs/flows/` and `dialogs/safety/` import no learned model (`sklearn`), so the
   phrase tier and content loading work even where the model cannot load;
 - `bot/telegram/` never imports `bot/discord/` or discord.py, and the reverse;
-- `storage/` imports no `bot` and no chat library.
+- `storage/` imports no `bot` and no chat library;
+- matplotlib is imported by `dialogs/insights/drawing.py` alone, inside a function,
+  so starting the guide never loads it.
 
 The walk is recursive with dotted module names: a flat glob would silently stop
 covering a subpackage the day one is added.
@@ -103,3 +105,42 @@ def test_importing_every_dialogs_module_loads_no_platform_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert result.stdout.strip() == ""
+
+
+DRAWING = "dialogs.insights.drawing"
+
+
+def test_only_the_drawing_module_imports_matplotlib() -> None:
+    offenders = {
+        o for package in ("dialogs", "bot", "storage") for o in _offenders(package, ("matplotlib",))
+    }
+    assert {o.split(":")[0] for o in offenders} == {DRAWING}
+
+
+def test_the_drawing_module_imports_matplotlib_only_inside_functions() -> None:
+    path = _modules("dialogs")[DRAWING]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    top_level = [node for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)]
+    names = [
+        alias.name if isinstance(node, ast.Import) else node.module or ""
+        for node in top_level
+        for alias in node.names
+    ]
+    assert not [n for n in names if n.split(".")[0] == "matplotlib"]
+
+
+def test_starting_the_guide_does_not_load_matplotlib() -> None:
+    # What `pausecheck console` and `pausecheck run` import before the first event,
+    # and every dialogs module besides.
+    started = ["bot.cli", "bot.app", "bot.platforms", "bot.console"]
+    adapters = ["bot.telegram.adapter", "bot.discord.adapter"]
+    modules = [*started, *adapters, *sorted(_modules("dialogs"))]
+    code = (
+        "import importlib, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        "print('matplotlib' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert result.stdout.strip() == "False"

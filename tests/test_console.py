@@ -227,3 +227,25 @@ def test_the_data_directory_and_exports_are_private(tmp_path: Path) -> None:
     [export] = (data / "exports").glob("pausecheck-export-*.json")
     assert stat.S_IMODE(export.stat().st_mode) == 0o600
     assert stat.S_IMODE((data / "pc.db").stat().st_mode) == 0o600
+
+
+def test_insights_chart_is_saved_privately_and_its_path_printed(tmp_path: Path) -> None:
+    import re
+    import stat
+    import struct
+
+    # A pause rated 8, one more breathing round rated 2, then /insights (which asks
+    # for the timezone first: 1 is UK and Ireland).
+    pause = "done\n8\n1\n1\n1\n5\n2\n"
+    result = run_cli(["console"], "/pause\n" + ONBOARD + pause + "/insights\n1\n", tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = " ".join(result.stdout.split())  # rich wraps long lines
+    assert "How loud, 0 to 10: 8 before a pause, 2 after." in out
+    found = re.search(r"picture saved as (data/charts/pausecheck-insights-[\d-]+\.png)", out)
+    assert found, out
+    chart = tmp_path / found.group(1)
+    assert stat.S_IMODE(chart.stat().st_mode) == 0o600
+    assert stat.S_IMODE(chart.parent.stat().st_mode) == 0o700
+    data = chart.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", data[16:24]) == (960, 1200)

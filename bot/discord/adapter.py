@@ -518,8 +518,12 @@ def _message_kwargs(part: Part, owner: int | None) -> dict[str, Any]:
             group_view(part.choices) if owner is None else choice_view(owner, part.choices)
         )
     if part.attachment is not None:
+        # An image file is shown in the message itself; its description is the alt
+        # text screen readers say.
         data = io.BytesIO(part.attachment.data)
-        kwargs["file"] = discord.File(data, filename=part.attachment.filename)
+        kwargs["file"] = discord.File(
+            data, filename=part.attachment.filename, description=part.attachment.description
+        )
     if part.image is not None and part.image.startswith(("https://", "http://")):
         # Discord shows a picture from a URL only; there is no local file to upload.
         kwargs["embed"] = discord.Embed().set_image(url=part.image)

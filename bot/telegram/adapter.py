@@ -355,6 +355,14 @@ class TelegramAdapter:
                 what="sendDocument",
             )
             return
+        if post.photo is not None:
+            photo = post.photo
+            await with_retries(
+                lambda: bot.send_photo(chat_id, InputFile(photo.data, filename=photo.filename)),
+                self._retry,
+                what="sendPhoto",
+            )
+            return
         await with_retries(
             lambda: bot.send_message(
                 chat_id, post.text, reply_markup=post.keyboard, link_preview_options=NO_PREVIEW

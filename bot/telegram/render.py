@@ -34,11 +34,13 @@ _SHORT_PER_ROW = 6
 
 @dataclass(frozen=True, slots=True)
 class Post:
-    """One Bot API call's worth: a text message (maybe with buttons) or a document."""
+    """One Bot API call's worth: a text message (maybe with buttons), a document, or
+    a photo (an image attachment, shown in the chat rather than as a file)."""
 
     text: str = ""
     keyboard: InlineKeyboardMarkup | None = None
     document: Attachment | None = None
+    photo: Attachment | None = None
 
 
 def is_private_chat(address: Address) -> bool:
@@ -118,6 +120,8 @@ def render_one(
     for index, piece in enumerate(pieces):
         last = index == len(pieces) - 1
         posts.append(Post(piece, markup if last else None))
-    if message.attachment is not None:
+    if message.attachment is not None and message.attachment.is_image:
+        posts.append(Post(photo=message.attachment))
+    elif message.attachment is not None:
         posts.append(Post(document=message.attachment))
     return posts, noticed

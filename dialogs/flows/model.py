@@ -310,21 +310,31 @@ class ActionStep(_Step):
     `forget` deletes everything about them and ends the conversation;
     `reschedule_checkins` replaces the pending check-in after its settings change;
     `hold_messages` cancels every planned message, so nothing arrives unasked on a
-    screen someone else may see (after a danger signal or "not safe right now").
+    screen someone else may see (after a danger signal or "not safe right now");
+    `insights` shows what the journal says, with a chart, and sets `has_pauses` and
+    `weekly`; `insights_week` sets `news` and `week_line` for the weekly offer;
+    `weekly_insights_on` and `_off` opt in to it and out.
     """
 
     kind: Literal["action"]
-    do: Literal["resume", "export", "forget", "reschedule_checkins", "hold_messages"]
+    do: Literal[
+        "resume",
+        "export",
+        "forget",
+        "reschedule_checkins",
+        "hold_messages",
+        "insights",
+        "insights_week",
+        "weekly_insights_on",
+        "weekly_insights_off",
+    ]
     next: Ident | None = None
 
     @model_validator(mode="after")
     def _next_only_for_export(self) -> ActionStep:
-        goes_on = self.do in ("export", "reschedule_checkins", "hold_messages")
+        goes_on = self.do not in ("resume", "forget")
         if goes_on != (self.next is not None):
-            raise ValueError(
-                "'export', 'reschedule_checkins' and 'hold_messages' need a 'next';"
-                " 'resume' and 'forget' end the flow"
-            )
+            raise ValueError("every action but 'resume' and 'forget' needs a 'next'")
         return self
 
     def targets(self) -> list[str]:

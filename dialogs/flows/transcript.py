@@ -48,6 +48,10 @@ ACTION_NOTES = {
     "resume": "goes back to the flow it interrupted",
     "reschedule_checkins": "plans the next check-in with the new settings",
     "hold_messages": "cancels every planned message",
+    "insights": "sends what the journal shows, in words and a chart",
+    "insights_week": "looks at the past seven days of the journal",
+    "weekly_insights_on": "plans a weekly look at the check-in time",
+    "weekly_insights_off": "cancels the weekly look",
 }
 
 

@@ -24,6 +24,7 @@ from dialogs.followups.times import (
     next_local_time,
     next_weekly_time,
 )
+from dialogs.followups.weekly_insight import INSIGHT_FLOW, INSIGHT_KIND, next_insight_time
 from dialogs.store import FollowUp, FollowUpRequest, Profile, StoreSession, UserKey
 from dialogs.turn import Turn
 
@@ -164,13 +165,67 @@ class Checkins:
         self, session: StoreSession, done: FollowUp, profile: Profile, now: datetime
     ) -> None:
         """After an occurrence is handled (sent, missed or held back), plan the next."""
+        after = max(now, done.due_at)
         if done.kind == "checkin":
-            await self.insert(session, done.user, done.chat_id, profile, max(now, done.due_at))
+            await self.insert(session, done.user, done.chat_id, profile, after)
+        elif done.kind == INSIGHT_KIND:
+            origin = f"after:{done.id}"
+            await self.insert_insight(session, done.user, done.chat_id, profile, after, origin)
 
     async def reschedule(self, turn: Turn) -> None:
-        """The settings changed: replace the pending occurrence with the new one."""
+        """The settings changed: replace the pending occurrence with the new one, and
+        move a weekly insight to the new check-in time."""
         await turn.session.cancel_followups(turn.user, kind="checkin")
         await self.insert(turn.session, turn.user, turn.chat_id, turn.profile, turn.at)
+        if await turn.session.cancel_followups(turn.user, kind=INSIGHT_KIND):
+            await self.start_weekly_insight(turn)
+
+    # ------------------------------------------------------------- weekly insight
+
+    async def insert_insight(
+        self,
+        session: StoreSession,
+        user: UserKey,
+        chat_id: str,
+        profile: Profile,
+        now: datetime,
+        origin: str,
+    ) -> bool:
+        """Plan the next weekly insight (dialogs.followups.weekly_insight), unless one
+        is pending already. `origin` (the turn's event, or the row just handled) is
+        part of the row's key, so opting in again after opting out plans afresh,
+        while one origin handled twice (a recovery) plans once."""
+        if profile.unreachable_at is not None:
+            return False
+        pending = await session.pending_followups(user)
+        if any(f.kind == INSIGHT_KIND for f in pending):
+            return False
+        occurrence = next_insight_time(profile, now, self.zone_of(profile), quiet_hours(profile))
+        due = self.scaled(now, occurrence)
+        request = FollowUpRequest(
+            flow_id=INSIGHT_FLOW,
+            chat_id=chat_id,
+            due_at=due,
+            expires_at=due + CHECKIN_LATE_LIMIT / self._delay_scale,
+            dedupe_key=f"insight:{user.platform}:{user.user_id}:{occurrence.isoformat()}:{origin}",
+            kind=INSIGHT_KIND,
+        )
+        if await session.schedule_followup(user, request):
+            self.announce([due])
+            return True
+        return False
+
+    async def weekly_insight_on(self, turn: Turn) -> bool:
+        pending = await turn.session.pending_followups(turn.user)
+        return any(f.kind == INSIGHT_KIND for f in pending)
+
+    async def start_weekly_insight(self, turn: Turn) -> None:
+        await self.insert_insight(
+            turn.session, turn.user, turn.chat_id, turn.profile, turn.at, turn.event_key
+        )
+
+    async def stop_weekly_insight(self, turn: Turn) -> None:
+        await turn.session.cancel_followups(turn.user, kind=INSIGHT_KIND)
 
     # ------------------------------------------------------------- /schedule
 

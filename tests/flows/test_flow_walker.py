@@ -135,6 +135,11 @@ async def test_every_path_of_every_flow_reaches_an_end(
         on_followup_scheduled=scheduled.append,
     )
     walk = Walk(engine, store, clock, content)
+    # A pause in the journal, so /insights and the weekly look have something to
+    # show, and ask their questions.
+    async with store.session() as s:
+        yesterday = clock.now() - timedelta(days=1)
+        await s.append_journal(USER, yesterday, "pause", "rate", "rating", "7")
     edges: dict[StateKey, set[StateKey]] = defaultdict(set)
     representative: dict[StateKey, ConversationState] = {}
     frontier: list[StateKey] = []

@@ -5,7 +5,7 @@ from sqlalchemy import Table, delete, func, select
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dialogs.store import ConversationState, FollowUpRequest, UserKey
+from dialogs.store import ConversationState, FollowUpRequest, JournalEntry, UserKey
 from storage import SqlStore
 from storage.models import (
     Base,
@@ -130,6 +130,25 @@ async def test_journal_records_choices(store: SqlStore, engine: AsyncEngine) -> 
             )
         ).all()
     assert [tuple(row) for row in rows] == [("choice", "calm", T0), ("rating", "4", T0)]
+
+
+async def test_read_journal_is_one_person_s_from_a_time_on_oldest_first(
+    store: SqlStore,
+) -> None:
+    bob = UserKey("telegram", "bob")
+    async with store.session() as session:
+        await session.append_journal(ALICE, T0 + timedelta(hours=2), "pause", "rate", "rating", "7")
+        await session.append_journal(ALICE, T0 - timedelta(days=1), "pause", "rate", "rating", "9")
+        await session.append_journal(ALICE, T0, "followup", "helped", "choice", "moving")
+        await session.append_journal(bob, T0, "pause", "rate", "rating", "3")
+    async with store.session() as session:
+        read = await session.read_journal(ALICE, T0)
+        assert read == [
+            JournalEntry(T0, "followup", "helped", "choice", "moving"),
+            JournalEntry(T0 + timedelta(hours=2), "pause", "rate", "rating", "7"),
+        ]
+        assert read[0].at.tzinfo is not None
+        assert await session.read_journal(UserKey("telegram", "nobody"), T0) == []
 
 
 async def test_datetimes_come_back_utc_aware(store: SqlStore) -> None:

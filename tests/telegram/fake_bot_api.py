@@ -487,6 +487,23 @@ class FakeBotAPI:
             content["caption"] = params["caption"]
         return self._new_message(params["chat_id"], **content)
 
+    async def _api_sendPhoto(self, params: dict[str, Any]) -> Any:
+        upload = params.get("photo")
+        if not isinstance(upload, dict):
+            raise _ApiError(400, "Bad Request: there is no photo in the request")
+        # Telegram answers with the sizes it keeps; the fake keeps the one it got.
+        photo = {
+            "file_id": f"photo{len(self.calls)}",
+            "file_unique_id": f"p{len(self.calls)}",
+            "width": 0,
+            "height": 0,
+            "file_size": len(upload["data"]),
+        }
+        content: dict[str, Any] = {"photo": [photo]}
+        if params.get("caption"):
+            content["caption"] = params["caption"]
+        return self._new_message(params["chat_id"], **content)
+
     async def _api_editMessageText(self, params: dict[str, Any]) -> Any:
         message = self._stored(params)
         markup = params.get("reply_markup")

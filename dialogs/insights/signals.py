@@ -1,0 +1,58 @@
+"""Which journal rows mean what, for insights.
+
+The journal stores (flow, step, kind, value) for every tap and number. These are
+the steps whose answers the insights read; `tests/insights/test_signals.py` checks
+each one still exists in `content/flows/` with the right kind, so renaming a step
+cannot silently empty a chart.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+Where = tuple[str, str]
+
+# A pause counts once the person has said how loud it was (0 calm, 10 loudest).
+PAUSE_BEFORE: Where = ("pause", "rate")
+# Later ratings on the same scale: one more breathing round, and the follow-up the
+# pause offers ("How loud is it inside now?").
+PAUSE_AFTER: tuple[Where, ...] = (("pause", "breathe_again"), ("followup", "rerate"))
+# A later rating belongs to the last pause before it, within this long.
+EPISODE = timedelta(hours=24)
+# Settled: a later rating at or below this. Settling time is only measured for a
+# pause that started above it.
+SETTLED_AT = 3
+
+# "What helped, if anything?" in the follow-up; "nothing" is not a thing that helped.
+HELPED: Where = ("followup", "helped")
+NOT_HELPED = frozenset({"nothing"})
+
+# Space with a promised return: the time chosen, whether a reminder was asked for,
+# and the answer to that reminder (its first question, asked at the promised time).
+SPACE_WHEN: Where = ("space", "when")
+SPACE_REMIND: Where = ("space", "offer")
+SPACE_REMIND_YES = "yes"
+SPACE_BACK: Where = ("space_return", "settled")
+# How long after the promised time an answer to the reminder still counts as kept.
+SPACE_GRACE = timedelta(minutes=30)
+# The promised delay of each return time; "evening" is the next 20:00, local.
+SPACE_DELAYS = {
+    "in_30m": timedelta(minutes=30),
+    "in_1h": timedelta(hours=1),
+    "tomorrow": timedelta(days=1),
+}
+SPACE_EVENING = ("evening", "20:00")
+
+# A check-in counts as answered once its first question is.
+CHECKIN_ANSWERED: Where = ("checkin", "settled")
+
+# Every step read, with the kind of journal row it gives: the content test's list.
+READ_STEPS: dict[Where, str] = {
+    PAUSE_BEFORE: "rating",
+    **dict.fromkeys(PAUSE_AFTER, "rating"),
+    HELPED: "choice",
+    SPACE_WHEN: "choice",
+    SPACE_REMIND: "choice",
+    SPACE_BACK: "rating",
+    CHECKIN_ANSWERED: "rating",
+}

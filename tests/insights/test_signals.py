@@ -1,0 +1,52 @@
+"""Every journal step the insights read still exists, with the kind they expect: a
+renamed step would otherwise empty the chart without a word."""
+
+from __future__ import annotations
+
+import pytest
+
+from dialogs.content import Content
+from dialogs.flows.model import ChoiceStep, ScaleStep
+from dialogs.insights.signals import (
+    HELPED,
+    NOT_HELPED,
+    READ_STEPS,
+    SPACE_DELAYS,
+    SPACE_EVENING,
+    SPACE_REMIND,
+    SPACE_REMIND_YES,
+    SPACE_WHEN,
+)
+
+STEP_KINDS = {"rating": ScaleStep, "choice": ChoiceStep}
+
+
+@pytest.mark.parametrize(("where", "kind"), sorted(READ_STEPS.items()))
+def test_each_step_read_exists_with_its_kind(
+    content: Content, where: tuple[str, str], kind: str
+) -> None:
+    flow_id, step_id = where
+    assert flow_id in content.flows, f"insights read {flow_id}/{step_id}: no such flow"
+    step = content.flows[flow_id].step(step_id)
+    assert isinstance(step, STEP_KINDS[kind]), f"{flow_id}/{step_id} is not a {kind} step"
+    assert content.flows[flow_id].journal, f"{flow_id} keeps no journal"
+
+
+def options(content: Content, where: tuple[str, str]) -> set[str]:
+    step = content.flows[where[0]].step(where[1])
+    assert isinstance(step, ChoiceStep)
+    return {o.id for o in step.options}
+
+
+def test_option_ids_read_are_the_flows_own(content: Content) -> None:
+    assert options(content, HELPED) >= NOT_HELPED
+    assert SPACE_REMIND_YES in options(content, SPACE_REMIND)
+    # Every return time with a reminder is one the insights can place.
+    # ("own", a time typed in words, gets no reminder.)
+    placed = {*SPACE_DELAYS, SPACE_EVENING[0]}
+    assert options(content, SPACE_WHEN) - {"own"} == placed
+
+
+def test_this_evening_is_when_the_space_flow_reminds(content: Content) -> None:
+    step = content.flows["space"].step("remind_eve")
+    assert getattr(step, "at", None) == SPACE_EVENING[1]
