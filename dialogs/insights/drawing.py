@@ -35,6 +35,9 @@ INK = "#222222"
 TITLE_SIZE = 22
 LABEL_SIZE = 15
 TICK_SIZE = 13
+MARGINS = {"left": 0.14, "right": 0.93, "top": 0.91, "bottom": 0.085, "hspace": 0.62}
+# How much of its slot a bar fills.
+BAR_SHARE = 0.7
 # At most this many labelled ticks on a time axis.
 MAX_TICKS = 6
 # An axis has room for at least this many bars, so one bar is not a wall of colour.
@@ -54,13 +57,27 @@ def draw_png(chart: Chart) -> bytes:
     from matplotlib.ticker import MaxNLocator
 
     with _drawing:
-        figure = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI, layout="constrained")
+        figure = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI)
         FigureCanvasAgg(figure)
         top, bottom = figure.subplots(2, 1, height_ratios=(2, 3))
+        # Fixed margins, sized for the type below: a layout engine would cost more
+        # than the drawing itself.
+        figure.subplots_adjust(**MARGINS)
         figure.suptitle(chart.title, fontsize=TITLE_SIZE, color=INK, fontweight="bold")
 
         weeks = range(len(chart.week_labels))
-        top.bar(weeks, chart.pauses_per_week, color=BEFORE_COLOUR, width=0.7)
+        # A year is 52 bars: drawn as one collection of thick lines, not 52 patches
+        # (a third of the drawing time otherwise).
+        slot_points = _panel_width_inches() / max(len(weeks), MIN_SLOTS) * 72
+        top.vlines(
+            weeks,
+            0,
+            chart.pauses_per_week,
+            colors=BEFORE_COLOUR,
+            linewidth=BAR_SHARE * slot_points,
+            capstyle="butt",
+        )
+        top.set_ylim(0, max(1, *chart.pauses_per_week) * 1.05)
         top.set_ylabel(chart.pauses_axis, fontsize=LABEL_SIZE, color=INK)
         top.set_xlabel(chart.weeks_axis, fontsize=LABEL_SIZE, color=INK)
         top.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=4))
@@ -110,8 +127,20 @@ def draw_png(chart: Chart) -> bytes:
             axes.spines[["top", "right"]].set_visible(False)
             axes.tick_params(labelsize=TICK_SIZE, colors=INK)
         out = io.BytesIO()
-        figure.savefig(out, format="png", dpi=DPI, metadata={"Software": None})
+        # Light compression: encoding is a fifth of the time at the default level,
+        # and the file stays small for a chart (well under 200 KB).
+        figure.savefig(
+            out,
+            format="png",
+            dpi=DPI,
+            metadata={"Software": None},
+            pil_kwargs={"compress_level": 1},
+        )
     return out.getvalue()
+
+
+def _panel_width_inches() -> float:
+    return WIDTH_PX / DPI * (MARGINS["right"] - MARGINS["left"])
 
 
 def _label_ticks(axes: object, labels: tuple[str, ...]) -> None:
