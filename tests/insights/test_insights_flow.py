@@ -200,7 +200,9 @@ async def test_stop_these_and_stop_end_the_weekly_look(
     await chat.command("insights")
     await chat.press("Yes, weekly")
     assert len(await planned(store)) == 1
-    await chat.command("stop")
+    out = await chat.command("stop")
+    assert "Also cancel your weekly look on Sun 18 Jan at 18:00?" in texts(out)
+    await chat.press("Yes, cancel")
     assert await planned(store) == []
 
 
