@@ -69,6 +69,8 @@ STARTED_BY_THE_GUIDE = {
     "crisis_check",
     "danger",
     "checkin_due",
+    # The weekly look, at the check-in time, for those who asked in /insights.
+    "insights_due",
     "timezone",
     # Pressing Join on a group reflection before the gates are through.
     "reflection_ready",
