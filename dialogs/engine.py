@@ -390,9 +390,9 @@ class Engine:
                 self._flows.reprompt(turn)
                 return
             if isinstance(step, ChoiceStep):
-                ids = [o.id for o in step.options]
-                if payload.option in ids:
-                    await self._flows.choose(turn, step, ids.index(payload.option))
+                index = self._flows.pressed(turn, step, payload.option)
+                if index is not None:
+                    await self._flows.choose(turn, step, index)
                     return
             elif isinstance(step, ScaleStep) and payload.option in SCALE_LABELS:
                 await self._flows.rate(turn, step, int(payload.option))
@@ -427,7 +427,7 @@ class Engine:
         if (
             isinstance(step, ChoiceStep)
             and step.other is None
-            and self._flows.match_choice(step, text) is None
+            and self._flows.match_choice(turn, step, text) is None
         ):
             await self._listener.unmatched_choice(turn, step, text)
             return

@@ -147,7 +147,7 @@ class Listener:
     def _answers_step(self, turn: Turn, text: str) -> bool:
         step = self._runner.current_step(turn)
         if isinstance(step, ChoiceStep):
-            return self._runner.match_choice(step, text) is not None
+            return self._runner.match_choice(turn, step, text) is not None
         if isinstance(step, ScaleStep):
             number = parse_number(text)
             return number is not None and 0 <= number <= 10
@@ -169,7 +169,7 @@ class Listener:
         """A stop word typed mid-flow, unless the step has an option that says it."""
         if turn.flow_id is None:
             return False
-        if isinstance(step, ChoiceStep) and self._runner.match_choice(step, text) is not None:
+        if isinstance(step, ChoiceStep) and self._runner.match_choice(turn, step, text) is not None:
             return False
         if simplify(text) in STOP_WORDS:
             return True
@@ -308,7 +308,8 @@ class Listener:
             turn.out.append(Outbound(copy.heard_you))
             self._runner.reprompt(turn)
             return
-        likely = _likeliest_options(step, text)
+        shown = [step.options[i] for i in self._runner.shown_options(turn, step)]
+        likely = _likeliest_options(shown, text)
         if not likely:
             turn.out.append(Outbound(copy.didnt_catch))
             self._runner.reprompt(turn)
@@ -359,11 +360,11 @@ class Listener:
         turn.out.append(Outbound(reply.text, choices=choices))
 
 
-def _likeliest_options(step: ChoiceStep, text: str) -> list[tuple[Option, str]]:
-    """Up to three options whose words look most like `text`, best first."""
+def _likeliest_options(options: list[Option], text: str) -> list[tuple[Option, str]]:
+    """Up to three of the offered options whose words look most like `text`, best first."""
     said = simplify(text)
     scored: list[tuple[float, Option]] = []
-    for option in step.options:
+    for option in options:
         names = [option.label, option.id.replace("_", " "), *option.aliases]
         score = max(_likeness(said, simplify(n)) for n in names)
         if score >= 0.5:

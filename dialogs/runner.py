@@ -182,7 +182,7 @@ class FlowRunner:
         """Typed text at the step the person is at (never empty here)."""
         copy = self._content.copy
         if isinstance(step, ChoiceStep):
-            index = self.match_choice(step, text)
+            index = self.match_choice(turn, step, text)
             if index is None and step.other is not None:
                 index = [o.id for o in step.options].index(step.other)
             if index is None:
@@ -218,11 +218,26 @@ class FlowRunner:
         else:
             await self.recover(turn)
 
-    def match_choice(self, step: ChoiceStep, text: str) -> int | None:
-        """The option `text` names by number, label, id or alias; None if none or several."""
-        return match_option(
-            text, [[o.label, o.id.replace("_", " "), *o.aliases] for o in step.options]
-        )
+    def match_choice(self, turn: Turn, step: ChoiceStep, text: str) -> int | None:
+        """The offered option `text` names by number (as shown), label, id or alias; its
+        index in the step, or None if none or several."""
+        shown = self.shown_options(turn, step)
+        options = [step.options[i] for i in shown]
+        index = match_option(text, [[o.label, o.id.replace("_", " "), *o.aliases] for o in options])
+        return None if index is None else shown[index]
+
+    def shown_options(self, turn: Turn, step: ChoiceStep) -> list[int]:
+        """The indexes of the options offered now: those that fit the person's local hour."""
+        hour = turn.at.astimezone(self._checkins.zone_of(turn.profile)).hour
+        return [i for i, o in enumerate(step.options) if o.shown_at(hour)]
+
+    def pressed(self, turn: Turn, step: ChoiceStep, option_id: str) -> int | None:
+        """The index of a pressed option, if it is offered now (a button shown before
+        midnight for "This evening" is stale after it)."""
+        for i in self.shown_options(turn, step):
+            if step.options[i].id == option_id:
+                return i
+        return None
 
     async def _journal(self, turn: Turn, step_id: str, kind: str, value: str) -> None:
         # Some answers must never be kept (the safety screen's): their flow says so.
@@ -237,7 +252,10 @@ class FlowRunner:
         assert turn.flow_id is not None
         labels: list[tuple[str, str]]
         if isinstance(step, ChoiceStep):
-            labels = [(o.id, render(o.label, turn.variables)) for o in step.options]
+            labels = [
+                (step.options[i].id, render(step.options[i].label, turn.variables))
+                for i in self.shown_options(turn, step)
+            ]
         elif isinstance(step, ScaleStep):
             labels = [(n, n) for n in SCALE_LABELS]
         else:

@@ -70,7 +70,7 @@ async def test_pause_flow_with_buttons_reaches_the_end_and_schedules_a_followup(
     settle = await chat.press("Settle and wait a set time")
     assert "anything but the phone" in texts(settle)
     done = await chat.press("In 20 minutes")
-    assert "I'll check in then" in texts(done)
+    assert "Done, I'll check in at 12:20." in texts(done)
     assert "/pause" in done[-1].text
     state = await state_of(store, clock)
     assert state.flow_id is None and state.variables == {}

@@ -105,7 +105,7 @@ async def test_a_failure_late_in_an_event_rolls_back_everything_it_wrote(
 
     redelivered = Inbound(chat.address, "retry-1", clock.now(), choice=button.id)
     out = await engine.handle(redelivered)
-    assert "I'll check in then" in "\n".join(m.text for m in out)
+    assert "Done, I'll check in at" in "\n".join(m.text for m in out)
     async with store.session() as s:
         assert len(await s.pending_followups(USER)) == 1
 

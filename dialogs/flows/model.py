@@ -84,6 +84,10 @@ class Option(_Strict):
     # Adds to whole-number variables (declared with a number under `variables`), so a
     # flow can tally answers across questions, as the role self-check does.
     add: dict[Ident, int] = Field(default_factory=dict)
+    # Offered only while the person's local hour is from the first number up to (not
+    # including) the second; [9, 5] wraps past midnight. For time words that stop
+    # fitting the clock: no "This evening" after midnight.
+    hours: tuple[int, int] | None = None
 
     def assigned(self, variables: Mapping[str, VarValue]) -> dict[str, VarValue]:
         """What choosing this option writes: its `set`, then its `add` on the numbers
@@ -93,6 +97,21 @@ class Option(_Strict):
             current = variables.get(name, 0)
             out[name] = (current if isinstance(current, int) else 0) + amount
         return out
+
+    @model_validator(mode="after")
+    def _hours_are_hours(self) -> Option:
+        if self.hours is not None:
+            start, end = self.hours
+            if not (0 <= start <= 23 and 1 <= end <= 24) or start == end:
+                raise ValueError("'hours' is [from, to]: from 0 to 23, to 1 to 24, not equal")
+        return self
+
+    def shown_at(self, hour: int) -> bool:
+        """Whether the option is offered at this local hour (0 to 23)."""
+        if self.hours is None:
+            return True
+        start, end = self.hours
+        return start <= hour < end if start < end else (hour >= start or hour < end)
 
 
 class ChoiceStep(_Step):
@@ -109,6 +128,16 @@ class ChoiceStep(_Step):
     def _other_is_an_option(self) -> ChoiceStep:
         if self.other is not None and self.other not in {o.id for o in self.options}:
             raise ValueError(f"'other' names {self.other!r}, which is not one of the options")
+        return self
+
+    @model_validator(mode="after")
+    def _something_to_tap_at_every_hour(self) -> ChoiceStep:
+        bare = [h for h in range(24) if not any(o.shown_at(h) for o in self.options)]
+        if bare:
+            raise ValueError(f"no option is offered at {bare[0]:02d}:00 (see 'hours')")
+        other = next((o for o in self.options if o.id == self.other), None)
+        if other is not None and other.hours is not None:
+            raise ValueError("the 'other' option takes any text, so it must be offered always")
         return self
 
     def targets(self) -> list[str]:

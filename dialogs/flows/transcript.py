@@ -25,6 +25,7 @@ from dialogs.flows.model import (
     Flow,
     HandoffStep,
     MessageStep,
+    Option,
     RememberStep,
     ScaleStep,
     ScheduleStep,
@@ -413,10 +414,18 @@ def _said(texts: Sequence[str], variables: dict[str, VarValue]) -> tuple[str, ..
 
 def _buttons(step: Step, variables: dict[str, VarValue]) -> tuple[str, ...]:
     if isinstance(step, ChoiceStep):
-        return ("Buttons: " + " · ".join(f"[{_render(o.label, variables)}]" for o in step.options),)
+        return ("Buttons: " + " · ".join(_button(o, variables) for o in step.options),)
     if isinstance(step, ScaleStep):
         return ("Buttons: [0] · [1] · … · [10]",)
     return ()
+
+
+def _button(option: Option, variables: dict[str, VarValue]) -> str:
+    label = f"[{_render(option.label, variables)}]"
+    if option.hours is None:
+        return label
+    start, end = option.hours
+    return f"{label} *(offered {start:02d}:00 to {end:02d}:00 local)*"
 
 
 def _heading(t: Transcript) -> list[str]:

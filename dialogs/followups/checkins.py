@@ -18,6 +18,7 @@ from dialogs.content import Content
 from dialogs.events import Choice, Outbound
 from dialogs.flows.model import ScheduleStep
 from dialogs.flows.typed_values import parse_time_of_day
+from dialogs.followups.spoken import spoken_time
 from dialogs.followups.times import (
     DEFAULT_QUIET,
     after_quiet_hours,
@@ -31,6 +32,10 @@ from dialogs.turn import Turn
 log = logging.getLogger(__name__)
 
 CHECKIN_LATE_LIMIT = timedelta(hours=24)
+# Set by a schedule step for the confirmation after it: when the follow-up will come,
+# in words ("at 08:00", "tomorrow at 08:00"), and "yes" when quiet hours moved it.
+PLANNED_AT = "planned_at"
+PLANNED_QUIET = "planned_quiet"
 
 
 def quiet_hours(profile: Profile) -> tuple[time, time]:
@@ -114,7 +119,12 @@ class Checkins:
             local = step.local_time()
             assert local is not None
             target = next_local_time(now, local, zone)
+        asked = target
         target = after_quiet_hours(target, zone, *quiet_hours(turn.profile))
+        # The confirmation says when it will really come, and why when quiet hours
+        # moved it: a flow declaring these variables can say so.
+        turn.variables[PLANNED_AT] = spoken_time(target, now, zone)
+        turn.variables[PLANNED_QUIET] = "yes" if target != asked else "no"
         due = self.scaled(now, target)
         request = FollowUpRequest(
             flow_id=step.flow,

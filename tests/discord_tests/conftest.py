@@ -139,7 +139,7 @@ PAUSE_PATH = [
     ("Reach out more", "Does that fit, even a little?"),
     ("It fits", "What would help most right now?"),
     ("Settle and wait a set time", "Want me to check on you later?"),
-    ("In 20 minutes", "I'll check in then"),
+    ("In 20 minutes", "Done, I'll check in at"),
 ]
 
 

@@ -59,6 +59,6 @@ async def test_every_reply_in_a_server_channel_is_ephemeral(world: World) -> Non
     as_bob = world.channel.history(viewer=world.bob)
     assert public == [] and as_bob == []
     # alice herself saw her conversation.
-    assert any("I'll check in then" in t for t in seen)
+    assert any("Done, I'll check in at" in t for t in seen)
     mine = world.channel.history(viewer=world.alice)
     assert mine and all(m.flags.ephemeral for m in mine)

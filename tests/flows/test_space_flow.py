@@ -61,7 +61,7 @@ async def test_main_path_composes_the_message_and_the_reminder_arrives(
     assert "coming back then, even just to say you need longer" in texts(out)
     assert [c.label for c in chat.buttons()] == ["Yes, remind me", "No thanks"]
     out = await chat.press("Yes, remind me")
-    assert "I'll nudge you then" in texts(out)
+    assert "Done, I'll nudge you at 13:00." in texts(out)
     assert "/space is here for next time" in out[-1].text
     assert await pending(store, clock) == [("space_return", timedelta(hours=1))]
 

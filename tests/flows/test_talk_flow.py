@@ -52,7 +52,7 @@ async def test_main_path_opener_parts_time_and_reminder(
     await chat.press("Tonight")
     assert [c.label for c in chat.buttons()] == ["In an hour", "In 3 hours", "No thanks"]
     out = await chat.press("In an hour")
-    assert "I'll send it then" in texts(out)
+    assert "Done, I'll send it at 13:00." in texts(out)
     assert "your own move can still shift the loop" in out[-1].text
     assert await pending(store, clock) == [("talk_reminder", timedelta(hours=1))]
 
@@ -91,7 +91,7 @@ async def test_no_reminder_when_declined(
     await chat.press("Got it")
     await chat.press(when)
     out = await chat.press("No thanks")
-    assert "I'll send it then" not in texts(out)
+    assert "I'll send it" not in texts(out)
     assert "doesn't have to go perfectly" in texts(out)
     assert await pending(store, clock) == []
 

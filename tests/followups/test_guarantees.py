@@ -424,7 +424,7 @@ async def test_snooze_from_the_checkin_message(
     await dispatcher(store, engine, clock, sender).run_due()
     chat.seen.extend(sender.sent[0][1])
     out = await chat.press("In an hour")
-    assert "ask again then" in texts(out)
+    assert "I'll ask again at " in texts(out)
     planned = sorted(await pending(store), key=lambda p: p[1])
     assert [(f, d - due, k) for f, d, k in planned] == [
         ("checkin_due", timedelta(hours=1), "once"),

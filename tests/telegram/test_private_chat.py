@@ -43,7 +43,7 @@ async def test_pause_flow_with_buttons_then_the_followup_arrives(tg: Harness) ->
     assert "safety through closeness" in texts(note)
     await me.press("Settle and wait a set time", until="check on you later")
     done = await me.press("In 20 minutes", until="/pause")
-    assert "I'll check in then" in texts(done)
+    assert "Done, I'll check in at" in texts(done)
     state = await tg.state(ME)
     assert state.flow_id is None
     # No button is left to press anywhere in the chat.
