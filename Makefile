@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.engine_turns
 	$(BIN)/python -m bench.followups_wave
 	$(BIN)/python -m bench.telegram_throughput
+	$(BIN)/python -m bench.partner_signal
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

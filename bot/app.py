@@ -58,6 +58,9 @@ class Guide:
     # adapter at start (Telegram getChatMember, Discord guild membership): only
     # members may join a group reflection. Read live by the engine's check.
     members: dict[str, GroupMemberCheck] = field(default_factory=dict)
+    # Per platform, the link that opens a partner invitation code there, registered
+    # by the adapter at start (Telegram's deep link). Read live by the engine.
+    invite_links: dict[str, Callable[[str], str]] = field(default_factory=dict)
 
     async def add_platform(self, platform: str, sender: Sender) -> Outbox:
         """Send through a paced outbox: scheduled messages on its wave lane,
@@ -88,6 +91,12 @@ async def _member(
     check = members.get(platform)
     # A platform without groups (the console) has nothing to check.
     return True if check is None else await check(chat_id, user_id)
+
+
+def _invite_link(links: dict[str, Callable[[str], str]], code: str) -> str | None:
+    # Telegram is the one platform where a link can open the guide with a code.
+    make = links.get("telegram")
+    return None if make is None else make(code)
 
 
 def limits_for(platform: str, settings: Settings) -> Limits:
@@ -145,6 +154,7 @@ async def open_guide(
     zone = local_zone(settings.timezone)
     wake: list[DispatchScheduler] = []
     members: dict[str, GroupMemberCheck] = {}
+    invite_links: dict[str, Callable[[str], str]] = {}
 
     def on_scheduled(due: datetime) -> None:
         if wake:
@@ -161,6 +171,7 @@ async def open_guide(
         on_followup_scheduled=on_scheduled,
         group_member=lambda platform, chat, user: _member(members, platform, chat, user),
         reader=_reader(content, settings),
+        invite_link=lambda code: _invite_link(invite_links, code),
     )
     senders: dict[str, Sender] = {}
     interactive: dict[str, Sender] = {}
@@ -177,6 +188,7 @@ async def open_guide(
         journal=timedelta(days=settings.journal_retention_days),
         events=timedelta(days=settings.event_retention_days),
         reflection_answers=timedelta(days=settings.reflection_retention_days),
+        partner_signals=timedelta(days=settings.signal_retention_days),
     )
     scheduler = DispatchScheduler(
         dispatcher,
@@ -198,6 +210,7 @@ async def open_guide(
         interactive,
         screen=screen,
         members=members,
+        invite_links=invite_links,
     )
 
 

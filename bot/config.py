@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     reflection_retention_days: int = Field(
         default=7, ge=1, description="days a group reflection's unsaved answers are kept"
     )
+    signal_retention_days: int = Field(
+        default=30, ge=1, description="partner link signals older than this are deleted daily"
+    )
     event_retention_days: int = Field(
         default=7, ge=1, description="processed event ids older than this are deleted daily"
     )

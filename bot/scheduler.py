@@ -32,6 +32,8 @@ class Retention:
     events: timedelta
     # Unsaved answers of a group reflection, counted from the end of the session.
     reflection_answers: timedelta = timedelta(days=7)
+    # Partner link signals (and links that ended that long ago).
+    partner_signals: timedelta = timedelta(days=30)
 
 
 class DispatchScheduler:
@@ -108,8 +110,8 @@ class DispatchScheduler:
         )
 
     async def purge(self) -> None:
-        """Delete journal rows, processed event ids, reflection answers and finished
-        outbox rows past their retention."""
+        """Delete journal rows, processed event ids, reflection answers, partner
+        signals and finished outbox rows past their retention."""
         if self._retention is None or self._clock is None:
             return
         try:
@@ -118,15 +120,18 @@ class DispatchScheduler:
                 now, self._retention.journal, self._retention.events
             )
             answers = await self._store.purge_reflections(now, self._retention.reflection_answers)
+            signals = await self._store.purge_links(now, self._retention.partner_signals)
             # Finished outbox rows (what became of each message, never its text) go
             # with the processed event ids.
             outbound = await self._store.purge_outbound(now, self._retention.events)
             log.info(
-                "retention purge journal=%d events=%d reflection_answers=%d outbound=%d",
+                "retention purge journal=%d events=%d reflection_answers=%d outbound=%d"
+                " partner_signals=%d",
                 journal,
                 events,
                 answers,
                 outbound,
+                signals,
             )
         except Exception:
             log.exception("retention purge failed")

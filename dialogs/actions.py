@@ -1,11 +1,13 @@
 """Steps that do something only the engine can do: write the profile (`remember`),
-send an export, forget a person, re-plan check-ins, show insights. Each returns what the flow
-does next, the way every other step kind does in `dialogs.runner`."""
+send an export, forget a person, re-plan check-ins, show insights, and the partner
+link's steps (handed to `dialogs.link.partner.PartnerLinks`). Each returns what the
+flow does next, the way every other step kind does in `dialogs.runner`."""
 
 from __future__ import annotations
 
 import json
 import logging
+from typing import TYPE_CHECKING
 
 from dialogs.events import Attachment, Outbound
 from dialogs.flows.model import ActionStep, RememberStep
@@ -15,18 +17,27 @@ from dialogs.profile_updates import remembered
 from dialogs.steps import Continue, End, StepResult
 from dialogs.turn import Turn
 
+if TYPE_CHECKING:
+    from dialogs.link.partner import PartnerLinks
+
 log = logging.getLogger(__name__)
 
 EXPORT_NAME = "pausecheck-export.json"
+LINK_ACTIONS = ("invite_partner", "accept_partner", "decline_partner", "offer_signal")
 
 
 class Actions:
     def __init__(
-        self, checkins: Checkins, export_ready: str, insights: InsightsReport | None = None
+        self,
+        checkins: Checkins,
+        export_ready: str,
+        insights: InsightsReport | None = None,
+        links: PartnerLinks | None = None,
     ) -> None:
         self._checkins = checkins
         self._export_ready = export_ready
         self._insights = insights
+        self._links = links
 
     async def remember(self, turn: Turn, step: RememberStep) -> StepResult:
         turn.profile = remembered(turn.profile, step.set, turn.variables, turn.at)
@@ -37,12 +48,20 @@ class Actions:
 
     async def run(self, turn: Turn, step: ActionStep, texts: list[str]) -> StepResult:
         """`export`, `forget`, `reschedule_checkins`, `hold_messages`, `insights`,
-        `insights_week` and `weekly_insights_on`/`_off` (`resume` is the runner's).
+        `insights_week`, `weekly_insights_on`/`_off` and the partner link's (`resume` is
+        the runner's).
         The step's texts are already shown, except for `export`, which sends its last
         text with the file."""
-        if step.do == "export":
+        if step.do in LINK_ACTIONS:
+            # Without the link (an engine built without it), a flow reads as unlinked.
+            if self._links is not None:
+                return await self._links.step(turn, step)
+        elif step.do == "export":
             await self._export(turn, texts)
         elif step.do == "forget":
+            if self._links is not None:
+                # The partner hears that the link ended, and only that.
+                await self._links.forgetting(turn)
             await turn.session.forget_user(turn.user)
             log.info("user forgotten user=%s", turn.who)
             turn.forgotten = True

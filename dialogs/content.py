@@ -25,6 +25,7 @@ from dialogs.flows.replies import IntentReplies
 from dialogs.flows.templates import TemplateError, template_fields
 from dialogs.flows.yaml_source import SourceMap, load_yaml
 from dialogs.insights.words import INSIGHTS_FIELDS, InsightsCopy
+from dialogs.link.copy import LINK_COPY_FIELDS, LinkCopy
 from dialogs.reflection.content import REFLECTION_COPY_FIELDS, Reflection, ReflectionCopy
 from dialogs.understanding.base import INTENTS
 from dialogs.understanding.examples import ExamplesError, check_examples, load_examples
@@ -49,6 +50,8 @@ REQUIRED_FLOWS: dict[str, set[str]] = {
     "timezone": {"then"},
     "checkin_due": set(),
     "insights_due": set(),
+    "link": set(),
+    "link_accept": set(),
 }
 
 
@@ -76,6 +79,8 @@ class Content:
     replies: IntentReplies | None = None
     # The words of /insights (content/insights.yaml).
     insights: InsightsCopy | None = None
+    # The partner link's words (content/link_copy.yaml).
+    link_copy: LinkCopy | None = None
 
     @property
     def examples_dir(self) -> Path:
@@ -128,6 +133,9 @@ def check_content(directory: Path) -> tuple[Content | None, list[ContentError]]:
     reflection_copy, rc_source = _parse(directory / "reflection_copy.yaml", ReflectionCopy, errors)
     if reflection_copy is not None and rc_source is not None:
         _check_copy(reflection_copy, rc_source, errors, REFLECTION_COPY_FIELDS)
+    link_copy, lc_source = _parse(directory / "link_copy.yaml", LinkCopy, errors)
+    if link_copy is not None and lc_source is not None:
+        _check_copy(link_copy, lc_source, errors, LINK_COPY_FIELDS)
 
     insights, insights_source = _parse(directory / "insights.yaml", InsightsCopy, errors)
     if insights is not None and insights_source is not None:
@@ -157,6 +165,7 @@ def check_content(directory: Path) -> tuple[Content | None, list[ContentError]]:
             reflection_copy,
             replies,
             insights,
+            link_copy,
         ),
         [],
     )

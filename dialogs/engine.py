@@ -17,20 +17,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
-from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from dialogs.clock import Clock
 from dialogs.content import Content
 from dialogs.delivery import Reply, store_reply
+from dialogs.due import DueOutcome, DueStatus
 from dialogs.events import Address, Command, Inbound, Outbound
 from dialogs.flows.commands import Action
 from dialogs.flows.model import ChoiceStep, ScaleStep
 from dialogs.flows.templates import render
 from dialogs.followups.checkins import Checkins, quiet_hours
 from dialogs.insights.drawing import drawn
+from dialogs.link.partner import InviteLink, PartnerLinks, is_link_payload, is_link_start
+from dialogs.link.store import PARTNER_SIGNAL
 from dialogs.listener import ALL_OPTIONS, ASKING, SAID_PREFIX, Listener
 from dialogs.matching import clean_input
 from dialogs.payloads import Payload, decode_payload
@@ -50,7 +52,6 @@ from dialogs.store import (
     ConversationState,
     FollowUp,
     FollowUpStatus,
-    OutboundRow,
     Store,
     StoreSession,
     UserKey,
@@ -61,22 +62,6 @@ from dialogs.understanding.fallback import FallbackPolicy
 from dialogs.user_ref import user_ref
 
 log = logging.getLogger(__name__)
-
-
-class DueStatus(StrEnum):
-    DELIVERED = "delivered"
-    POSTPONED = "postponed"
-    MISSED = "missed"
-    SKIPPED = "skipped"
-
-
-@dataclass(frozen=True, slots=True)
-class DueOutcome:
-    status: DueStatus
-    address: Address | None = None
-    messages: tuple[Outbound, ...] = ()
-    # The messages as outbox rows, committed with the outcome: the dispatcher sends them.
-    rows: tuple[OutboundRow, ...] = ()
 
 
 class Engine:
@@ -96,6 +81,7 @@ class Engine:
         group_member: MemberCheck | None = None,
         reader: Reader | None = None,
         policy: FallbackPolicy | None = None,
+        invite_link: InviteLink | None = None,
     ) -> None:
         self._content = content
         self._store = store
@@ -111,7 +97,9 @@ class Engine:
             on_scheduled=on_followup_scheduled,
             postpone_by=postpone_by,
         )
-        self._flows = FlowRunner(content, resource_text, self._checkins)
+        self._links = PartnerLinks(content, self._checkins.zone_of, quiet_hours, invite_link)
+        self._flows = FlowRunner(content, resource_text, self._checkins, self._links)
+        self._links.starts_flows_with(self._flows.start)
         self._reflections = GroupReflections(
             content,
             store,
@@ -205,15 +193,17 @@ class Engine:
             current = await session.get_followup(followup.id)
             if current is None or current.status is not FollowUpStatus.CLAIMED:
                 return DueOutcome(DueStatus.SKIPPED)
-            if current.kind == REFLECTION_TIMER:
-                # The group's clock, not a message for the facilitator: none of the
-                # personal checks below apply.
-                posts = await self._reflections.timer_due(session, current)
+            if current.kind in (REFLECTION_TIMER, PARTNER_SIGNAL):
+                # A group's clock, or a signal after quiet hours: their own rules apply.
+                if current.kind == PARTNER_SIGNAL:
+                    posts = await self._links.due(session, current, now)
+                else:
+                    posts = await self._reflections.timer_due(session, current)
+                    address = Address(followup.user.platform, "", followup.chat_id, False)
                 if not posts:
                     return DueOutcome(DueStatus.SKIPPED)
-                group = Address(followup.user.platform, "", followup.chat_id, False)
-                rows = await session.queue_followup(current.id, group, posts, now)
-                return DueOutcome(DueStatus.DELIVERED, group, tuple(posts), tuple(rows))
+                rows = await session.queue_followup(current.id, address, posts, now)
+                return DueOutcome(DueStatus.DELIVERED, address, tuple(posts), tuple(rows))
             profile = await session.load_profile(current.user)
             flow = self._content.flows.get(current.flow_id)
             # A push-pull reminder arriving unasked for someone who may be unsafe
@@ -346,6 +336,9 @@ class Engine:
         if is_reflection_start(command):
             await self._reflections.start_link(turn, command.args[0])
             return
+        if command.name == "start" and is_link_start(command.args):
+            await self._links.open_code(turn, command.args[0])
+            return
         spec = self._content.commands.get(command.name.casefold())
         if spec is None:
             turn.out.append(
@@ -359,6 +352,8 @@ class Engine:
             await self._checkins.list_planned(turn)
         elif spec.action is Action.REFLECT:
             await self._reflections.command(turn, command.args)
+        elif spec.action in (Action.LINK, Action.UNLINK):
+            await self._links.command(turn, spec.action, command.args)
         elif spec.flow == "start":
             await self._flows.start(turn, self._start_or_check(turn))
         elif spec.flow is not None:
@@ -379,6 +374,9 @@ class Engine:
             return
         if is_reflection_payload(raw):
             await self._reflections.press(turn, raw)
+            return
+        if is_link_payload(raw):
+            await self._links.press(turn, raw)
             return
         if raw.startswith("cancel:"):
             await self._checkins.cancel_one(turn, raw.removeprefix("cancel:"))

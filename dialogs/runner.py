@@ -10,6 +10,7 @@ again here, so the engine only routes.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from dialogs.actions import Actions
 from dialogs.content import Content
@@ -41,6 +42,9 @@ from dialogs.steps import Continue, End, StepResult, Wait
 from dialogs.store import VarValue
 from dialogs.turn import Turn
 
+if TYPE_CHECKING:
+    from dialogs.link.partner import PartnerLinks
+
 # A flow that runs this many steps without waiting is broken; the content check
 # rejects silent loops, so this only guards against a bug in the engine itself.
 MAX_STEPS_PER_TURN = 200
@@ -66,12 +70,18 @@ WAITING_STEPS = ChoiceStep | ScaleStep | AskStep
 
 
 class FlowRunner:
-    def __init__(self, content: Content, resource_text: ResourceText, checkins: Checkins) -> None:
+    def __init__(
+        self,
+        content: Content,
+        resource_text: ResourceText,
+        checkins: Checkins,
+        links: PartnerLinks | None = None,
+    ) -> None:
         self._content = content
         self._resource_text = resource_text
         self._checkins = checkins
         insights = InsightsReport(content, checkins)
-        self._actions = Actions(checkins, content.copy.export_ready, insights)
+        self._actions = Actions(checkins, content.copy.export_ready, insights, links)
 
     # ------------------------------------------------------------- starting and running
 

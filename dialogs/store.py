@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from dialogs.events import Address, Outbound
+from dialogs.link.store import LinkRecords
 from dialogs.reflection.store import ReflectionRecords
 
 VarValue = str | int
@@ -179,7 +180,7 @@ class OutboundRow:
     created_at: datetime
 
 
-class StoreSession(ReflectionRecords, Protocol):
+class StoreSession(ReflectionRecords, LinkRecords, Protocol):
     """One unit of work. Every method acts inside the same database transaction."""
 
     async def claim_event(self, event_key: str, at: datetime, user: UserKey) -> bool:
@@ -358,6 +359,11 @@ class Store(Protocol):
     ) -> tuple[int, int]:
         """Delete journal rows and processed event ids older than their limits;
         returns (journal rows, event rows) deleted."""
+        ...
+
+    async def purge_links(self, now: datetime, signals_max_age: timedelta) -> int:
+        """Delete partner signals older than `signals_max_age`, links that ended
+        longer ago, and invitations never accepted; returns the signals deleted."""
         ...
 
     async def purge_reflections(self, now: datetime, answers_max_age: timedelta) -> int:

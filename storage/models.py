@@ -310,3 +310,51 @@ class DeploymentSecretRow(Base):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class PartnerLinkRow(Base):
+    """A partner link from invitation to its end (dialogs.link.store.PartnerLink).
+
+    Belongs to both people: forgetting either deletes it, and its signals with it.
+    `code_hash` is the SHA-256 of the invitation code, kept only while the
+    invitation is live (never the code itself)."""
+
+    __tablename__ = "partner_links"
+    __table_args__ = (_NEVER_REUSE_IDS,)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    inviter_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    inviter_chat: Mapped[str] = mapped_column(String)
+    partner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    partner_chat: Mapped[str | None] = mapped_column(String)
+    code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # "invited", "opened", "active" or "ended" (dialogs.link.store.LinkStatus).
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class PartnerSignalRow(Base):
+    """One signal through a link (dialogs.link.store.PartnerSignal): set words, never
+    typed text. Deleted after the signal retention (30 days by default)."""
+
+    __tablename__ = "partner_signals"
+    __table_args__ = (_NEVER_REUSE_IDS,)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    link_id: Mapped[int] = mapped_column(
+        ForeignKey("partner_links.id", ondelete="CASCADE"), index=True
+    )
+    sender_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    words: Mapped[str] = mapped_column(String(200))
+    # "offered", "waiting", "sent", "declined" or "withdrawn".
+    status: Mapped[str] = mapped_column(String(16))
+    # The signal this one answers (a talk request, or the sender's own space signal).
+    reply_to: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -27,6 +27,8 @@ from storage.models import (
     ConversationRow,
     FollowUpRow,
     JournalEntryRow,
+    PartnerLinkRow,
+    PartnerSignalRow,
     ProcessedEventRow,
     ReflectionAnswerRow,
     ReflectionParticipantRow,
@@ -56,6 +58,8 @@ async def export_user_rows(
             "reflections_joined": [],
             "reflection_answers": [],
             "outbound": [],
+            "partner_links": [],
+            "partner_signals": [],
         }
     user = await session.get(UserRow, user_id, populate_existing=True)
     conversation = await session.get(ConversationRow, user_id, populate_existing=True)
@@ -105,7 +109,56 @@ async def export_user_rows(
         "followups": [_followup_data(row, cipher) for row in followups],
         "processed_events": [_row_data(row) for row in events],
         "outbound": await _outbound_data(session, user_id, user, cipher),
+        **await _partner_data(session, user_id),
     }
+
+
+async def _partner_data(session: AsyncSession, user_id: int) -> dict[str, Any]:
+    """The person's partner links (their side: whether they invited, the other's
+    platform, never the other's id) and the signals they sent or received."""
+    links = list(
+        await session.scalars(
+            select(PartnerLinkRow)
+            .where(or_(PartnerLinkRow.inviter_id == user_id, PartnerLinkRow.partner_id == user_id))
+            .order_by(PartnerLinkRow.id)
+        )
+    )
+    exported_links = []
+    for link in links:
+        other_id = link.partner_id if link.inviter_id == user_id else link.inviter_id
+        other = await session.get(UserRow, other_id) if other_id is not None else None
+        exported_links.append(
+            {
+                "link": link.id,
+                "you_invited": link.inviter_id == user_id,
+                "partner_platform": None if other is None else other.platform,
+                "status": link.status,
+                "created_at": _json_ready(link.created_at),
+                "accepted_at": _json_ready(link.accepted_at),
+                "ended_at": _json_ready(link.ended_at),
+            }
+        )
+    signals = await session.scalars(
+        select(PartnerSignalRow)
+        .where(PartnerSignalRow.link_id.in_([link.id for link in links]))
+        .order_by(PartnerSignalRow.id)
+    )
+    exported_signals = [
+        {
+            "link": signal.link_id,
+            "direction": "sent" if signal.sender_id == user_id else "received",
+            "kind": signal.kind,
+            "words": signal.words,
+            "status": signal.status,
+            "created_at": _json_ready(signal.created_at),
+            "due_at": _json_ready(signal.due_at),
+            "sent_at": _json_ready(signal.sent_at),
+        }
+        for signal in signals
+        # What the partner was offered but never sent is theirs alone.
+        if signal.sender_id == user_id or signal.status == "sent"
+    ]
+    return {"partner_links": exported_links, "partner_signals": exported_signals}
 
 
 def _addressed_to(user: UserKey) -> ColumnElement[bool]:
@@ -172,6 +225,14 @@ async def delete_user_rows(session: AsyncSession, user_id: int) -> int:
         owner = UserKey(user.platform, user.platform_user_id)
         deleted += await delete_member_rows(session, owner, None)
     deleted += await delete_facilitated_answers(session, user_id)
+    # Every signal of the person's links, the partner's too (ON DELETE CASCADE would,
+    # but not on a connection where foreign keys are off).
+    links = select(PartnerLinkRow.id).where(
+        or_(PartnerLinkRow.inviter_id == user_id, PartnerLinkRow.partner_id == user_id)
+    )
+    deleted += await count_deleted(
+        session, delete(PartnerSignalRow).where(PartnerSignalRow.link_id.in_(links))
+    )
     for table, column in _columns_referencing_users():
         deleted += await count_deleted(session, delete(table).where(column == user_id))
     deleted += await count_deleted(session, delete(UserRow).where(UserRow.id == user_id))

@@ -28,6 +28,7 @@ from storage.crypto import VariableCipher, encode_variables, readable_variables
 from storage.dialect_insert import insert_for
 from storage.errors import StorageError
 from storage.followup_rows import select_followups
+from storage.link_rows import LinkRows
 from storage.models import (
     ConversationRow,
     FollowUpRow,
@@ -46,7 +47,7 @@ from storage.sealed_profile import open_profile, seal_profile_values
 UNKNOWN_COUNTRY = "unknown"
 
 
-class SqlStoreSession(ReflectionRows):
+class SqlStoreSession(ReflectionRows, LinkRows):
     """Every method runs in the caller's transaction; nothing here commits.
 
     `clock` stamps audit columns for the methods whose protocol signature has no `at`.

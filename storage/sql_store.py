@@ -47,6 +47,7 @@ from storage.crypto import (
 from storage.dialect_insert import insert_for
 from storage.engine import checkpoint_wal
 from storage.followup_rows import select_followups
+from storage.link_rows import purge_links
 from storage.models import (
     ConversationRow,
     FollowUpRow,
@@ -265,6 +266,10 @@ class SqlStore:
                 ),
             )
             return journal, events
+
+    async def purge_links(self, now: datetime, signals_max_age: timedelta) -> int:
+        async with self._transaction(background=True) as session:
+            return await purge_links(session, now, signals_max_age)
 
     async def purge_reflections(self, now: datetime, answers_max_age: timedelta) -> int:
         async with self._transaction(background=True) as session:

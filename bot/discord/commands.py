@@ -24,6 +24,7 @@ OPTION_NAME = "what"
 OPTION_DESCRIPTIONS: dict[Action, str] = {
     Action.STOP: "Leave empty to stop everything, or write checkins to stop only check-ins",
     Action.REFLECT: "start [reflection] [minutes], next, pause, resume, extend or end",
+    Action.LINK: "Leave empty to invite your partner, or paste the code they sent you",
 }
 
 

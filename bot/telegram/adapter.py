@@ -48,7 +48,7 @@ from bot.telegram.reflection import (
     refusal_toast,
     send_runs,
 )
-from bot.telegram.render import Post, is_private_chat, render_one
+from bot.telegram.render import Post, deep_link, is_private_chat, render_one
 from bot.telegram.retry import RetryPolicy, with_retries
 from bot.telegram.text import first_sentence, with_choice
 from bot.telegram.updates import (
@@ -63,6 +63,7 @@ from dialogs.clock import Clock, SystemClock
 from dialogs.delivery import Delivered, Refused, Reply
 from dialogs.events import Address, Inbound, Outbound
 from dialogs.followups.dispatcher import NotSent, RecipientUnreachable
+from dialogs.link.codes import START_PREFIX as LINK_START_PREFIX
 from dialogs.routing import by_destination
 from dialogs.store import OutboundStatus
 from dialogs.user_ref import user_ref
@@ -177,6 +178,11 @@ class TelegramAdapter:
             self._me = BotIdentity(application.bot.id, application.bot.username)
             # Only a group's members may join its reflection (getChatMember).
             self._guide.members[PLATFORM] = self._is_group_member
+            # A partner invitation made on any platform carries this deep link too.
+            username = application.bot.username
+            self._guide.invite_links[PLATFORM] = lambda code: deep_link(
+                username, f"{LINK_START_PREFIX}{code}"
+            )
             await self._register_commands(application)
             await application.start()
             if self._settings.telegram_webhook_url:

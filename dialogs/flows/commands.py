@@ -21,6 +21,9 @@ class Action(StrEnum):
     SCHEDULE = "schedule"
     # Group reflection: `/reflect start|next|pause|resume|extend|end` (dialogs.reflection.group).
     REFLECT = "reflect"
+    # The partner link (dialogs.link): `/link` invites, `/link CODE` accepts.
+    LINK = "link"
+    UNLINK = "unlink"
 
 
 class CommandSpec(BaseModel):

@@ -343,6 +343,11 @@ class ActionStep(_Step):
     `insights` shows what the journal says, with a chart, and sets `has_pauses` and
     `weekly`; `insights_week` sets `news` and `week_line` for the weekly offer;
     `weekly_insights_on` and `_off` opt in to it and out.
+    screen someone else may see (after a danger signal or "not safe right now").
+    The partner link's (dialogs/link): `invite_partner` makes an invitation,
+    `accept_partner` and `decline_partner` answer the one the person opened, and
+    `offer_signal` shows the `signal` it names with its exact words and a Send
+    button, when the person has a link (otherwise it says nothing).
     """
 
     kind: Literal["action"]
@@ -356,11 +361,19 @@ class ActionStep(_Step):
         "insights_week",
         "weekly_insights_on",
         "weekly_insights_off",
+        "invite_partner",
+        "accept_partner",
+        "decline_partner",
+        "offer_signal",
     ]
     next: Ident | None = None
+    # For `offer_signal`: space, back, more_time, talk or pause (dialogs.link.signals).
+    signal: Literal["space", "back", "more_time", "talk", "pause"] | None = None
 
     @model_validator(mode="after")
     def _next_only_for_export(self) -> ActionStep:
+        if (self.do == "offer_signal") != (self.signal is not None):
+            raise ValueError("'offer_signal' needs a 'signal', and only it takes one")
         goes_on = self.do not in ("resume", "forget")
         if goes_on != (self.next is not None):
             raise ValueError("every action but 'resume' and 'forget' needs a 'next'")

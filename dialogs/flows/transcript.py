@@ -53,6 +53,10 @@ ACTION_NOTES = {
     "insights_week": "looks at the past seven days of the journal",
     "weekly_insights_on": "plans a weekly look at the check-in time",
     "weekly_insights_off": "cancels the weekly look",
+    "invite_partner": "makes a partner invitation: a code, and a Telegram link",
+    "accept_partner": "links the two of them, and tells the partner",
+    "decline_partner": "uses up the invitation; nothing is sent",
+    "offer_signal": "when linked, shows the signal's exact words with Send it / Not now",
 }
 
 

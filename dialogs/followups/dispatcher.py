@@ -35,7 +35,8 @@ from datetime import timedelta
 
 from dialogs.clock import Clock
 from dialogs.delivery import Delivery, NotSent, RecipientUnreachable, Refused, Sender
-from dialogs.engine import DueStatus, Engine
+from dialogs.due import DueStatus
+from dialogs.engine import Engine
 from dialogs.events import Address
 from dialogs.store import FollowUp, FollowUpStatus, OutboundRow, Store
 

@@ -22,11 +22,11 @@ async def test_every_menu_command_is_synced_with_its_description(world: World) -
     assert set(world.alice.available_commands(world.channel)) == set(menu)
 
 
-async def test_stop_and_reflect_take_an_optional_word_and_the_others_take_none(
+async def test_stop_reflect_and_link_take_an_optional_word_and_the_others_take_none(
     world: World,
 ) -> None:
     for command in await world.env.bot.tree.fetch_commands():
-        if command.name in ("stop", "reflect"):
+        if command.name in ("stop", "reflect", "link"):
             [option] = command.options
             assert (option.name, option.type, option.required) == (
                 "what",

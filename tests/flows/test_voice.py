@@ -74,6 +74,10 @@ STARTED_BY_THE_GUIDE = {
     "timezone",
     # Pressing Join on a group reflection before the gates are through.
     "reflection_ready",
+    # /link and /link CODE (actions, not flows, so they can answer a linked person or
+    # a code first).
+    "link",
+    "link_accept",
 }
 
 

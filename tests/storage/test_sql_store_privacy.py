@@ -58,6 +58,8 @@ async def _populate(store: SqlStore, user: UserKey, secret: str) -> None:
         await session.enqueue_outbound(
             user, Address("telegram", name, f"chat-{name}"), [Outbound(f"you said {secret}")], T0
         )
+        link = await session.create_link(user, f"chat-{name}", f"hash-{name}", T0)
+        await session.add_signal(link.id, user, "pause", "I'm taking a pause, not leaving.", T0)
         reflection = await session.create_reflection(
             token=f"tok-{name}",
             platform=user.platform,
@@ -147,6 +149,8 @@ async def test_the_scan_sees_every_user_table(store: SqlStore, engine: AsyncEngi
         "outbound": 1,
         "outbound_chats": 0,
         "deployment_secrets": 0,
+        "partner_links": 1,
+        "partner_signals": 1,
     }
 
 
@@ -240,6 +244,8 @@ async def test_export_user_has_every_table_and_is_json(store: SqlStore) -> None:
         "reflections_joined",
         "reflection_answers",
         "outbound",
+        "partner_links",
+        "partner_signals",
     }
     user = exported["user"]
     assert (user["platform"], user["platform_user_id"], user["zone"]) == (
@@ -302,6 +308,8 @@ async def test_export_of_an_unknown_user_is_empty_and_creates_nothing(
         "reflections_joined": [],
         "reflection_answers": [],
         "outbound": [],
+        "partner_links": [],
+        "partner_signals": [],
     }
     async with engine.connect() as connection:
         assert await connection.scalar(select(func.count()).select_from(UserRow)) == 0
