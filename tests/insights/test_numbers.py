@@ -78,3 +78,17 @@ def test_weeks_stop_at_a_year() -> None:
     assert insights.weeks[0].start == date(2026, 11, 30) - timedelta(weeks=51)
     # The pauses themselves all count; only the chart's weeks are capped.
     assert len(insights.pauses) == 4
+
+
+def test_a_trend_needs_five_pauses_and_three_weeks() -> None:
+    from tests.insights.journal import rating
+
+    # One pause a week for three weeks: weeks enough, pauses too few.
+    three = [rating(at(day, 9), "pause", "rate", 6) for day in (16, 23, 30)]
+    assert compute(three, NOW, LONDON, QUIET).early
+    # Five pauses, all in the last two weeks: pauses enough, weeks too few.
+    five = [rating(at(day, 9), "pause", "rate", 6) for day in (24, 25, 26, 27, 30)]
+    assert compute(five, NOW, LONDON, QUIET).early
+    # Five pauses over three weeks: a trend can be shown.
+    spread = [rating(at(day, 9), "pause", "rate", 6) for day in (16, 17, 24, 25, 30)]
+    assert not compute(spread, NOW, LONDON, QUIET).early
