@@ -225,3 +225,11 @@ async def test_held_back_while_the_person_may_be_unsafe(
     assert [(f.due_at, f.status) for f in rows] == [
         (datetime(2026, 1, 18, 18, 0, tzinfo=UTC), FollowUpStatus.PENDING)
     ]
+
+
+async def test_insights_is_in_help_s_full_list_and_the_menus(chat: Chat) -> None:
+    menu = [c.name for c in chat.engine.content.commands.menu()]
+    assert "insights" in menu
+    await chat.command("help")
+    out = await chat.press("All commands")
+    assert "/insights: What your pauses show over time, with a chart" in texts(out)
