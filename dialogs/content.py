@@ -24,6 +24,7 @@ from dialogs.flows.model import Flow
 from dialogs.flows.replies import IntentReplies
 from dialogs.flows.templates import TemplateError, template_fields
 from dialogs.flows.yaml_source import SourceMap, load_yaml
+from dialogs.insights.signals import signal_problems
 from dialogs.insights.words import INSIGHTS_FIELDS, InsightsCopy
 from dialogs.link.copy import LINK_COPY_FIELDS, LinkCopy
 from dialogs.reflection.content import REFLECTION_COPY_FIELDS, Reflection, ReflectionCopy
@@ -120,6 +121,14 @@ def check_content(directory: Path) -> tuple[Content | None, list[ContentError]]:
         _check_required(flows, sources, flow_dir, known, errors)
     errors.extend(check_handoff_values(flows, sources))
     errors.extend(check_brevity(flows, sources))
+    for flow_id, step_id, problem in signal_problems(flows):
+        # A flow that failed its own checks is reported already.
+        if flow_id in flows:
+            errors.append(
+                _step_error(files[flow_id], sources[flow_id], flows[flow_id], step_id, problem)
+            )
+        elif flow_id not in known:
+            errors.append(ContentError(flow_dir, 1, f"{flow_id}/{step_id}: {problem}"))
 
     commands, cmd_source = _parse(directory / "commands.yaml", CommandList, errors)
     if commands is not None and cmd_source is not None:
@@ -370,3 +379,11 @@ def _check_examples(folder: Path, errors: list[ContentError]) -> None:
         return
     for problem in check_examples(examples):
         errors.append(ContentError(problem.file, problem.line or 1, problem.message))
+
+
+def _step_error(
+    path: Path, source: SourceMap, flow: Flow, step_id: str, problem: str
+) -> ContentError:
+    ids = [step.id for step in flow.steps]
+    line = source.line_for(("steps", ids.index(step_id))) if step_id in ids else 1
+    return ContentError(path, line, problem, flow.id, step_id)

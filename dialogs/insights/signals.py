@@ -1,14 +1,17 @@
 """Which journal rows mean what, for insights.
 
 The journal stores (flow, step, kind, value) for every tap and number. These are
-the steps whose answers the insights read; `tests/insights/test_signals.py` checks
-each one still exists in `content/flows/` with the right kind, so renaming a step
-cannot silently empty a chart.
+the steps whose answers the insights read; the content check (`signal_problems`)
+fails when one of them is renamed, changes kind or loses an option read, so a content
+edit cannot silently empty a chart.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
+
+from dialogs.flows.model import ChoiceStep, Flow, ScaleStep
 
 Where = tuple[str, str]
 
@@ -56,3 +59,33 @@ READ_STEPS: dict[Where, str] = {
     SPACE_BACK: "rating",
     CHECKIN_ANSWERED: "rating",
 }
+
+
+def signal_problems(flows: Mapping[str, Flow]) -> list[tuple[str, str, str]]:
+    """(flow id, step id, problem) for every step the insights read that is missing,
+    of another kind, in a flow that keeps no journal, or without an option read."""
+    kinds = {"rating": ScaleStep, "choice": ChoiceStep}
+    options_read = {
+        HELPED: NOT_HELPED,
+        SPACE_REMIND: {SPACE_REMIND_YES},
+        SPACE_WHEN: {*SPACE_DELAYS, SPACE_EVENING[0]},
+    }
+    problems: list[tuple[str, str, str]] = []
+    for (flow_id, step_id), kind in READ_STEPS.items():
+        flow = flows.get(flow_id)
+        step = flow.step(step_id) if flow is not None else None
+        if flow is None or step is None:
+            problems.append((flow_id, step_id, "insights read this step, and it is gone"))
+            continue
+        if not isinstance(step, kinds[kind]):
+            problems.append((flow_id, step_id, f"insights read this step as a {kind} step"))
+            continue
+        if not flow.journal:
+            problems.append((flow_id, step_id, "insights read this step; keep its journal"))
+        if isinstance(step, ChoiceStep):
+            missing = options_read.get((flow_id, step_id), set()) - {o.id for o in step.options}
+            if missing:
+                problems.append(
+                    (flow_id, step_id, f"insights read option(s) {sorted(missing)}; keep them")
+                )
+    return problems

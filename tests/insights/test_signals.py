@@ -3,9 +3,12 @@ renamed step would otherwise empty the chart without a word."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
-from dialogs.content import Content
+from dialogs.content import Content, check_content
 from dialogs.flows.model import ChoiceStep, ScaleStep
 from dialogs.insights.signals import (
     HELPED,
@@ -16,7 +19,9 @@ from dialogs.insights.signals import (
     SPACE_REMIND,
     SPACE_REMIND_YES,
     SPACE_WHEN,
+    signal_problems,
 )
+from tests.conftest import CONTENT_DIR
 
 STEP_KINDS = {"rating": ScaleStep, "choice": ChoiceStep}
 
@@ -50,3 +55,39 @@ def test_option_ids_read_are_the_flows_own(content: Content) -> None:
 def test_this_evening_is_when_the_space_flow_reminds(content: Content) -> None:
     step = content.flows["space"].step("remind_eve")
     assert getattr(step, "at", None) == SPACE_EVENING[1]
+
+
+def _edited(tmp_path: Path, flow: str, old: str, new: str) -> Path:
+    target = tmp_path / "content"
+    shutil.copytree(CONTENT_DIR, target)
+    path = target / "flows" / f"{flow}.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+    return target
+
+
+def test_the_real_content_has_every_step_the_insights_read(content: Content) -> None:
+    assert signal_problems(content.flows) == []
+
+
+def test_renaming_a_step_read_fails_the_content_check_with_its_line(tmp_path: Path) -> None:
+    directory = _edited(tmp_path, "pause", "  - id: rate\n", "  - id: rated\n")
+    text = (directory / "flows" / "pause.yaml").read_text().replace("next: rate\n", "next: rated\n")
+    (directory / "flows" / "pause.yaml").write_text(text)
+    content, errors = check_content(directory)
+    assert content is None
+    [error] = errors
+    assert error.file.name == "pause.yaml"
+    assert "insights read this step, and it is gone" in str(error)
+    assert "[pause/rate]" in str(error)
+
+
+def test_dropping_an_option_read_fails_the_content_check(tmp_path: Path) -> None:
+    directory = _edited(tmp_path, "space", "      - id: in_1h\n", "      - id: in_an_hour\n")
+    content, errors = check_content(directory)
+    assert content is None
+    [error] = errors
+    assert error.file.name == "space.yaml" and "['in_1h']" in error.message
+    lines = (directory / "flows" / "space.yaml").read_text().splitlines()
+    assert lines[error.line - 1].strip() == "- id: when"
