@@ -300,3 +300,24 @@ async def test_a_waiting_signal_is_listed_and_can_be_cancelled(
     assert not to(cancelled, BOB)
     clock.advance(timedelta(hours=9))
     assert await store.claim_due(clock.now(), 10) == []
+
+
+async def test_stop_names_a_waiting_signal_and_cancels_it_only_when_asked(
+    alice: Chat, bob: Chat, clock: ManualClock, store: SqlStore
+) -> None:
+    await link_up(alice, bob)
+    clock.advance(timedelta(hours=11))
+    await pause_offer(alice)
+    await tap(alice, "Send it")
+    asked = texts(await alice.command("stop"))
+    assert "Also cancel your message to your partner at 13:00?" in asked
+    await alice.press("No, keep")
+    assert len(await _pending(store)) == 1
+    await alice.command("stop")
+    await alice.press("Yes, cancel")
+    assert await _pending(store) == []
+
+
+async def _pending(store: SqlStore) -> list[object]:
+    async with store.session() as s:
+        return list(await s.pending_followups(key(ALICE)))
