@@ -1,29 +1,35 @@
-"""The whole guide on Telegram under load, against a bare echo bot.
+"""The whole guide on Telegram, against floors measured in the same run: tables
+(a), (b) and (c) of issue 14, and Bot API calls per action by kind.
 
-Simulated people walk the pause flow (a command, then seven button presses) through
-the fake Bot API (`tests/telegram/fake_bot_api.py`), which runs in a process of its
-own, so its work is not charged to the bot. The bot side is the full stack:
+Simulated people walk the pause flow (/pause, then seven button presses) through the
+fake Bot API (`tests/telegram/fake_bot_api.py`), which runs in a process of its own,
+so its work is not charged to the bot. The bot side is the full stack:
 python-telegram-bot polling, `TelegramAdapter`, the real engine and content, SQLite
-on a file (WAL), and the outbox with its limits off (so this measures the stack, not
-Telegram's 30 messages/s cap). The baseline, in the same run against the same fake, is
-a bare echo bot on the same python-telegram-bot: one handler, one `reply_text`;
-measured twice, with PTB's defaults (one update at a time) and with concurrent updates.
+on a file (WAL), the outbox rows and the outbox's pacing.
 
 The floor, "same Bot API calls, no engine", is a bot on the same python-telegram-bot
-and rate limiter that answers each update with exactly the calls the full stack makes
-for it (answer the press, edit its message, "typing" before several messages, the same
-messages with the same keyboards, taken from the engine's replies rendered once before
-the run), with no engine, database or outbox, one update at a time as PTB does by
-default (that costs the least CPU per call). The full stack cannot beat it: it makes
-the same calls and runs the engine besides, and the bot's process has one core.
+and rate limiter that answers each action with the calls the full stack makes for it
+(answer the press, edit its message, then the same messages with the same keyboards,
+taken from the engine's replies rendered once before the run), with no engine,
+database or outbox, one update at a time as PTB does by default (the least CPU per
+call). "typing" is left out: the full stack sends it only when an answer is not ready
+within a second, and the calls-by-kind table shows how often it did.
 
-Each simulated person acts only after the bot's answer to their last action arrived
-(a closed loop, `--concurrency` people at a time, `--users` in all). Latency is from
-the update being queued in the fake to the answer's last message arriving there;
-updates/s is all updates over the wall time of the run.
+(a) throughput, caps off: `--users` people, `--concurrency` at a time, each acting as
+    soon as the answer to their last action arrived; also a bare echo bot on the same
+    PTB and the engine alone (no Telegram), to split the full stack's CPU.
+(b) `--people` send /pause at the same moment, with the default caps, then tap through
+    the flow, each tap `--think` seconds after the reply arrived.
+(c) one person at a time taps through /pause (`--walks` walks), the default caps on;
+    `--hurried` walks more that tap the moment a reply arrives.
 
-Run: `python -m bench.telegram_throughput` (about 2 minutes; `--users 100` for a quick
-run). Not a test: nothing asserts.
+Latency is from the update being queued in the fake to the last message of its reply
+arriving there: what a person waits for. Actions/s is all actions over the run's wall
+time. Numbers move with whatever else the machine runs; each table's floor ran
+minutes apart from it in the same process, so compare within a table.
+
+Run: `python -m bench.telegram_throughput` (about 4 minutes), `--quick` (about 1).
+Not a test: nothing asserts.
 """
 
 from __future__ import annotations
@@ -73,8 +79,11 @@ class Walker:
     walk: list[tuple[str, str, str]]
     users: list[int]
     concurrency: int
+    # Seconds a person takes to read a reply before the next tap (0: at once).
+    think: float = 0.0
     done: asyncio.Event = field(default_factory=asyncio.Event)
     latencies: list[float] = field(default_factory=list)
+    first: list[float] = field(default_factory=list)  # of each walk's first action
     step: dict[int, int] = field(default_factory=dict)
     sent_at: dict[int, float] = field(default_factory=dict)
     started: float = 0.0
@@ -125,9 +134,13 @@ class Walker:
                 self._finish(user)
             return
         self.latencies.append(time.perf_counter() - self.sent_at[user])
+        if self.step[user] == 0:
+            self.first.append(self.latencies[-1])
         self.step[user] += 1
         if self.step[user] == len(self.walk):
             self._finish(user)
+        elif self.think:
+            asyncio.get_running_loop().call_later(self.think, self._act, user, result)
         else:
             self._act(user, result)
 
@@ -157,11 +170,15 @@ async def _serve_fake(conn: Connection) -> None:
             await fake.stop()
             return
         walk = PAUSE_WALK if args["kind"] == "guide" else ECHO_WALK
-        walker = Walker(fake, walk, args["users"], args["concurrency"])
+        walker = Walker(fake, walk, args["users"], args["concurrency"], args["think"])
         fake.calls.clear()
         fake.on_call = walker.on_call
         walker.begin()
-        await asyncio.wait_for(walker.done.wait(), args["timeout"])
+        with contextlib.suppress(TimeoutError):
+            # A walk that stalls (a reply never came) is reported, not waited for.
+            await asyncio.wait_for(walker.done.wait(), args["timeout"])
+        if not walker.finished:
+            walker.finished = time.perf_counter()
         fake.on_call = None
         calls = Counter(c.method for c in fake.calls if c.method != "getUpdates")
         fake.messages.clear()
@@ -170,8 +187,10 @@ async def _serve_fake(conn: Connection) -> None:
                 "result",
                 {
                     "updates": len(walker.latencies),
+                    "expected": len(args["users"]) * len(walk),
                     "seconds": walker.finished - walker.started,
                     "latencies": walker.latencies,
+                    "first": walker.first,
                     "failures": walker.failures,
                     "calls": dict(calls),
                 },
@@ -192,6 +211,14 @@ class Result:
     failures: int
     calls: dict[str, int]
     cpu: float = 0.0  # CPU seconds of the bot's process (all its threads) during the run
+    latencies: list[float] = field(default_factory=list)
+    expected: int = 0  # actions the walks would make in all
+    first: list[float] = field(default_factory=list)  # latencies of each walk's first action
+
+    def without_reply_within(self, seconds: float) -> int:
+        """Actions whose reply's last message took longer, or never came."""
+        late = sum(1 for latency in self.latencies if latency > seconds)
+        return late + max(0, self.expected - len(self.latencies))
 
     @property
     def rate(self) -> float:
@@ -211,15 +238,40 @@ class FakeProcess:
         kind, self.base_url = self._conn.recv()
         assert kind == "ready"
 
-    async def walk(self, name: str, kind: str, users: list[int], concurrency: int) -> Result:
-        args = {"kind": kind, "users": users, "concurrency": concurrency, "timeout": 600}
+    async def walk(
+        self,
+        name: str,
+        kind: str,
+        users: list[int],
+        concurrency: int,
+        *,
+        think: float = 0.0,
+        give_up_after: float = 600,
+    ) -> Result:
+        args = {
+            "kind": kind,
+            "users": users,
+            "concurrency": concurrency,
+            "think": think,
+            "timeout": give_up_after,
+        }
         cpu = time.process_time()
         self._conn.send(("run", args))
         _, data = await asyncio.to_thread(self._conn.recv)
         cpu = time.process_time() - cpu
         p50, p99 = _p50_p99(data["latencies"])
         return Result(
-            name, data["updates"], data["seconds"], p50, p99, data["failures"], data["calls"], cpu
+            name,
+            data["updates"],
+            data["seconds"],
+            p50,
+            p99,
+            data["failures"],
+            data["calls"],
+            cpu,
+            data["latencies"],
+            data["expected"],
+            data["first"],
         )
 
     def close(self) -> None:
@@ -233,6 +285,8 @@ TOKEN = "123456:TEST-token-for-the-fake"
 
 def _p50_p99(latencies: list[float]) -> tuple[float, float]:
     ordered = sorted(latencies)
+    if not ordered:
+        return float("nan"), float("nan")
     return statistics.median(ordered), ordered[max(0, int(len(ordered) * 0.99) - 1)]
 
 
@@ -262,8 +316,11 @@ async def run_echo(
     return result
 
 
-async def open_bench_guide(database: Path, users: list[int], base_url: str) -> tuple[Any, Any]:
-    """The real guide on a SQLite file (WAL), with `users` consented and screened."""
+async def open_bench_guide(
+    database: Path, users: list[int], base_url: str, *, caps: bool = False
+) -> tuple[Any, Any]:
+    """The real guide on a SQLite file (WAL), with `users` consented and screened;
+    with Telegram's caps as configured by default (`caps`), else none."""
     import os
 
     from bot.app import open_guide
@@ -274,10 +331,17 @@ async def open_bench_guide(database: Path, users: list[int], base_url: str) -> t
     os.environ["TELEGRAM_BOT_TOKEN"] = TOKEN
     os.environ["TELEGRAM_API_BASE_URL"] = base_url
     os.environ["PAUSECHECK_DATABASE_URL"] = f"sqlite+aiosqlite:///{database}"
-    # No rate limits: the fake has no flood control, and the cap is not what we measure.
-    settings = Settings(_env_file=None).model_copy(
-        update={"telegram_rate": None, "telegram_rate_per_chat": None}
-    )
+    settings = Settings(_env_file=None)
+    if not caps:
+        # The fake has no flood control, and (a) measures the stack, not the caps.
+        settings = settings.model_copy(
+            update={
+                "telegram_rate": None,
+                "telegram_rate_per_chat": None,
+                "telegram_reply_rate": None,
+                "telegram_group_messages_per_minute": None,
+            }
+        )
     clock = SystemClock()
     guide = await open_guide(settings, clock)
     now = clock.now()
@@ -296,16 +360,23 @@ async def open_bench_guide(database: Path, users: list[int], base_url: str) -> t
 
 
 async def run_guide(
-    fake: FakeProcess, users: list[int], concurrency: int, database: Path
+    fake: FakeProcess,
+    users: list[int],
+    concurrency: int,
+    database: Path,
+    *,
+    caps: bool = False,
+    name: str = FULL_STACK,
+    think: float = 0.0,
 ) -> Result:
     from bot.telegram.adapter import TelegramAdapter
 
-    guide, settings = await open_bench_guide(database, users, fake.base_url)
+    guide, settings = await open_bench_guide(database, users, fake.base_url, caps=caps)
     adapter = TelegramAdapter(guide, settings)
     await guide.add_platform("telegram", adapter)
     await adapter.start()
     try:
-        return await fake.walk(FULL_STACK, "guide", users, concurrency)
+        return await fake.walk(name, "guide", users, concurrency, think=think)
     finally:
         await adapter.stop()
         await guide.close()
@@ -339,17 +410,23 @@ async def script_of_walk(database: Path) -> list[list[Any]]:
 
 
 async def run_same_calls(
-    fake: FakeProcess, users: list[int], concurrency: int, script: list[list[Any]]
+    fake: FakeProcess,
+    users: list[int],
+    concurrency: int,
+    script: list[list[Any]],
+    *,
+    name: str = SAME_CALLS,
+    think: float = 0.0,
 ) -> Result:
     """The floor: a bot on python-telegram-bot with the adapter's rate limiter that
     answers each update with the Bot API calls the full stack makes for it, read from
-    `script`: a press is answered and its message edited, "typing" goes before a reply
-    of several messages, then the same messages, keyboards included. No engine, no
+    `script`: a press is answered and its message edited, then the same messages,
+    keyboards included ("typing" only goes where the engine is slow, and there is no
+    engine here; the calls-by-kind table shows what the full stack sent). No engine, no
     database, no outbox, and one update at a time (PTB's default): with concurrent
     updates the same calls cost more CPU (more connections in httpx's pool, more
     tasks), and this row is meant as the least those calls cost."""
     from telegram import Message, Update
-    from telegram.constants import ChatAction
     from telegram.ext import AIORateLimiter, ApplicationBuilder, TypeHandler
 
     from bot.telegram.text import with_choice
@@ -378,8 +455,6 @@ async def run_same_calls(
             assert shown is not None
             await query.answer()
             await bot.edit_message_text(shown, message.chat_id, message.message_id)
-        if len(posts) > 1:
-            await bot.send_chat_action(user.id, ChatAction.TYPING)
         for post in posts:
             await bot.send_message(user.id, post.text, reply_markup=post.keyboard)
 
@@ -396,7 +471,7 @@ async def run_same_calls(
         await app.start()
         assert app.updater is not None
         await app.updater.start_polling(timeout=10)
-        result = await fake.walk(SAME_CALLS, "guide", users, concurrency)
+        result = await fake.walk(name, "guide", users, concurrency, think=think)
         await app.updater.stop()
         await app.stop()
     return result
@@ -446,89 +521,215 @@ async def run_engine_alone(users: list[int], concurrency: int, database: Path) -
     )
 
 
-def print_table(results: Sequence[Result], users: int, concurrency: int) -> None:
-    base = results[0].rate
-    floor = next(r.rate for r in results if r.name == SAME_CALLS)
+# ---------------------------------------------------------------------- the tables
+
+METHODS = ("sendMessage", "editMessageText", "answerCallbackQuery", "sendChatAction")
+GOAL_PASS = {True: "met", False: "NOT met"}
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.0f}" if seconds == seconds else "-"
+
+
+def print_throughput(results: Sequence[Result], users: int, concurrency: int) -> None:
+    """(a): every bot with the caps off; the ratio that matters is full stack / floor."""
+    echo = results[0].rate
+    floor = next(r for r in results if r.name == SAME_CALLS)
+    guide = next(r for r in results if r.name == FULL_STACK)
     print(
-        f"\n{users} people x {len(PAUSE_WALK)} updates, {concurrency} at a time, "
-        f"fake Bot API in its own process (python {sys.version.split()[0]})\n"
+        f"\n(a) throughput, caps off: {users} people x {len(PAUSE_WALK)} actions, "
+        f"{concurrency} at a time\n"
     )
     print(
-        f"{'bot':<31}{'updates/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/upd':>11}"
+        f"{'bot':<31}{'actions/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/act':>11}"
         f"{'vs echo':>9}{'vs floor':>9}{'failed':>7}"
     )
     print("-" * 95)
     for r in results:
         # Only bots that make the same Bot API calls compare with the floor.
-        vs_floor = f"{r.rate / floor:>9.2f}" if r.name in (SAME_CALLS, FULL_STACK) else " " * 9
+        vs_floor = f"{r.rate / floor.rate:>9.2f}" if r.name in (SAME_CALLS, FULL_STACK) else ""
         print(
-            f"{r.name:<31}{r.rate:>10,.0f}{r.p50 * 1000:>9.1f}{r.p99 * 1000:>9.1f}"
-            f"{r.cpu_ms_per_update:>11.2f}{r.rate / base:>9.2f}{vs_floor}{r.failures:>7}"
+            f"{r.name:<31}{r.rate:>10,.0f}{_ms(r.p50):>9}{_ms(r.p99):>9}"
+            f"{r.cpu_ms_per_update:>11.2f}{r.rate / echo:>9.2f}{vs_floor:>9}{r.failures:>7}"
+        )
+    alone = next(r for r in results if r.name.startswith("engine alone"))
+    both = floor.cpu_ms_per_update + alone.cpu_ms_per_update
+    rest = guide.cpu_ms_per_update - both
+    print(
+        f"\n  goal full stack >= 0.8 of the floor: {guide.rate / floor.rate:.2f}, "
+        f"{GOAL_PASS[guide.rate >= 0.8 * floor.rate]}"
+    )
+    print(
+        f"  CPU per action: the calls (floor) {floor.cpu_ms_per_update:.2f} ms + engine and "
+        f"SQLite (engine alone) {alone.cpu_ms_per_update:.2f} ms + the rest (adapter, outbox, "
+        f"marks, concurrency) {rest:.2f} ms = {guide.cpu_ms_per_update:.2f} ms"
+    )
+    print(
+        "  The bot's process is bound to one core, so actions/s is about 1000 / CPU ms: "
+        "the full stack makes the floor's calls AND runs the engine, so its ceiling is "
+        f"{floor.cpu_ms_per_update / both:.2f} of the floor. Corrected goal: the full stack "
+        "adds at most 25% to floor + engine alone: "
+        f"{guide.cpu_ms_per_update / both:.2f}x, "
+        f"{GOAL_PASS[guide.cpu_ms_per_update <= 1.25 * both]}"
+    )
+
+
+def print_burst(floor: Result, guide: Result, people: int, think: float) -> None:
+    """(b): everyone starts at once, the default caps on."""
+    print(
+        f"\n(b) {people} people send /pause at the same moment, then tap through it "
+        f"({len(PAUSE_WALK)} actions each, a tap {think:g} s after the reply arrived)\n"
+    )
+    print(
+        f"{'bot':<42}{'actions':>8}{'act/s':>7}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'max ms':>8}{'/pause p99':>11}{'>10 s':>6}"
+    )
+    print("-" * 98)
+    for r in (floor, guide):
+        _, first99 = _p50_p99(r.first)
+        print(
+            f"{r.name:<42}{len(r.latencies):>8}{r.rate:>7,.0f}{_ms(r.p50):>8}{_ms(r.p99):>8}"
+            f"{_ms(max(r.latencies, default=float('nan'))):>8}{_ms(first99):>11}"
+            f"{r.without_reply_within(10.0):>6}"
+        )
+    late = guide.without_reply_within(10.0)
+    print(
+        f"\n  time to a reply's last message, full stack: p99 {guide.p99:.2f} s "
+        f"(goal < 2 s: {GOAL_PASS[guide.p99 < 2.0]}); actions without a full reply in 10 s: "
+        f"{late} (goal 0: {GOAL_PASS[late == 0]}); p99 vs the floor {guide.p99 / floor.p99:.2f}x"
+    )
+
+
+def print_one_person(results: Sequence[Result], think: float) -> None:
+    """(c): one person at a time, nothing else running, the default caps on."""
+    print(
+        "\n(c) one person taps through /pause, walks one after another "
+        f"(a tap {think:g} s after the reply arrived, unless the row says otherwise)\n"
+    )
+    print(f"{'bot':<52}{'actions':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    print("-" * 87)
+    for r in results:
+        print(
+            f"{r.name:<52}{len(r.latencies):>8}{r.p50 * 1000:>9.1f}{r.p99 * 1000:>9.1f}"
+            f"{max(r.latencies, default=float('nan')) * 1000:>9.1f}"
+        )
+    floor, guide = results[0], results[1]
+    print(
+        f"\n  press to a reply's last message, full stack: p99 {guide.p99 * 1000:.0f} ms "
+        f"(goal < 300 ms: {GOAL_PASS[guide.p99 < 0.3]}); p50 vs the floor "
+        f"{guide.p50 / floor.p50:.2f}x"
+    )
+    if len(results) > 2:
+        print(
+            "  Tapping without reading meets Telegram's per-chat pace: a burst of "
+            "5 messages, then about 1 a second (TELEGRAM_CHAT_BURST, _PER_CHAT_PER_SECOND)"
         )
 
 
-def _calls_per_update(result: Result) -> str:
-    calls = sum(result.calls.values()) / max(result.updates, 1)
-    per = ", ".join(f"{m} {n / result.updates:.2f}" for m, n in sorted(result.calls.items()))
-    return f"{calls:.2f} ({per})"
-
-
-def print_notes(echo: Result, floor: Result, alone: Result, guide: Result) -> None:
-    rest = guide.cpu_ms_per_update - floor.cpu_ms_per_update - alone.cpu_ms_per_update
+def print_calls(results: Sequence[Result]) -> None:
+    print("\nBot API calls per action, by kind (counted at the fake)\n")
+    print(f"{'run':<44}" + "".join(f"{m:>20}" for m in METHODS) + f"{'other':>7}{'all':>7}")
+    print("-" * (44 + 20 * len(METHODS) + 14))
+    for r in results:
+        n = max(len(r.latencies), 1)
+        other = sum(v for k, v in r.calls.items() if k not in METHODS)
+        print(
+            f"{r.name:<44}"
+            + "".join(f"{r.calls.get(m, 0) / n:>20.2f}" for m in METHODS)
+            + f"{other / n:>7.2f}{sum(r.calls.values()) / n:>7.2f}"
+        )
     print(
-        f"\nBot API calls per update: full stack {_calls_per_update(guide)}; "
-        f"same calls, no engine {_calls_per_update(floor)}; echo bot 1.00"
-    )
-    print("Where the full stack's CPU goes, per update (from the rows above):")
-    print(
-        f"  the Bot API calls, as in 'same Bot API calls':      {floor.cpu_ms_per_update:6.2f} ms"
-        " (PTB, httpx, JSON)"
-    )
-    print(f"  engine and SQLite, as in 'engine alone':           {alone.cpu_ms_per_update:6.2f} ms")
-    print(
-        f"  the rest (adapter, outbox, concurrent updates):    {rest:6.2f} ms"
-        f"  = {guide.cpu_ms_per_update:.2f} ms in all"
-    )
-    print(
-        "The bot's process is CPU-bound here (one core), so updates/s is about 1000 / CPU ms. "
-        f"The full stack reaches {guide.rate / echo.rate:.2f} of the echo bot and "
-        f"{guide.rate / floor.rate:.2f} of the same-calls floor, which itself reaches "
-        f"{floor.rate / echo.rate:.2f} of the echo bot: it makes those calls and runs the "
-        "engine too, so it can beat neither the floor nor the engine alone."
+        "  a press: answerCallbackQuery + editMessageText (the choice shown in the question)"
+        " + the reply's messages; /pause: its messages; sendChatAction ('typing') only when"
+        " the engine has not answered within 1 s"
     )
 
 
-async def measure(users: int, concurrency: int) -> None:
+async def measure(
+    users: int, concurrency: int, people: int, walks: int, think: float, hurried: int
+) -> None:
     fake = FakeProcess()
+    bases = iter(range(40_000_000, 90_000_000, 1_000_000))
+
+    def ids(n: int) -> list[int]:
+        base = next(bases)
+        return [base + k for k in range(n)]
+
+    capped = f"{FULL_STACK}, default caps"
     try:
-        guide_users = list(range(1, users + 1))
-        echo_users = [ECHO_USER_BASE + n for n in range(users)]
-        echo = await run_echo(fake, echo_users, concurrency, concurrent=False)
-        echo_concurrent = await run_echo(
-            fake, [u + users for u in echo_users], concurrency, concurrent=True
-        )
+        echo = await run_echo(fake, ids(users), concurrency, concurrent=False)
+        echo_concurrent = await run_echo(fake, ids(users), concurrency, concurrent=True)
         with tempfile.TemporaryDirectory() as tmp:
-            script = await script_of_walk(Path(tmp) / "script.db")
-            floor = await run_same_calls(
-                fake, [SAME_CALLS_USER_BASE + n for n in range(users)], concurrency, script
+            db = Path(tmp)
+            script = await script_of_walk(db / "script.db")
+            # (a)
+            floor = await run_same_calls(fake, ids(users), concurrency, script)
+            alone = await run_engine_alone(ids(users), concurrency, db / "alone.db")
+            guide = await run_guide(fake, ids(users), concurrency, db / "guide.db")
+            # (b)
+            burst_floor = await run_same_calls(fake, ids(people), people, script, think=think)
+            burst = await run_guide(
+                fake, ids(people), people, db / "b.db", caps=True, name=capped, think=think
             )
-            alone = await run_engine_alone(guide_users, concurrency, Path(tmp) / "alone.db")
-            guide = await run_guide(fake, guide_users, concurrency, Path(tmp) / "guide.db")
+            # (c)
+            one_floor = await run_same_calls(fake, ids(walks), 1, script, think=think)
+            one = await run_guide(
+                fake, ids(walks), 1, db / "c.db", caps=True, name=capped, think=think
+            )
+            ones = [one_floor, one]
+            if hurried:
+                ones.append(
+                    await run_guide(
+                        fake,
+                        ids(hurried),
+                        1,
+                        db / "c0.db",
+                        caps=True,
+                        name=f"{capped}, tapping at once",
+                    )
+                )
     finally:
         fake.close()
-    results = [echo, echo_concurrent, floor, alone, guide]
-    print_table(results, users, concurrency)
-    print_notes(echo, floor, alone, guide)
+    print(f"fake Bot API in its own process; python {sys.version.split()[0]}")
+    print_throughput([echo, echo_concurrent, floor, alone, guide], users, concurrency)
+    print_burst(burst_floor, burst, people, think)
+    print_one_person(ones, think)
+    for label, group in (("(a)", [floor, guide]), ("(b)", [burst_floor, burst]), ("(c)", ones)):
+        for r in group:
+            r.name = f"{label} {r.name}"
+    print_calls([floor, guide, burst_floor, burst, *ones])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=1000, help="people in all (default 1000)")
+    parser.add_argument("--users", type=int, default=400, help="(a): people in all")
+    parser.add_argument("--concurrency", type=int, default=100, help="(a): people at once")
+    parser.add_argument("--people", type=int, default=200, help="(b): people starting at once")
+    parser.add_argument("--walks", type=int, default=5, help="(c): one person's walks")
     parser.add_argument(
-        "--concurrency", type=int, default=100, help="people mid-walk at once (default 100)"
+        "--think", type=float, default=1.0, help="(b), (c): seconds from a reply to the next tap"
+    )
+    parser.add_argument(
+        "--hurried", type=int, default=1, help="(c): walks tapping at once (0: none)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small runs: --users 100 --people 50 --walks 2"
     )
     args = parser.parse_args()
-    asyncio.run(measure(args.users, min(args.concurrency, args.users)))
+    if args.quick:
+        args.users, args.people, args.walks = 100, 50, 2
+    if min(args.users, args.concurrency, args.people, args.walks) <= 0 or args.think < 0:
+        parser.error("every count must be positive")
+    asyncio.run(
+        measure(
+            args.users,
+            min(args.concurrency, args.users),
+            args.people,
+            args.walks,
+            args.think,
+            args.hurried,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -101,14 +101,12 @@ async def test_a_wave_of_check_ins_never_exceeds_30_a_second_at_telegram(capped:
                     dedupe_key=f"wave:{user_id}",
                 ),
             )
-    began = time.monotonic()
     assert await capped.guide.dispatcher.run_due() == len(people)
-    took = time.monotonic() - began
     times = [c.at for c in capped.fake.ok_calls("sendMessage")]
     assert len(times) == len(people)
     assert most_in_a_second(times) <= 30
-    # And not much slower than the cap: 75 at 30 a second is about 2.5 s.
-    assert took < 4.0
+    # How close to the cap a wave gets is a speed claim: bench/followups_wave.py
+    # measures it (a timed assertion here failed on a loaded machine).
 
 
 async def test_typing_shows_only_when_the_answer_is_slow(
