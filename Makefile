@@ -38,7 +38,7 @@ transcripts: $(STAMP)
 check: lint typecheck content-check test
 
 # About 6 minutes on 2 cores. Issue 14's tables: (a)-(c) from telegram_throughput, (d)
-# from followups_wave. BENCH_QUICK=1 runs the last two small (about 2 minutes).
+# from followups_wave. BENCH_QUICK=1 runs those two small (about 2 minutes).
 BENCH_QUICK ?=
 bench: $(STAMP)
 	$(BIN)/python -m bench.safety_eval
