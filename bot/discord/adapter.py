@@ -3,12 +3,14 @@ adapter over the engine.
 
 - Slash commands and button presses are interactions. Each is acknowledged first
   (Discord allows 3 seconds), then the engine runs and its replies go out as the
-  interaction's follow-ups. In a server channel every reply is ephemeral: only the
-  person who asked sees it, whatever the flow is about.
+  interaction's follow-ups; if that fails, a short apology does, so nobody is left
+  on "thinking...". In a server channel every reply is ephemeral: only the person
+  who asked sees it, whatever the flow is about.
 - Free text is accepted in DMs, where the bot may read message content without the
   privileged intent. Its replies, like check-ins, go out by DM through `send`.
 - `send` (the outbox's way out, for follow-ups and DM replies) writes to the person's
-  DMs: a check-in is personal. Closed DMs raise `RecipientUnreachable`; the next time
+  DMs: a check-in is personal. Opening DMs too fast (40003) leaves the message
+  for later (`bot.discord.dms`). Closed DMs raise `RecipientUnreachable`; the next time
   the person uses a command in a server, they are told once how to open their DMs
   again. The one exception is a group reflection: a message whose `Outbound.to` is a
   group address is posted in that channel (or its thread) for everyone, and only
@@ -39,6 +41,7 @@ from bot.config import Settings
 from bot.console import parse_line
 from bot.discord.client import GuideClient, choice_view, group_view, is_dm
 from bot.discord.commands import build_commands
+from bot.discord.dms import DmOpener
 from bot.discord.queue import DiscordQueue
 from bot.discord.reflection import (
     is_facilitator,
@@ -84,6 +87,7 @@ class DiscordAdapter:
         self._ready_timeout = ready_timeout
         self._client_options = dict(client_options or {})
         self._client: GuideClient | None = None
+        self._dms = DmOpener(self._clock)
         self._connection: asyncio.Task[None] | None = None
         self.queue = DiscordQueue(
             guide.screen,
@@ -110,8 +114,9 @@ class DiscordAdapter:
     # ------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
-        """Log in (which syncs the slash commands and registers the buttons), connect
-        in a background task, and return once Discord says the bot is ready."""
+        """Log in (which registers the buttons and syncs the slash commands if they
+        changed, never failing over them), connect in a background task, and return
+        once Discord says the bot is ready."""
         token = self._settings.discord_bot_token
         if token is None:
             raise SetupError("DISCORD_BOT_TOKEN is not set")
@@ -134,12 +139,8 @@ class DiscordAdapter:
                 "developer portal"
             ) from exc
         except discord.HTTPException as exc:
-            hint = (
-                " (is the bot in that server, invited with the applications.commands scope?)"
-                if self._settings.discord_guild_id is not None
-                else ""
-            )
-            raise SetupError(f"Discord refused to log in or sync commands: {exc}{hint}") from exc
+            # The command sync inside login never raises (bot.discord.sync).
+            raise SetupError(f"Discord refused to log in: {exc}") from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise SetupError(f"could not reach Discord: {exc}") from exc
 
@@ -230,7 +231,7 @@ class DiscordAdapter:
     ) -> None:
         owner = int(address.user_id)
         try:
-            channel = await client.create_dm(discord.Object(id=owner))
+            channel = await self._dms.open(client, owner)
             for n, message in enumerate(messages):
                 for part in parts(message):
                     await channel.send(**_message_kwargs(part, owner))
@@ -323,8 +324,9 @@ class DiscordAdapter:
         dm = is_dm(interaction)
 
         async def work() -> None:
-            replies = await self._handle(interaction, dm, command=command)
-            await self._answer(interaction, replies, ephemeral=not dm, deferred=True)
+            replies = await self._handle_or_apologise(interaction, dm, command=command)
+            if replies is not None:
+                await self._answer(interaction, replies, ephemeral=not dm, deferred=True)
 
         await self.queue.interaction(
             interaction,
@@ -338,8 +340,11 @@ class DiscordAdapter:
         dm = is_dm(interaction)
 
         async def work() -> None:
-            replies = await self._handle(interaction, dm, choice=choice_id)
-            await self._answer(interaction, replies, ephemeral=not dm, deferred=False)
+            replies = await self._handle_or_apologise(
+                interaction, dm, choice=choice_id, restore_buttons=True
+            )
+            if replies is not None:
+                await self._answer(interaction, replies, ephemeral=not dm, deferred=False)
 
         await self.queue.interaction(
             interaction,
@@ -356,8 +361,9 @@ class DiscordAdapter:
         dm = is_dm(interaction)
 
         async def work() -> None:
-            replies = await self._handle(interaction, dm, choice=choice_id)
-            await self._answer(interaction, replies, ephemeral=not dm, deferred=True)
+            replies = await self._handle_or_apologise(interaction, dm, choice=choice_id)
+            if replies is not None:
+                await self._answer(interaction, replies, ephemeral=not dm, deferred=True)
 
         await self.queue.interaction(
             interaction,
@@ -389,7 +395,12 @@ class DiscordAdapter:
             inbound = Inbound(address, str(message.id), at, text=text)
 
         async def work() -> None:
-            replies = await self._guide.engine.handle(inbound)
+            try:
+                replies = await self._guide.engine.handle(inbound)
+            except Exception:
+                log.exception("event failed kind=dm user=%s", _who(message.author))
+                await self._dm_reply(message, address, [Outbound(self._apology())])
+                return
             here, elsewhere = by_destination(replies)
             rows = replies.rows_for(here)
             if rows:
@@ -415,6 +426,35 @@ class DiscordAdapter:
             log.warning("DM reply not delivered user=%s", _who(message.author), exc_info=True)
 
     # ------------------------------------------------------------- the engine
+
+    async def _handle_or_apologise(
+        self,
+        interaction: discord.Interaction,
+        dm: bool,
+        *,
+        command: Command | None = None,
+        choice: str | None = None,
+        restore_buttons: bool = False,
+    ) -> Reply | None:
+        """`_handle`, or, if it fails, a short apology and None. The interaction was
+        acknowledged before the engine ran, so without an answer the person would
+        sit on "thinking..." (or on a pressed button) for ever. Nothing was saved,
+        so a pressed message gets its buttons back to be pressed again."""
+        try:
+            return await self._handle(interaction, dm, command=command, choice=choice)
+        except Exception:
+            kind = "command" if command is not None else "choice"
+            log.exception("event failed kind=%s user=%s", kind, _who(interaction.user))
+        if restore_buttons:
+            await _restore_buttons(interaction)
+        try:
+            await interaction.followup.send(self._apology(), ephemeral=not dm)
+        except discord.HTTPException:
+            log.warning("apology not delivered user=%s", _who(interaction.user), exc_info=True)
+        return None
+
+    def _apology(self) -> str:
+        return self._guide.content.copy.error_apology
 
     async def _handle(
         self,
@@ -577,6 +617,19 @@ def _not_delivered(destination: Address, exc: Exception) -> None:
             type(exc).__name__,
             exc_info=not isinstance(exc, discord.HTTPException),
         )
+
+
+async def _restore_buttons(interaction: discord.Interaction) -> None:
+    """Put back the buttons the press took off its message (see `on_choice`)."""
+    message = interaction.message
+    if message is None or not message.components:
+        return
+    view = discord.ui.View.from_message(message, timeout=None)
+    view.stop()  # rendering only: presses are dispatched by pattern (bot.discord.client)
+    try:
+        await interaction.edit_original_response(view=view)
+    except discord.HTTPException:
+        log.info("buttons not restored after a failed press")
 
 
 def _connection_ended(task: asyncio.Task[None]) -> None:

@@ -22,6 +22,7 @@ import discord
 from discord import app_commands
 
 from bot.discord.render import MAX_BUTTONS, button_label
+from bot.discord.sync import sync_if_changed
 from dialogs.events import Choice, Command
 
 log = logging.getLogger(__name__)
@@ -176,8 +177,9 @@ def intents() -> discord.Intents:
 
 
 class GuideClient(discord.Client):
-    """Registers the commands and the button pattern when it logs in, and hands every
-    slash command, button press and DM to the adapter."""
+    """Registers the button pattern and, if they changed, the commands when it logs
+    in (`bot.discord.sync`), and hands every slash command, button press and DM to
+    the adapter."""
 
     def __init__(
         self,
@@ -200,14 +202,12 @@ class GuideClient(discord.Client):
         # Runs inside login, before the gateway connects: every button the guide ever
         # sent works again from the first interaction on.
         self.add_dynamic_items(ChoiceButton, GroupButton)
+        guild = None
         if self._guild_id is not None:
             guild = discord.Object(id=self._guild_id)
             # A guild's commands update at once; global ones can take a while to appear.
             self.tree.copy_global_to(guild=guild)
-            synced = await self.tree.sync(guild=guild)
-        else:
-            synced = await self.tree.sync()
-        log.info("synced %d slash commands (guild=%s)", len(synced), self._guild_id)
+        await sync_if_changed(self.tree, guild)
 
     async def on_message(self, message: discord.Message) -> None:
         await self.handler.on_direct_message(message)

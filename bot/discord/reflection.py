@@ -6,7 +6,8 @@
   that channel in the interaction itself, so nothing is fetched.
 - The opening post (`Outbound.thread`) gets a public thread of its own, where the
   rest of the reflection is posted, so the channel keeps one message about it. A
-  channel where the bot may not open threads keeps getting the posts instead.
+  channel where the bot may not open threads, or may not send messages in them,
+  keeps getting the posts instead (both permissions are checked before opening).
 - Only members of the server may join (`is_guild_member`): a join from outside the
   channel (a DM with a forwarded token) is checked against the guild.
 - Once moved, the reflection belongs to the thread, but people still act from the
@@ -55,6 +56,19 @@ async def open_thread(
     """A public thread started from `message`, or None where there can be none (the
     post is already in a thread, or the bot may not create threads there)."""
     if not isinstance(channel, discord.TextChannel):
+        return None
+    me = channel.guild.me
+    allowed = channel.permissions_for(me) if me is not None else discord.Permissions.none()
+    if not (allowed.create_public_threads and allowed.send_messages_in_threads):
+        # A thread the bot could open but not post in would swallow every later
+        # post: ask first, and stay in the channel.
+        log.warning(
+            "may not open a thread or post in one; posting in the channel instead "
+            "channel=%s create_public_threads=%s send_messages_in_threads=%s",
+            channel.id,
+            allowed.create_public_threads,
+            allowed.send_messages_in_threads,
+        )
         return None
     try:
         return await message.create_thread(name=thread_name(name))

@@ -37,6 +37,10 @@ class Script:
 
     token_ok: bool = True
     sync_refused: bool = False
+    fetch_refused: bool = False
+    # The commands Discord has for the application (a PUT replaces them), per scope:
+    # "global" or the guild id.
+    registered: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     hello: bool = True
     close_on_identify: int | None = None  # a gateway close code, such as 4014
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
@@ -100,17 +104,41 @@ class FakeDiscord:
             return {"id": str(APP_ID), "name": "Pausecheck", "description": "", "icon": None,
                     "bot_public": False, "bot_require_code_grant": False, "owner": BOT_USER,
                     "verify_key": "0", "flags": 0}  # fmt: skip
-        if route.method == "PUT" and route.path.endswith("/commands"):
-            if self.script.sync_refused:
-                raise refusal(403, 50001, "Missing Access")
-            return [
-                {**c, "id": str(APP_ID + n), "application_id": str(APP_ID), "version": "1"}
-                for n, c in enumerate(kwargs["json"], start=1)
-            ]
+        if route.path.endswith("/commands"):
+            scope = str(route.guild_id) if "guild_id" in route.path else "global"
+            if route.method == "GET":
+                if self.script.fetch_refused:
+                    raise refusal(403, 50001, "Missing Access")
+                return self.script.registered.get(scope, [])
+            if route.method == "PUT":
+                if self.script.sync_refused:
+                    raise refusal(403, 50001, "Missing Access")
+                self.script.registered[scope] = [
+                    _as_discord_keeps_it(c, APP_ID + n) for n, c in enumerate(kwargs["json"], 1)
+                ]
+                return self.script.registered[scope]
         raise AssertionError(f"unexpected request {route.method} {route.path}")
 
     async def ws_connect(self, url: str, *, compress: int = 0) -> Any:
         return FakeSocket(self.script)
+
+
+def _as_discord_keeps_it(command: dict[str, Any], command_id: int) -> dict[str, Any]:
+    """A command as Discord answers for it: with ids and a version, defaults filled in
+    (contexts, integration types), and an option's `required` left out when false."""
+    options = [
+        {k: v for k, v in o.items() if not (k == "required" and v is False)}
+        for o in command.get("options", [])
+    ]
+    return {
+        **command,
+        "id": str(command_id),
+        "application_id": str(APP_ID),
+        "version": "1",
+        "options": options,
+        "contexts": command.get("contexts") or [0, 1, 2],
+        "integration_types": command.get("integration_types") or [0],
+    }
 
 
 def install(client: discord.Client, script: Script) -> None:

@@ -61,3 +61,20 @@ async def test_with_a_guild_id_the_commands_are_synced_to_that_guild(world: Worl
     assert {c.name for c in synced} == {c.name for c in world.guide.content.commands.menu()}
     said = await world.slash(world.alice, "pause")
     assert "pause for a minute" in texts(said)
+
+
+async def test_a_restart_with_the_same_commands_leaves_them_as_discord_has_them(
+    world: World,
+) -> None:
+    """What Discord answers for a command (ids, versions, defaults filled in) counts
+    as the same command: a restart does not put the list again."""
+
+    def puts() -> int:
+        return sum(1 for r in world.env.http_requests if r.method == "PUT")
+
+    before = puts()
+    fresh = DiscordAdapter(world.guide, world.guide.settings, clock=world.clock)
+    await world.env.restart_bot(fresh.make_client())
+    assert puts() == before
+    said = await world.slash(world.alice, "help")
+    assert "/pause" in texts(said)

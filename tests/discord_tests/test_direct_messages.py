@@ -6,10 +6,13 @@ import json
 from datetime import timedelta
 
 import discord
+import pytest
 import simcord
 from sqlalchemy import text as sql
 
 from bot.discord.adapter import CANNOT_MESSAGE_USER
+from bot.discord.dms import OPENING_DMS_TOO_FAST, OpeningDmsTooFast
+from bot.discord.dms import PAUSE as DM_PAUSE
 from dialogs.content import load_content
 from dialogs.events import Address, Outbound
 from dialogs.store import FollowUpStatus
@@ -166,3 +169,80 @@ async def test_a_reply_left_unsent_in_a_server_goes_to_dms_never_to_the_channel(
     assert report.sent == 1
     assert texts(dms(alice)) == "something personal"
     assert world.channel.history() == []
+
+
+def opened_dms(world: World) -> int:
+    """Requests to open a DM channel so far."""
+    return sum(
+        1 for r in world.env.http_requests if (r.method, r.path) == ("POST", "/users/@me/channels")
+    )
+
+
+def too_fast(world: World) -> None:
+    world.env.inject_error(
+        "POST",
+        "/users/@me/channels",
+        status=403,
+        code=OPENING_DMS_TOO_FAST,
+        message="You are opening direct messages too fast",
+        times=1,
+    )
+
+
+async def test_opening_dms_too_fast_leaves_the_checkin_pending_for_a_later_round(
+    world: World,
+) -> None:
+    await walk_pause(world)
+    async with world.guide.store.session() as s:
+        [planned] = await s.pending_followups(user_key(world.alice))
+    too_fast(world)
+    world.clock.advance(timedelta(minutes=21))
+
+    assert await world.guide.dispatcher.run_due() == 1
+    await world.env.settle()
+    # Not sent, not dropped, and alice is not taken for someone who closed her DMs.
+    assert dms_or_none(world.alice) == []
+    assert (await world.profile(world.alice)).unreachable_at is None
+    async with world.guide.store.engine.connect() as connection:
+        fate = await connection.execute(
+            sql("select status, reason from outbound where kind = 'scheduled'")
+        )
+        assert [tuple(r) for r in fate] == [("pending", None)]
+
+    # A sweep within the pause makes no request; one after it delivers, once.
+    world.clock.advance(timedelta(seconds=31))
+    requests = opened_dms(world)
+    await world.guide.dispatcher.run_due()
+    assert opened_dms(world) == requests and dms_or_none(world.alice) == []
+    world.clock.advance(DM_PAUSE)
+    await world.guide.dispatcher.run_due()
+    await world.env.settle()
+    assert texts(dms(world.alice)).count("checking in like you asked") == 1
+    async with world.guide.store.session() as s:
+        row = await s.get_followup(planned.id)
+    assert row is not None and row.status is FollowUpStatus.SENT
+
+
+async def test_while_paused_only_new_dms_wait(world: World) -> None:
+    await world.alice.send_dm("/help")  # alice's DM is open now
+    alice = Address("discord", str(world.alice.id), str(world.alice.id), is_private=True)
+    bob = Address("discord", str(world.bob.id), str(world.bob.id), is_private=True)
+    too_fast(world)
+    with pytest.raises(OpeningDmsTooFast):
+        await world.adapter.send(bob, [Outbound("first try")])
+    requests = opened_dms(world)
+
+    with pytest.raises(OpeningDmsTooFast):
+        await world.adapter.send(bob, [Outbound("second try")])
+    await world.adapter.send(alice, [Outbound("for alice")])
+    assert opened_dms(world) == requests  # neither asked Discord to open a DM
+
+    world.clock.advance(DM_PAUSE)
+    await world.adapter.send(bob, [Outbound("third try")])
+    await world.env.settle()
+    assert texts(dms(world.bob)) == "third try"
+    assert "for alice" in texts(dms(world.alice))
+
+
+def dms_or_none(who: simcord.MemberActor) -> list[discord.Message]:
+    return dms(who) if who.user.dm_channel is not None else []

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import discord
+import pytest
 import simcord
 
 from bot.discord.adapter import CANNOT_MESSAGE_USER, DiscordAdapter
@@ -343,12 +344,21 @@ async def test_a_participant_with_closed_dms_does_not_hold_up_the_others(world: 
     assert reflection is not None and reflection.step_index == 2
 
 
-async def test_without_thread_permission_the_posts_stay_in_the_channel(world: World) -> None:
+@pytest.mark.parametrize(
+    "denied",
+    [
+        discord.PermissionOverwrite(create_public_threads=False),
+        # It could open the thread, but every later post there would be refused.
+        discord.PermissionOverwrite(send_messages_in_threads=False),
+    ],
+    ids=["may-not-create-threads", "may-not-send-in-threads"],
+)
+async def test_without_thread_permission_the_posts_stay_in_the_channel(
+    world: World, denied: discord.PermissionOverwrite
+) -> None:
     group = await make_group(world, "nothreads")
     me = world.env.bot.get_guild(group.guild.id).me  # type: ignore[union-attr]
-    channel = group.guild.create_text_channel(
-        "no-threads", overwrites={me: discord.PermissionOverwrite(create_public_threads=False)}
-    )
+    channel = group.guild.create_text_channel("no-threads", overwrites={me: denied})
     group = Group(group.guild, channel, group.mod, group.people)
     controls = with_buttons(await start(world, group, "start noticing 3"))
 

@@ -57,11 +57,74 @@ async def test_with_a_guild_id_start_syncs_to_that_guild(guide: Guide) -> None:
     assert path == "/applications/{application_id}/guilds/{guild_id}/commands"
 
 
+def puts(script: Script) -> list[str]:
+    return [path for method, path, _ in script.requests if method == "PUT"]
+
+
+async def test_a_second_start_with_the_same_commands_does_not_sync_them(guide: Guide) -> None:
+    script = Script()
+    for _ in range(2):
+        adapter = OfflineAdapter(guide, guide.settings, script)
+        await adapter.start()
+        await adapter.stop()
+    # Both starts asked what Discord has; only the first had to put the list.
+    gets = [p for m, p, _ in script.requests if m == "GET" and p.endswith("/commands")]
+    assert len(gets) == 2
+    assert len(puts(script)) == 1
+
+
+async def test_a_changed_command_list_is_synced_at_the_next_start(guide: Guide) -> None:
+    script = Script()
+    adapter = OfflineAdapter(guide, guide.settings, script)
+    await adapter.start()
+    await adapter.stop()
+    # Someone changed a description in content/commands.yaml (or on another checkout).
+    [pause] = [c for c in script.registered["global"] if c["name"] == "pause"]
+    pause["description"] = "An older wording"
+
+    adapter = OfflineAdapter(guide, guide.settings, script)
+    await adapter.start()
+    await adapter.stop()
+    assert len(puts(script)) == 2
+    [pause] = [c for c in script.registered["global"] if c["name"] == "pause"]
+    assert pause["description"] == guide.content.commands.get("pause").description  # type: ignore[union-attr]
+
+
+async def test_a_command_missing_from_discord_is_synced(guide: Guide) -> None:
+    script = Script()
+    adapter = OfflineAdapter(guide, guide.settings, script)
+    await adapter.start()
+    await adapter.stop()
+    script.registered["global"] = [c for c in script.registered["global"] if c["name"] != "sos"]
+    adapter = OfflineAdapter(guide, guide.settings, script)
+    await adapter.start()
+    await adapter.stop()
+    assert len(puts(script)) == 2
+
+
+@pytest.mark.parametrize(
+    "script",
+    [Script(sync_refused=True), Script(sync_refused=True, fetch_refused=True)],
+    ids=["sync-refused", "fetch-and-sync-refused"],
+)
+async def test_start_goes_on_when_discord_refuses_the_command_sync(
+    guide: Guide, script: Script, caplog: pytest.LogCaptureFixture
+) -> None:
+    adapter = OfflineAdapter(guide, discord_settings(discord_guild_id=42), script)
+    await adapter.start()
+    try:
+        assert adapter.client is not None and adapter.client.is_ready()
+    finally:
+        await adapter.stop()
+    [warning] = [r for r in caplog.records if "could not sync" in r.getMessage()]
+    assert "Missing Access" in warning.getMessage()
+    assert "applications.commands scope" in warning.getMessage()
+
+
 @pytest.mark.parametrize(
     ("script", "says"),
     [
         (Script(token_ok=False), "refused DISCORD_BOT_TOKEN"),
-        (Script(sync_refused=True), "Missing Access"),
         (Script(close_on_identify=4014), "could not connect"),
     ],
 )
