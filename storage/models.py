@@ -229,8 +229,10 @@ class ReflectionSessionRow(Base):
 
     __tablename__ = "reflection_sessions"
     __table_args__ = (
-        # Serves "the reflection open in this group chat".
+        # Serve "the reflection open in this group chat", where it runs now or
+        # where it started (a Discord channel whose thread it moved to).
         Index("ix_reflection_sessions_chat", "platform", "chat_id", "status"),
+        Index("ix_reflection_sessions_origin", "platform", "origin_chat_id", "status"),
         _NEVER_REUSE_IDS,
     )
 
@@ -250,6 +252,10 @@ class ReflectionSessionRow(Base):
     timer: Mapped[str | None] = mapped_column(String)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The chat it started in, kept when it moves (`chat_id`) to a thread: people
+    # still act from there, and a thread Discord archived is no longer listed by it
+    # (migration 0009). Last, as ADD COLUMN puts it.
+    origin_chat_id: Mapped[str | None] = mapped_column(String)
 
 
 class ReflectionParticipantRow(Base):

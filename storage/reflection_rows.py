@@ -64,6 +64,7 @@ class ReflectionRows:
             token=token,
             platform=platform,
             chat_id=chat_id,
+            origin_chat_id=chat_id,
             reflection_id=reflection_id,
             facilitator_id=await self._user_id(facilitator, at),
             minutes=minutes,
@@ -82,10 +83,15 @@ class ReflectionRows:
     async def open_reflection_in(self, platform: str, chat_id: str) -> ReflectionSession | None:
         found = await self._sessions(
             ReflectionSessionRow.platform == platform,
-            ReflectionSessionRow.chat_id == chat_id,
+            or_(
+                ReflectionSessionRow.chat_id == chat_id,
+                ReflectionSessionRow.origin_chat_id == chat_id,
+            ),
             ReflectionSessionRow.status.in_(_OPEN),
         )
-        return found[0] if found else None
+        # One running where it is asked about wins over one moved away from there.
+        here = [session for session in found if session.chat_id == chat_id]
+        return here[0] if here else found[0] if found else None
 
     async def update_reflection(self, session: ReflectionSession) -> None:
         await self._session.execute(

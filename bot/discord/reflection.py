@@ -13,7 +13,8 @@
 - Once moved, the reflection belongs to the thread, but people still act from the
   channel (the Join post and the facilitator's panel are there, and `/reflect end`
   is naturally typed there). Such a reflection event from the channel is handed to
-  the engine as from the thread (`moved_to_thread`), so it finds the reflection.
+  the engine as from the thread (`moved_to_thread`, from the session's own record
+  of where it started), so it finds the reflection, archived thread or not.
 """
 
 from __future__ import annotations
@@ -85,25 +86,18 @@ async def open_thread(
 async def moved_to_thread(
     interaction: discord.Interaction, store: Store, platform: str
 ) -> str | None:
-    """The id of the bot's thread in this channel where a reflection is now open, if
-    the interaction comes from the channel it started in."""
+    """The id of the thread where a reflection started in this channel now runs, if
+    the interaction comes from that channel. The session keeps where it started, so
+    this holds once Discord has archived the thread too (an archived thread is no
+    longer among the channel's threads)."""
     channel = interaction.channel
-    bot = interaction.client.user
-    if not isinstance(channel, discord.TextChannel) or bot is None:
-        return None
-    # Newest first: a channel may keep older reflections' threads.
-    threads = sorted(
-        (t for t in channel.threads if t.owner_id == bot.id), key=lambda t: t.id, reverse=True
-    )
-    if not threads:
+    if not isinstance(channel, discord.TextChannel):
         return None
     async with store.session() as session:
-        if await session.open_reflection_in(platform, str(channel.id)) is not None:
-            return None
-        for thread in threads:
-            if await session.open_reflection_in(platform, str(thread.id)) is not None:
-                return str(thread.id)
-    return None
+        found = await session.open_reflection_in(platform, str(channel.id))
+    if found is None or found.chat_id == str(channel.id):
+        return None
+    return found.chat_id
 
 
 async def is_guild_member(client: discord.Client, chat_id: str, user_id: str) -> bool:

@@ -86,7 +86,8 @@ class ReflectionRecords(Protocol):
     async def reflection_by_token(self, token: str) -> ReflectionSession | None: ...
 
     async def open_reflection_in(self, platform: str, chat_id: str) -> ReflectionSession | None:
-        """The session running or paused in a group chat, if any."""
+        """The session running or paused in a group chat, or started there and since
+        moved (to a Discord thread: its `chat_id` says where it is now), if any."""
         ...
 
     async def update_reflection(self, session: ReflectionSession) -> None:

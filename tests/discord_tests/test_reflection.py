@@ -344,6 +344,31 @@ async def test_a_participant_with_closed_dms_does_not_hold_up_the_others(world: 
     assert reflection is not None and reflection.step_index == 2
 
 
+async def test_reflect_typed_in_the_channel_finds_it_when_its_thread_was_archived(
+    world: World,
+) -> None:
+    group = await make_group(world, "archived")
+    await start(world, group, "start noticing 3")
+    await join_all(group)
+    [thread] = group.channel.threads
+    # Discord archives a quiet thread by itself; discord.py then drops it from the
+    # channel's threads.
+    seen_by_bot = world.env.bot.get_channel(thread.id)
+    assert isinstance(seen_by_bot, discord.Thread)
+    await seen_by_bot.edit(archived=True)
+    await world.env.settle()
+    assert world.env.bot.get_channel(group.channel.id).threads == []  # type: ignore[union-attr]
+
+    said = sent_by(await group.mod.slash(group.channel, "reflect", what="next"))
+    assert RCOPY.none_running not in texts(said)
+    assert "Step 2 of 4" in texts(thread.history())
+    said = sent_by(await group.mod.slash(group.channel, "reflect", what="end"))
+    assert RCOPY.none_running not in texts(said)
+    async with world.guide.store.session() as s:
+        assert await s.open_reflection_in("discord", str(thread.id)) is None
+        assert await s.open_reflection_in("discord", str(group.channel.id)) is None
+
+
 @pytest.mark.parametrize(
     "denied",
     [

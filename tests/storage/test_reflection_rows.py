@@ -69,3 +69,32 @@ async def test_the_purge_finds_orphaned_answers(store: SqlStore, clock: ManualCl
     assert await answers(store) == [(None, True, "kept")]
     async with store.engine.connect() as connection:
         assert await connection.scalar(select(func.count()).select_from(ReflectionAnswerRow)) == 1
+
+
+async def test_a_reflection_moved_to_a_thread_is_found_from_where_it_started(
+    store: SqlStore, clock: ManualClock
+) -> None:
+    """Discord moves a reflection to a thread; `/reflect end` typed in the channel
+    must still find it, though Discord may have archived the thread (issue 15)."""
+    from dataclasses import replace
+
+    now = clock.now()
+    async with store.session() as session:
+        moved = await session.create_reflection(
+            token="moved", platform="discord", chat_id="channel", reflection_id="noticing",
+            facilitator=MOD, minutes=3, at=now,
+        )  # fmt: skip
+        await session.update_reflection(replace(moved, chat_id="thread"))
+    async with store.session() as session:
+        found = await session.open_reflection_in("discord", "channel")
+        assert found is not None and (found.token, found.chat_id) == ("moved", "thread")
+        in_thread = await session.open_reflection_in("discord", "thread")
+        assert in_thread is not None and in_thread.token == "moved"
+        assert await session.open_reflection_in("telegram", "channel") is None
+        # One running in the channel itself is the one asked about there.
+        await session.create_reflection(
+            token="here", platform="discord", chat_id="channel", reflection_id="noticing",
+            facilitator=MOD, minutes=3, at=now,
+        )  # fmt: skip
+        here = await session.open_reflection_in("discord", "channel")
+        assert here is not None and here.token == "here"
