@@ -184,20 +184,22 @@ async def test_button_of_an_ended_flow_is_stale(chat: Chat) -> None:
 async def test_same_event_twice_is_handled_once(
     engine: Engine, store: SqlStore, clock: ManualClock
 ) -> None:
-    address = Address("test", "u1", "c1")
-    await onboard(store, clock, address)
-    first = Inbound(address, "dup-1", clock.now(), text="/x")
-    await engine.handle(Inbound(address, "p", clock.now(), text="hi"))
     from dialogs.events import Command
 
+    address = Address("test", "u1", "c1")
+    await onboard(store, clock, address)
+    await engine.handle(Inbound(address, "p", clock.now(), text="hi"))
     start = Inbound(address, "dup-1", clock.now(), command=Command("pause"))
-    assert first.event_id == start.event_id
     out1 = await engine.handle(start)
     state1 = await state_of(store, clock)
+    assert "pause for a minute" in texts(out1)
+    assert (state1.flow_id, state1.node_id) == ("pause", "ground")
+    # Redelivered, or another body under an id already handled: nothing happens.
     out2 = await engine.handle(start)
+    out3 = await engine.handle(Inbound(address, "dup-1", clock.now(), command=Command("stop")))
     state2 = await state_of(store, clock)
-    assert out1 and out2 == []
-    assert state1 == state2
+    assert out2 == [] and out3 == []
+    assert state2 == state1
     done = Inbound(address, "dup-2", clock.now(), text="done")
     await engine.handle(done)
     await engine.handle(done)

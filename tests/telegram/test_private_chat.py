@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import logging
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import text as sql
 
+from dialogs.events import Inbound
 from dialogs.store import FollowUpStatus, UserKey
 from tests.telegram.conftest import Harness
 
@@ -78,15 +80,29 @@ async def test_pause_flow_with_typed_answers(tg: Harness) -> None:
     assert not any(draft in str(c.params) for c in tg.fake.calls if c.method != "getUpdates")
 
 
-async def test_stale_and_forged_presses_are_answered_and_change_nothing(tg: Harness) -> None:
+async def test_stale_and_forged_presses_are_answered_and_change_nothing(
+    tg: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     await tg.onboard(ME)
     await tg.onboard(ME + 1)
-    me = tg.person(ME)
+    me, other = tg.person(ME), tg.person(ME + 1)
     await me.say("/pause", until="Breathe in")
     breathe, done = me.button("Done")
     await me.press("Done", until="How loud")
     scale, _ = me.button("7")
+    # The other person is at the first step of their own pause, in their own chat.
+    await other.say("/pause", until="Breathe in")
+    _, theirs = other.button("Done")
     before_state = await tg.state(ME)
+    other_before = await tg.state(ME + 1)
+    reached: list[str] = []
+    real_handle = tg.guide.engine.handle
+
+    async def handle(inbound: Inbound) -> Any:
+        reached.append(inbound.address.user_id)
+        return await real_handle(inbound)
+
+    monkeypatch.setattr(tg.guide.engine, "handle", handle)
     sent_before = len(tg.fake.ok_calls("sendMessage"))
     edits_before = len(tg.fake.ok_calls("editMessageText"))
 
@@ -97,8 +113,10 @@ async def test_stale_and_forged_presses_are_answered_and_change_nothing(tg: Harn
         (ME, scale["message_id"], "pause:rate:7:zzz"),
         # Not a payload at all, and too long for Telegram's 64 bytes.
         (ME, scale["message_id"], "x" * 80),
-        # Someone else pressing a button in this person's private chat.
-        (ME + 1, scale["message_id"], "pause:rate:7:2"),
+        # Someone else pressing a button in this person's private chat, with data
+        # that is valid for their own conversation: it must not act for them here
+        # (their next question would land in this chat).
+        (ME + 1, scale["message_id"], theirs),
     ]
     for user_id, message_id, data in presses:
         answers = len(tg.fake.ok_calls("answerCallbackQuery"))
@@ -106,10 +124,13 @@ async def test_stale_and_forged_presses_are_answered_and_change_nothing(tg: Harn
         answer = await tg.fake.wait_for(
             lambda n=answers: tg.fake.ok_calls("answerCallbackQuery")[n:]  # type: ignore[misc]
         )
-        assert "earlier step" in answer[0].params["text"]
+        assert "earlier step" in answer[0].params.get("text", ""), (user_id, data)
 
     assert await tg.state(ME) == before_state
-    assert (await tg.state(ME + 1)).flow_id is None
+    assert await tg.state(ME + 1) == other_before
+    # The adapter refused the other person's press itself: only this person's
+    # replayed and tampered presses reached the engine.
+    assert reached == [str(ME), str(ME)]
     assert len(tg.fake.ok_calls("sendMessage")) == sent_before
     assert len(tg.fake.ok_calls("editMessageText")) == edits_before
     # The engine's stored "that was an earlier step" replies were said as toasts
@@ -138,10 +159,35 @@ async def test_export_sends_a_json_document(tg: Harness) -> None:
     assert [m for m in me.seen() if "document" in m]
 
 
-async def test_deep_link_start_reaches_the_engine_with_its_payload(tg: Harness) -> None:
+async def test_deep_link_start_reaches_the_engine_with_its_payload(
+    tg: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dialogs.content import load_content
+    from dialogs.events import Command
+    from tests.conftest import CONTENT_DIR
+
+    content = load_content(CONTENT_DIR)
+    assert content.reflection_copy is not None
+    seen: list[Inbound] = []
+    real = tg.guide.engine.handle
+
+    async def handle(inbound: Inbound) -> object:
+        seen.append(inbound)
+        return await real(inbound)
+
+    monkeypatch.setattr(tg.guide.engine, "handle", handle)
     await tg.onboard(ME)
-    out = await tg.person(ME).say("/start group", until="")
-    assert out  # /start answers (the payload is an argument, screened like any text)
+    me = tg.person(ME)
+    # "Continue privately" in a group opens this chat with /start group: the start
+    # flow, from its first words, in the private chat.
+    out = await me.say("/start group", until="Where would you like to begin?")
+    assert seen[-1].command == Command("start", ("group",))
+    assert out[0]["text"].startswith("Hi, I'm Pausecheck.")
+    assert (await tg.state(ME)).flow_id == "start"
+    # A reflection's Join link carries its token; one that names no reflection is
+    # answered as such, which only the payload can tell.
+    await me.say("/start rf_nosuchtoken", until=content.reflection_copy.ended)
+    assert seen[-1].command == Command("start", ("rf_nosuchtoken",))
 
 
 async def test_long_text_is_split_into_messages_on_sentence_boundaries(tg: Harness) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -64,6 +65,43 @@ async def test_webhook_handles_updates_with_the_secret_and_refuses_the_rest(
     )
     assert fake.bot_messages(intruder) == []
     assert not [c for c in fake.calls if c.chat_id == intruder]
+
+
+async def test_without_a_configured_secret_each_start_makes_a_random_one(
+    fake: FakeBotAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unset, the secret is made at each start and given to Telegram with setWebhook:
+    still required, never guessable, never the same twice."""
+    tokens: list[str] = []
+    for start in range(2):
+        port = free_port()
+        h = await start_harness(
+            fake,
+            monkeypatch,
+            telegram_webhook_url=f"http://127.0.0.1:{port}/telegram/hook",
+            telegram_webhook_listen="127.0.0.1",
+            telegram_webhook_port=port,
+            telegram_webhook_secret=None,
+        )
+        try:
+            token = fake.ok_calls("setWebhook")[-1].params.get("secret_token")
+            assert isinstance(token, str)
+            # Telegram's alphabet for it, and at least 32 characters of randomness.
+            assert re.fullmatch(r"[A-Za-z0-9_-]{32,256}", token), token
+            tokens.append(token)
+            person = 4600 + start
+            for n, headers in enumerate(({}, {HEADER: ""}, {HEADER: "secret"})):
+                update = {
+                    "update_id": 9300 + 10 * start + n,
+                    **fake.message_update(person, "/help"),
+                }
+                assert await post(fake.webhook_url, update, headers) == 403
+            update = {"update_id": 9309 + 10 * start, **fake.message_update(person, "/help")}
+            assert await post(fake.webhook_url, update, {HEADER: token}) == 200
+            await fake.wait_for(lambda p=person: bool(fake.bot_messages(p)))  # type: ignore[misc]
+        finally:
+            await stop_harness(h)
+    assert tokens[0] != tokens[1]
 
 
 # ---------------------------------------------------------------- refused before read
