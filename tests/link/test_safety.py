@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from dialogs.clock import ManualClock
 from dialogs.engine import Engine
 from dialogs.store import UserKey
@@ -43,14 +45,15 @@ async def test_someone_with_the_danger_flag_cannot_accept_one(
     assert "Agree and link" not in [c.label for c in bob.buttons()]
 
 
-async def test_a_yes_on_the_safety_screen_means_no_link(
-    alice: Chat, engine: Engine, store: SqlStore, clock: ManualClock
+@pytest.mark.parametrize("answer", ["Yes", "Not sure"])
+async def test_any_answer_but_no_on_the_safety_screen_means_no_link(
+    alice: Chat, engine: Engine, store: SqlStore, clock: ManualClock, answer: str
 ) -> None:
     code = await invite(alice)
     dana = Chat(engine, address=BOB, clock=clock)
     await onboard(store, clock, dana.address, screened=False)
     await dana.command("link", code)
-    out = texts(await dana.press("Yes"))
+    out = texts(await dana.press(answer))
     assert "Your partner invited you." not in out
     assert "Agree and link" not in [c.label for c in dana.buttons()]
     async with store.session() as s:
