@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from dialogs.clock import ManualClock
 from dialogs.engine import Engine
 from dialogs.followups.dispatcher import Dispatcher
 from dialogs.followups.weekly_insight import INSIGHT_KIND
+from dialogs.insights import drawing
+from dialogs.insights.chart import Chart
 from dialogs.store import FollowUpStatus, UserKey
 from storage import SqlStore
 from tests.conftest import Chat, texts
@@ -233,3 +240,37 @@ async def test_insights_is_in_help_s_full_list_and_the_menus(chat: Chat) -> None
     await chat.command("help")
     out = await chat.press("All commands")
     assert "/insights: What your pauses show over time, with a chart" in texts(out)
+
+
+async def test_the_chart_is_drawn_after_the_turn_commits(
+    chat: Chat, store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Drawing inside the turn would hold the person's transaction (on SQLite, the one
+    # writer) for as long as matplotlib takes.
+    await two_pauses(store)
+    events: list[str] = []
+    real_session = store.session
+
+    @asynccontextmanager
+    async def session() -> AsyncIterator[object]:
+        async with real_session() as s:
+            events.append("open")
+            yield s
+        events.append("committed")
+
+    threads: list[threading.Thread] = []
+
+    def draw(chart: Chart) -> bytes:
+        events.append("draw")
+        threads.append(threading.current_thread())
+        return real_draw(chart)
+
+    real_draw = drawing.draw_png
+    monkeypatch.setattr(store, "session", session)
+    monkeypatch.setattr(drawing, "draw_png", draw)
+    out = await chat.command("insights")
+    assert any(m.attachment is not None for m in out)
+    before_draw = events[: events.index("draw")]
+    assert before_draw.count("open") == before_draw.count("committed") >= 1
+    # In a worker thread: the event loop keeps serving everyone else meanwhile.
+    assert threads and threads[0] is not threading.main_thread()
