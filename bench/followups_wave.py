@@ -171,6 +171,10 @@ def _profile() -> Profile:
         last_active_at=now,
         session_started_at=now,
         reminded_at=now,
+        # Quiet hours off ("/quiet off"): otherwise a run at night postpones the whole
+        # wave to the morning, sends nothing, and measures only postponing.
+        quiet_start="00:00",
+        quiet_end="00:00",
     )
 
 
