@@ -9,6 +9,9 @@ holds the request until an update arrives or `timeout` passes).
 `getChatMember` answers from `owners`, `admins` and `outsiders` (per group; everyone
 else is a member). Faults can be injected: an HTTP status (429 with `retry_after`, 5xx), a slow
 answer, a dropped connection, and 403 "bot was blocked by the user" for chosen chats.
+`chaos` (off by default) adds random weather for a soak (`soak/`): each call but
+housekeeping may meet a 429, a 5xx, a slow answer, a connection dropped before the
+call took effect, or one dropped after (the answer lost, as on a real network).
 
 It also serves the benchmark, in a process of its own, so it depends on nothing in
 the project.
@@ -20,7 +23,9 @@ import asyncio
 import contextlib
 import itertools
 import json
+import random
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -98,6 +103,44 @@ class Fault:
 
 
 @dataclass(slots=True)
+class Chaos:
+    """Random faults, drawn once per call the guide makes (housekeeping excepted),
+    with these probabilities: a soak's weather. What was injected is counted in
+    `injected`; the calls that took effect but whose answer was lost are in `lost`
+    (the guide cannot know they arrived, so a retry may show the message twice)."""
+
+    rate_limited: float = 0.0
+    retry_after: float = 1.0
+    server_error: float = 0.0
+    slow: float = 0.0
+    slow_seconds: float = 0.5
+    dropped: float = 0.0
+    lost_answer: float = 0.0
+    seed: int = 0
+    injected: Counter[str] = field(default_factory=Counter)
+    lost: list[Call] = field(default_factory=list)
+    _rng: random.Random | None = None
+
+    def draw(self) -> str | None:
+        """The fault for one call, or None."""
+        if self._rng is None:
+            self._rng = random.Random(self.seed)
+        roll = self._rng.random()
+        for kind, chance in (
+            ("429", self.rate_limited),
+            ("5xx", self.server_error),
+            ("slow", self.slow),
+            ("dropped", self.dropped),
+            ("lost answer", self.lost_answer),
+        ):
+            if roll < chance:
+                self.injected[kind] += 1
+                return kind
+            roll -= chance
+        return None
+
+
+@dataclass(slots=True)
 class FakeBotAPI:
     token: str = DEFAULT_TOKEN
     bot_id: int = BOT_ID
@@ -118,6 +161,11 @@ class FakeBotAPI:
     on_call: Callable[[Call, Any], None] | None = None
     # Message dates, in Unix seconds: tests point this at their manual clock.
     now: Callable[[], float] = time.time
+    # Random faults on every call but housekeeping (see `Chaos`); None: none.
+    chaos: Chaos | None = None
+    # How many times each update was handed out by getUpdates (more than once: it
+    # was fetched again because the fetching process never confirmed it).
+    handed_out: Counter[int] = field(default_factory=Counter)
     _updates: list[dict[str, Any]] = field(default_factory=list)
     _update_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _message_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -354,6 +402,10 @@ class FakeBotAPI:
             else:
                 self._record(method, params, fault.status)
                 return _error(fault.status, _phrase(fault.status), fault.retry_after)
+        elif self.chaos is not None and method not in _HOUSEKEEPING:
+            weather = await self._weather(request, method, params)
+            if weather is not None:
+                return weather
         if chat is not None and chat in self.blocked:
             self._record(method, params, 403)
             return _error(403, "Forbidden: bot was blocked by the user")
@@ -370,6 +422,39 @@ class FakeBotAPI:
         if self.on_call is not None:
             self.on_call(call, result)
         return web.json_response({"ok": True, "result": result})
+
+    async def _weather(
+        self, request: web.Request, method: str, params: dict[str, Any]
+    ) -> web.StreamResponse | None:
+        """A `Chaos` fault for this call: an answer to return, or None to serve it
+        (after a delay, for a slow answer)."""
+        assert self.chaos is not None
+        kind = self.chaos.draw()
+        if kind == "429":
+            self._record(method, params, 429)
+            return _error(429, _phrase(429), self.chaos.retry_after)
+        if kind == "5xx":
+            self._record(method, params, 502)
+            return _error(502, "Bad Gateway")
+        if kind == "slow":
+            await asyncio.sleep(self.chaos.slow_seconds)
+            return None
+        if kind == "dropped":
+            self._record(method, params, 0)
+        elif kind == "lost answer":
+            handler = getattr(self, f"_api_{method}", None)
+            try:
+                if handler is not None:
+                    await handler(params)
+            except _ApiError as exc:
+                self._record(method, params, exc.status)
+            else:
+                self.chaos.lost.append(self._record(method, params, 200))
+        else:
+            return None
+        if request.transport is not None:
+            request.transport.abort()
+        raise asyncio.CancelledError  # aiohttp gives up on this request quietly
 
     async def _hold(self, method: str, params: dict[str, Any], accept: bool) -> web.Response:
         if accept:
@@ -460,7 +545,9 @@ class FakeBotAPI:
                         self._changed.wait_for(lambda: bool(self._updates) or self._closing),
                         timeout,
                     )
-        return self._updates[:limit]
+        handed = self._updates[:limit]
+        self.handed_out.update(u["update_id"] for u in handed)
+        return handed
 
     async def _api_sendMessage(self, params: dict[str, Any]) -> Any:
         text = params.get("text", "")
