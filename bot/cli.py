@@ -121,7 +121,16 @@ async def _console(settings: Settings, clock_scale: float, user: str) -> None:
 
 
 @app.command()
-def run() -> None:
+def run(
+    clock_scale: Annotated[
+        float,
+        typer.Option(
+            help="Make waits this many times shorter, for demos and soak tests: 60 turns "
+            "20 minutes into 20 s.",
+            min=0.001,
+        ),
+    ] = 1.0,
+) -> None:
     """Run the guide on the chat platforms whose tokens are set."""
     settings = _settings()
     if settings.telegram_bot_token is None and settings.discord_bot_token is None:
@@ -131,20 +140,24 @@ def run() -> None:
             2,
         )
     try:
-        asyncio.run(_run(settings))
+        asyncio.run(_run(settings, clock_scale=clock_scale))
     except _setup_errors() as exc:
         raise _fail(str(exc)) from None
     except KeyboardInterrupt:
         pass
 
 
-async def _run(settings: Settings, stop: asyncio.Event | None = None) -> None:
+async def _run(
+    settings: Settings, stop: asyncio.Event | None = None, *, clock_scale: float = 1.0
+) -> None:
     """Start every configured platform in one process; stop on SIGINT/SIGTERM."""
     import signal
 
     from bot.platforms import build_adapters
 
-    guide = await open_guide(settings, SystemClock())
+    # As in the console: a faster clock needs a faster sweep too.
+    sweep = max(0.5, settings.sweep_seconds / clock_scale)
+    guide = await open_guide(settings, SystemClock(), delay_scale=clock_scale, sweep_seconds=sweep)
     adapters = build_adapters(guide, settings)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
