@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: chat test lint typecheck check content-check transcripts bench clean
+.PHONY: chat test lint typecheck check content-check transcripts bench soak clean
 
 # The pip and setuptools a new venv starts with are whatever the Python came with, and
 # older ones carry known CVEs (setuptools before 70: CVE-2024-6345): upgrade both first.
@@ -47,6 +47,12 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.followups_wave $(if $(BENCH_QUICK),--quick,--window 30 --dispatch-seconds 20)
 	$(BIN)/python -m bench.telegram_throughput $(if $(BENCH_QUICK),--quick)
 	$(BIN)/python -m bench.partner_signal
+
+# The soak harness (docs/reliability.md): people, kill -9s and network faults against the
+# real `pausecheck run`; MINUTES=30 for a longer one. Exits non-zero on any violation.
+MINUTES ?= 10
+soak: $(STAMP)
+	$(BIN)/python -m soak --minutes $(MINUTES)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

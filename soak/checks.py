@@ -1,0 +1,398 @@
+"""The verdict: every promise of docs/reliability.md, checked at the end of a run from
+the database and the fake's record of every call. Each check returns violations
+(one line each, naming the person by Telegram id and the rows by id); figures go to
+the table.
+
+Definitions used here:
+- A *post* is a message the fake took into a chat (`records.posts`).
+- The *crash window* of a kill: outbox rows still pending when the process died whose
+  text the chat had already received (the platform took them; the mark was never
+  written). Each may arrive twice. A *lost answer* (the fake took a message and
+  dropped the connection before answering) may also bring one duplicate.
+- *Accounted* chats: those that never received a file and never had their data
+  deleted by /forget. Only there does every post match an outbox row, so the exact
+  counts (duplicates, lost rows) are checked there; every other check covers all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from dialogs.content import Content
+from dialogs.payloads import decode_payload
+from soak.people import PROBES, Person
+from soak.records import POSTS, Post, posts, rows, when
+from tests.telegram.fake_bot_api import Chaos, FakeBotAPI
+
+TERMINAL = {"sent", "missed", "cancelled", "superseded"}
+
+
+@dataclass
+class Kill:
+    at: float
+    in_window: bool  # the kill waited for a message Telegram took and did not answer
+    # Per chat: texts of pending rows the chat had already received (the crash window).
+    window: dict[int, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class Verdict:
+    figures: dict[str, int | str] = field(default_factory=dict)
+    violations: list[str] = field(default_factory=list)
+
+    def add(self, check: str, message: str) -> None:
+        self.violations.append(f"[{check}] {message}")
+
+
+def first_words(text: str, n: int = 40) -> str:
+    """A text's opening up to its first template variable, as it shows in a post."""
+    return text.split("{", 1)[0].strip()[:n]
+
+
+def step_texts(content: Content) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for flow_id, flow in content.flows.items():
+        for step in flow.steps:
+            raw = getattr(step, "text", None)
+            for text in [raw] if isinstance(raw, str) else list(raw or []):
+                out.setdefault(flow_id, []).append(str(text))
+    return out
+
+
+def openings(content: Content, flow_ids: set[str]) -> dict[str, str]:
+    """The first words of each flow's first text, where no other flow says them."""
+    texts = step_texts(content)
+    out = {}
+    for flow_id in sorted(flow_ids):
+        flow = content.flows[flow_id]
+        raw = getattr(flow.steps[0], "text", None)
+        first = raw if isinstance(raw, str) else (list(raw or []) or [""])[0]
+        words = first_words(str(first))
+        elsewhere = [f for f, ts in texts.items() if f != flow_id and any(words in t for t in ts)]
+        if len(words) >= 12 and not elsewhere:
+            out[flow_id] = words
+    return out
+
+
+def scheduled_flows(content: Content) -> set[str]:
+    flows = {"checkin_due"}
+    for flow in content.flows.values():
+        for step in flow.steps:
+            target = getattr(step, "flow", None)
+            if getattr(step, "kind", "") == "schedule" and isinstance(target, str):
+                flows.add(target)
+    return flows
+
+
+def check(
+    db: Path,
+    fake: FakeBotAPI,
+    people: list[Person],
+    kills: list[Kill],
+    content: Content,
+    chaos: Chaos | None,
+    *,
+    ended: datetime,
+    grace: timedelta,
+    logs: str,
+    not_yet_due: set[int] = frozenset(),  # type: ignore[assignment]
+) -> Verdict:
+    v = Verdict()
+    by_chat = posts(fake)
+    users = {int(r["platform_user_id"]): r["id"] for r in rows(db, "select * from users")}
+    forget_done = first_words(
+        step_texts(content)["forget"][1] if len(step_texts(content)["forget"]) > 1 else ""
+    )
+    unaccounted = {
+        chat
+        for chat, ps in by_chat.items()
+        if any(p.method == "sendDocument" for p in ps)
+        or (forget_done and any(forget_done in p.text for p in ps))
+    }
+    onboarded = {p.chat_id for p in people if p.onboarded}
+    followups(db, chaos, v, users, by_chat, unaccounted, onboarded, kills, content, ended, grace)
+    # Planned for later and cancelled by everyone's /stop at the end.
+    later = len(not_yet_due)
+    v.figures["not yet due"] = int(v.figures["not yet due"]) + later
+    v.figures["cancelled"] = int(v.figures["cancelled"]) - later
+    outbox(db, v, users)
+    counts(db, fake, chaos, v, people, users, by_chat, unaccounted, kills, content)
+    order(v, by_chat)
+    addressing(fake, v, people, by_chat)
+    privacy_in_logs(v, people, by_chat, logs)
+    return v
+
+
+def followups(
+    db: Path,
+    chaos: Chaos | None,
+    v: Verdict,
+    users: dict[int, int],
+    by_chat: dict[int, list[Post]],
+    unaccounted: set[int],
+    onboarded: set[int],
+    kills: list[Kill],
+    content: Content,
+    ended: datetime,
+    grace: timedelta,
+) -> None:
+    """Each follow-up ends sent, missed, cancelled or superseded; none is left
+    claimed or overdue; a sent one's messages went out (or were dropped, with the
+    reason recorded); in accounted chats its opening arrived exactly once per sent
+    follow-up, besides a duplicate only inside a crash window or after a lost answer."""
+    all_rows = rows(db, "select * from followups")
+    status = Counter(r["status"] for r in all_rows)
+    v.figures["follow-ups"] = len(all_rows)
+    v.figures["sent"] = status["sent"]
+    v.figures["missed"] = status["missed"]
+    v.figures["cancelled"] = status["cancelled"]
+    v.figures["not yet due"] = 0
+    for r in all_rows:
+        due = when(r["due_at"])
+        assert due is not None
+        if r["status"] in ("claimed", "delivering"):
+            v.add("follow-ups", f"follow-up {r['id']} ({r['flow_id']}) left {r['status']}")
+        elif r["status"] == "failed":
+            v.add("follow-ups", f"follow-up {r['id']} ({r['flow_id']}) failed in the engine")
+        elif r["status"] == "pending":
+            if due < ended - grace:
+                v.add(
+                    "follow-ups",
+                    f"follow-up {r['id']} ({r['flow_id']}) due {due:%H:%M:%S}, never handled",
+                )
+            else:
+                v.figures["not yet due"] = int(v.figures["not yet due"]) + 1
+        elif r["status"] not in TERMINAL:
+            v.add("follow-ups", f"follow-up {r['id']} has unknown status {r['status']}")
+    dropped: Counter[str] = Counter()
+    delivered: Counter[tuple[int, str]] = Counter()
+    chat_of = {uid: chat for chat, uid in users.items()}
+    for r in all_rows:
+        if r["status"] != "sent":
+            continue
+        owed = rows(
+            db,
+            "select status, reason from outbound where user_id = ? and kind = 'scheduled' "
+            "and created_at = ? order by seq",
+            r["user_id"],
+            r["sent_at"],
+        )
+        if not owed:
+            v.add("follow-ups", f"follow-up {r['id']} marked sent with no message owed")
+            continue
+        first = owed[0]
+        if first["status"] == "sent":
+            delivered[(chat_of.get(r["user_id"], 0), r["flow_id"])] += 1
+        elif first["status"] in ("dropped", "superseded") and first["reason"]:
+            dropped[f"{first['status']}: {first['reason']}"] += 1
+        else:
+            v.add(
+                "follow-ups",
+                f"follow-up {r['id']}: its message is {first['status']} "
+                f"(reason {first['reason']!r}) at the end",
+            )
+    v.figures["follow-up messages dropped"] = (
+        ", ".join(f"{n} {why}" for why, n in sorted(dropped.items())) or "0"
+    )
+    opening = openings(content, scheduled_flows(content))
+    lost = lost_posts(chaos)
+    for chat, ps in by_chat.items():
+        # Someone who met the guide during the run may meet a gate first (the safety
+        # screen before a check-in): the follow-up's messages are the gate's then.
+        if chat in unaccounted or chat not in onboarded:
+            continue
+        for flow_id, words in opening.items():
+            arrived = sum(1 for p in ps if words in p.text)
+            owed_n = delivered[(chat, flow_id)]
+            window = sum(1 for k in kills for t in k.window.get(chat, []) if words in t)
+            if arrived < owed_n:
+                v.add(
+                    "follow-ups",
+                    f"chat {chat}: {owed_n} {flow_id} follow-up(s) marked sent, {arrived} arrived",
+                )
+            elif arrived > owed_n + window + lost[chat]:
+                v.add(
+                    "follow-ups",
+                    f"chat {chat}: {flow_id} arrived {arrived} times for {owed_n} sent "
+                    f"({window} in crash windows, {lost[chat]} lost answers)",
+                )
+
+
+def lost_posts(chaos: Chaos | None) -> Counter[int | None]:
+    """Per chat, the messages the fake took and whose answer it then lost."""
+    return Counter(c.chat_id for c in (chaos.lost if chaos else []) if c.method in POSTS)
+
+
+def outbox(db: Path, v: Verdict, users: dict[int, int]) -> None:
+    """No row left pending; each row addressed to its owner's own private chat; in
+    each chat, rows were accepted in their order (marks never go back in time)."""
+    all_rows = rows(db, "select * from outbound order by platform, chat_id, seq")
+    owner_of = {uid: str(chat) for chat, uid in users.items()}
+    status = Counter(r["status"] for r in all_rows)
+    v.figures["outbox rows"] = len(all_rows)
+    reasons = Counter(
+        f"{r['status']}: {r['reason']}"
+        for r in all_rows
+        if r["status"] in ("dropped", "superseded")
+    )
+    v.figures["outbox dropped/superseded"] = (
+        ", ".join(f"{n} {why}" for why, n in sorted(reasons.items())) or "0"
+    )
+    if status["pending"]:
+        v.add("outbox", f"{status['pending']} row(s) still pending at the end")
+    last: dict[str, tuple[int, datetime]] = {}
+    for r in all_rows:
+        if r["private"] and not (
+            r["chat_id"] == r["recipient"] == owner_of.get(r["user_id"], r["chat_id"])
+        ):
+            v.add(
+                "addressing",
+                f"outbox row {r['id']} of user {owner_of.get(r['user_id'])} addressed to "
+                f"chat {r['chat_id']} / recipient {r['recipient']}",
+            )
+        if r["status"] != "sent":
+            continue
+        sent = when(r["sent_at"])
+        assert sent is not None
+        before = last.get(r["chat_id"])
+        if before is not None and sent < before[1]:
+            v.add(
+                "order",
+                f"chat {r['chat_id']}: row seq {r['seq']} accepted before seq {before[0]}",
+            )
+        last[r["chat_id"]] = (r["seq"], sent)
+
+
+def counts(
+    db: Path,
+    fake: FakeBotAPI,
+    chaos: Chaos | None,
+    v: Verdict,
+    people: list[Person],
+    users: dict[int, int],
+    by_chat: dict[int, list[Post]],
+    unaccounted: set[int],
+    kills: list[Kill],
+    content: Content,
+) -> None:
+    """Exactly once: in an accounted chat the posts are the rows marked sent, plus the
+    messages never stored (an apology after a failed turn, the flood notice), plus
+    duplicates only inside crash windows or after lost answers. And each probe
+    command typed got exactly one answer: an update lost or handled twice shows."""
+    sent_rows = Counter(
+        int(r["chat_id"]) for r in rows(db, "select chat_id from outbound where status = 'sent'")
+    )
+    copy = content.copy
+    unstored = [first_words(t) for t in (copy.error_apology, copy.slow_down)]
+    lost = lost_posts(chaos)
+    duplicates = 0
+    for chat, ps in by_chat.items():
+        if chat in unaccounted:
+            continue
+        extra = sum(1 for p in ps if any(w and w in p.text for w in unstored))
+        window = sum(len(k.window.get(chat, [])) for k in kills)
+        dup = len(ps) - extra - sent_rows[chat]
+        if dup < 0:
+            v.add("exactly once", f"chat {chat}: {-dup} row(s) marked sent never arrived")
+        elif dup > window + lost[chat]:
+            v.add(
+                "exactly once",
+                f"chat {chat}: {dup} duplicate(s), only {window} row(s) in crash windows "
+                f"and {lost[chat]} lost answer(s)",
+            )
+        duplicates += max(dup, 0)
+    v.figures["duplicates"] = duplicates
+    v.figures["in crash windows"] = sum(len(t) for k in kills for t in k.window.values())
+    probe_words = openings(content, set(PROBES))
+    for person in people:
+        for name, typed in person.probes.items():
+            words = probe_words.get(name)
+            if words is None:
+                continue
+            ps = by_chat.get(person.chat_id, [])
+            answers = sum(1 for p in ps if words in p.text)
+            window = sum(1 for k in kills for t in k.window.get(person.chat_id, []) if words in t)
+            if answers < typed or answers > typed + window + lost[person.chat_id]:
+                v.add(
+                    "events",
+                    f"chat {person.chat_id}: /{name} typed {typed} times, answered {answers}",
+                )
+    v.figures["updates fetched twice"] = sum(1 for n in fake.handed_out.values() if n > 1)
+
+
+def order(v: Verdict, by_chat: dict[int, list[Post]]) -> None:
+    """Buttons carry the conversation's turn, which only grows between forgets: in each
+    chat the turns of the posts never go back, except for a post repeating an
+    earlier one exactly (a duplicate, counted above, or a question asked again)."""
+    for chat, ps in by_chat.items():
+        seen: set[tuple[str, tuple[str, ...]]] = set()
+        high = -1
+        for p in ps:
+            turns = [t.turn for t in (decode_payload(d) for d in p.data) if t is not None]
+            if turns:
+                turn = max(turns)
+                if turn < high and p.key not in seen:
+                    if turn <= 1:
+                        high = turn  # a fresh conversation (after /forget)
+                    else:
+                        v.add(
+                            "order",
+                            f"chat {chat}: a question of turn {turn} arrived after turn {high}",
+                        )
+                high = max(high, turn)
+            seen.add(p.key)
+
+
+def addressing(
+    fake: FakeBotAPI, v: Verdict, people: list[Person], by_chat: dict[int, list[Post]]
+) -> None:
+    """Nothing reaches a chat that is not a simulated person's; no word a person typed
+    shows in anyone else's chat."""
+    chats = {p.chat_id for p in people}
+    for call in fake.calls:
+        if call.chat_id is not None and call.chat_id not in chats:
+            v.add("addressing", f"{call.method} to chat {call.chat_id}, nobody's chat")
+    for person in people:
+        for marker in _markers(person):
+            for chat, ps in by_chat.items():
+                if chat != person.chat_id and any(marker in p.text for p in ps):
+                    v.add("addressing", f"chat {chat} shows a word chat {person.chat_id} typed")
+
+
+def privacy_in_logs(
+    v: Verdict, people: list[Person], by_chat: dict[int, list[Post]], logs: str
+) -> None:
+    """No message text in the guide's logs: no word a person typed, no text the guide
+    sent (long enough to be a sentence of its own)."""
+    for person in people:
+        for marker in _markers(person):
+            if marker in logs:
+                v.add("log privacy", f"a word chat {person.chat_id} typed is in the logs")
+    said = {line.strip() for ps in by_chat.values() for p in ps for line in p.text.split("\n")}
+    for line in sorted(s for s in said if len(s) >= 30):
+        if line in logs:
+            v.add("log privacy", f"the guide's text {line[:30]!r}... is in the logs")
+
+
+def markers_in_files(people: list[Person], files: list[Path]) -> list[str]:
+    """Words people typed still readable in any file of the database."""
+    found = []
+    blobs = [f.read_bytes() for f in files if f.exists()]
+    for person in people:
+        for marker in _markers(person):
+            if any(marker.encode() in blob for blob in blobs):
+                found.append(
+                    f"[stored data] a word chat {person.chat_id} typed is in the database files"
+                )
+    return found
+
+
+def _markers(person: Person) -> list[str]:
+    return [w for t in person.typed for w in t.split() if w.startswith("soakword")]
+
+
+__all__ = ["Kill", "Verdict", "check", "json", "markers_in_files"]
