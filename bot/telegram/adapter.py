@@ -39,6 +39,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, TypeHa
 from bot.app import Guide, SetupError
 from bot.config import Settings
 from bot.person_queue import Admission, is_urgent
+from bot.telegram.confirm import ConfirmingRequest, HandledUpdates
 from bot.telegram.processor import PerPersonProcessor
 from bot.telegram.reflection import (
     anonymous_reflect,
@@ -118,6 +119,7 @@ class TelegramAdapter:
         self._group_rate = group_messages_per_minute
         self._typing_after = typing_after
         self._application: _App | None = None
+        self._handled = HandledUpdates()
         self._webhook_server: WebhookServer | None = None
         self._me: BotIdentity | None = None
         self._known_commands = frozenset(c.name for c in guide.content.commands.commands)
@@ -135,6 +137,7 @@ class TelegramAdapter:
     # ------------------------------------------------------------------ lifecycle
 
     def _build(self) -> _App:
+        self._handled = HandledUpdates()
         builder = (
             ApplicationBuilder()
             .token(self._token)
@@ -152,6 +155,7 @@ class TelegramAdapter:
                     window=self._settings.flood_seconds,
                     urgent=self._is_urgent,
                     on_dropped=self._on_dropped,
+                    finished=self._handled.finished,
                 )
             )
             # The guide has its own scheduler; PTB's job queue would be a second one.
@@ -160,6 +164,9 @@ class TelegramAdapter:
         if self._webhook:
             # Our own server feeds the update queue (bot.telegram.webhook).
             builder = builder.updater(None)
+        else:
+            # Telegram keeps each update until it is handled (bot.telegram.confirm).
+            builder = builder.get_updates_request(ConfirmingRequest(self._handled))
         base_url = self._settings.telegram_api_base_url
         if base_url:
             builder = builder.base_url(base_url).base_file_url(_file_url(base_url))

@@ -55,9 +55,12 @@ class PerPersonProcessor(BaseUpdateProcessor):
         window: float = DEFAULT_WINDOW,
         urgent: Urgency | None = None,
         on_dropped: OnDropped | None = None,
+        finished: Callable[[object], None] | None = None,
         now: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(max_concurrent_updates)
+        # Told when each update is done with, handled or dropped (bot.telegram.confirm).
+        self._finished = finished
         self._queue: PersonQueue[int] = PersonQueue(burst=burst, window=window, now=now)
         self._urgent = urgent
         self._on_dropped = on_dropped
@@ -69,6 +72,13 @@ class PerPersonProcessor(BaseUpdateProcessor):
     async def process_update(  # type: ignore[misc]  # see the module docstring
         self, update: object, coroutine: Awaitable[Any]
     ) -> None:
+        try:
+            await self._process(update, coroutine)
+        finally:
+            if self._finished is not None:
+                self._finished(update)
+
+    async def _process(self, update: object, coroutine: Awaitable[Any]) -> None:
         key = person_key(update)
         if key is None:
             async with self._semaphore:

@@ -1,0 +1,144 @@
+"""Long polling confirms an update to Telegram only once the guide has handled it.
+
+Telegram forgets an update as soon as getUpdates is called with a higher offset, and
+PTB's Updater asks for the next batch the moment it has queued the last one. So a
+process killed while an update of that batch was still being handled lost it: the
+person's message or press got no answer, ever (the soak harness found it, about one
+update in a hundred at a kill -9; docs/reliability.md).
+
+`HandledUpdates` knows which fetched updates this process still has in hand.
+`ConfirmingRequest`, the request object of getUpdates only, asks Telegram from the
+oldest of them rather than past the newest (so Telegram keeps it until it is handled,
+and hands it to the next process after a crash), and leaves out of each answer the
+updates this process already has (so nothing is handled twice here; a redelivery to
+the next process meets the engine's event claim).
+
+Asking from the oldest update in hand, Telegram answers at once with the updates in
+hand (no long poll), so while some are in hand an answer with nothing new waits up to
+`RECHECK_SECONDS` for one of them to finish before asking again: a new update waits
+that long at most. An answer full of updates in hand (a backlog of 100: one person's
+flood being worked through) could hide newer ones, another person's /sos among them:
+the next ask goes past the newest at once, as PTB would, and the updates still in
+hand are confirmed unhandled. So behind a backlog of 100 the old window reopens for
+those; in ordinary traffic nothing fetched is confirmed before it is handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from telegram import Update
+from telegram.request import HTTPXRequest, RequestData
+from telegram.request._requestparameter import RequestParameter
+
+# How long to wait for an update in hand before asking Telegram again anyway.
+RECHECK_SECONDS = 0.1
+# getUpdates answers at most this many updates (Telegram's own cap and default).
+LIMIT = 100
+
+
+class HandledUpdates:
+    """The ids of fetched updates not yet handled, and the newest id fetched."""
+
+    def __init__(self) -> None:
+        self._open: set[int] = set()
+        self._newest = -1
+        self._finished = asyncio.Event()
+
+    def fetched(self, update_ids: Iterable[int]) -> None:
+        for update_id in update_ids:
+            self._open.add(update_id)
+            self._newest = max(self._newest, update_id)
+
+    def finished(self, update: object) -> None:
+        """Called once each update is handled, dropped or failed."""
+        if isinstance(update, Update) and update.update_id in self._open:
+            self._open.discard(update.update_id)
+            self._finished.set()
+
+    @property
+    def newest(self) -> int:
+        return self._newest
+
+    def already_fetched(self, update_id: int) -> bool:
+        return update_id <= self._newest
+
+    @property
+    def oldest_open(self) -> int | None:
+        return min(self._open) if self._open else None
+
+    async def wait_for_one(self, within: float) -> None:
+        self._finished.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._finished.wait(), within)
+
+
+class ConfirmingRequest(HTTPXRequest):
+    """PTB's HTTPX request (as the builder makes it for getUpdates), confirming only
+    what `handled` says is done."""
+
+    def __init__(self, handled: HandledUpdates, **kwargs: Any) -> None:
+        kwargs.setdefault("connection_pool_size", 1)
+        super().__init__(**kwargs)
+        self._handled = handled
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> tuple[int, bytes]:
+        if not url.endswith("/getUpdates") or request_data is None:
+            return await super().do_request(url, method, request_data, *args, **kwargs)
+        past_newest = False
+        while True:
+            asked = self._asked(request_data, past_newest)
+            status, payload = await super().do_request(url, method, asked, *args, **kwargs)
+            if status != 200:
+                return status, payload
+            body = json.loads(payload)
+            result = body.get("result")
+            if not isinstance(result, list):
+                return status, payload
+            fresh = [u for u in result if not self._handled.already_fetched(u["update_id"])]
+            if fresh or not result:
+                self._handled.fetched(u["update_id"] for u in fresh)
+                body["result"] = fresh
+                return status, json.dumps(body).encode()
+            # Only updates still in hand came back. Behind a full answer of them (a
+            # backlog) newer ones may wait: ask past them at once. Otherwise there is
+            # nothing newer yet: ask again once one is done.
+            past_newest = len(result) >= _limit(request_data)
+            if not past_newest:
+                await self._handled.wait_for_one(RECHECK_SECONDS)
+
+    def _asked(self, request_data: RequestData, past_newest: bool) -> RequestData:
+        oldest = self._handled.oldest_open
+        # From the oldest in hand, a full answer could hold nothing new: skip it.
+        behind = oldest is not None and self._handled.newest - oldest + 1 >= _limit(request_data)
+        if past_newest or behind:
+            return _with_offset(request_data, self._handled.newest + 1)
+        return self._from_oldest_in_hand(request_data)
+
+    def _from_oldest_in_hand(self, request_data: RequestData) -> RequestData:
+        oldest = self._handled.oldest_open
+        offset = request_data.parameters.get("offset")
+        if oldest is None or (isinstance(offset, int) and offset <= oldest):
+            return request_data
+        return _with_offset(request_data, oldest)
+
+
+def _with_offset(request_data: RequestData, offset: int) -> RequestData:
+    kept = [p for p in request_data._parameters if p.name != "offset"]
+    return RequestData([*kept, RequestParameter("offset", offset, None)])
+
+
+def _limit(request_data: RequestData) -> int:
+    limit = request_data.parameters.get("limit")
+    return limit if isinstance(limit, int) and 0 < limit <= LIMIT else LIMIT
