@@ -108,6 +108,9 @@ class Person:
     # ------------------------------------------------------------------ acting
 
     async def live(self, until: float, others: list[Person]) -> None:
+        # Everyone starts with something that plans a message for later.
+        await self.command(planning=True)
+        self.actions["command"] += 1
         while time.monotonic() < until:
             kind = await self.act(others)
             self.actions[kind] += 1
@@ -174,15 +177,15 @@ class Person:
             return CRISIS_TEXT
         return f"{self.marker()} I think it was about the dishes {EMOJI[0]}"
 
-    async def command(self) -> None:
+    async def command(self, *, planning: bool = False) -> None:
         name = self.rng.choice(self.commands)
-        if self.rng.random() < 0.5:
+        if planning or self.rng.random() < 0.5:
             # Mostly the flows that plan something for later.
             name = self.rng.choice([c for c in SCHEDULING if c in self.commands])
             self._focus = 12
-        if self.onboarded and self.rng.random() < 0.2:
+        if self.onboarded and not planning and self.rng.random() < 0.2:
             name = self.rng.choice(PROBES)
-        if self.forgetter and self.rng.random() < 0.15:
+        if self.forgetter and not planning and self.rng.random() < 0.15:
             name = self.rng.choice(("export", "forget"))
         if name in PROBES and self.onboarded:
             self.probes[name] += 1

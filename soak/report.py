@@ -15,7 +15,7 @@ DETAILS = (
     "follow-up messages dropped",
     "outbox rows",
     "outbox dropped/superseded",
-    "updates fetched twice",
+    "updates fetched again",
 )
 
 
