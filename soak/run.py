@@ -28,6 +28,8 @@ from tests.telegram.fake_bot_api import Chaos, FakeBotAPI
 
 log = logging.getLogger("soak")
 
+# The least time the guide runs between a restart and the next kill.
+MIN_UPTIME = 6.0
 # Left out of what people type: /reflect needs a group (the soak's chats are private).
 NOT_TYPED = frozenset({"reflect", "export", "forget"})
 
@@ -224,11 +226,16 @@ class Soak:
         start = time.monotonic() + 5
         span = max(0.0, until - 10 - start)
         moments = sorted(start + self.rng.uniform(0, span) for _ in range(self.o.kill_count))
+        up_since = time.monotonic()
         for moment in moments:
+            # A restart takes seconds: a kill moment that passed meanwhile still
+            # leaves the new process some time up, or this would test a crash loop.
+            moment = max(moment, up_since + MIN_UPTIME)
             await asyncio.sleep(max(0.0, moment - time.monotonic()))
             if time.monotonic() >= until - 5:
                 break
             await self._kill_once(in_window=self.rng.random() < 0.35)
+            up_since = time.monotonic()
         await asyncio.sleep(max(0.0, until - time.monotonic()))
 
     async def _kill_once(self, *, in_window: bool) -> None:

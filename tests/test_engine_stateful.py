@@ -21,7 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -34,7 +34,7 @@ from dialogs.safety.resource_text import resource_text
 from dialogs.safety.resources import SafetyResources
 from dialogs.safety.screen import SafetyScreen
 from storage import SqlStore, open_store
-from tests.conftest import CONTENT_DIR
+from tests.conftest import CONTENT_DIR, onboard
 
 CONTENT = load_content(CONTENT_DIR)
 SCREEN = SafetyScreen.from_file(CONTENT_DIR / "safety" / "signals.yaml")
@@ -118,6 +118,9 @@ class EngineMachine(RuleBasedStateMachine):
             open_store(f"sqlite+aiosqlite:///{self.db}", clock=self.clock)
         )
         self._build()
+        # Ana has agreed and passed the screen, so her flows run at once (and reach
+        # the steps that plan follow-ups); Ben meets the gates.
+        self.run(onboard(self.store, self.clock, PEOPLE[0]))
 
     def run(self, awaitable):  # type: ignore[no-untyped-def]
         return self.loop.run_until_complete(awaitable)
@@ -187,6 +190,23 @@ class EngineMachine(RuleBasedStateMachine):
         if choices:
             self.act(who, choice=choices[pick % len(choices)])
 
+    @rule(
+        who=st.integers(0, 1),
+        name=st.sampled_from(["pause", "space", "talk", "checkin"]),
+        picks=st.lists(st.integers(0, 50), min_size=3, max_size=12),
+    )
+    def plan_something(self, who: int, name: str, picks: list[int]) -> None:
+        """A flow that plans a message for later, walked by its offered buttons."""
+        self.act(who, command=Command(name))
+        for pick in picks:
+            self.press_offered(who, pick)
+
+    @rule(who=st.integers(0, 1), picks=st.lists(st.integers(0, 50), min_size=2, max_size=8))
+    def walk_a_flow(self, who: int, picks: list[int]) -> None:
+        """Several offered buttons in a row: how a flow reaches its later steps."""
+        for pick in picks:
+            self.press_offered(who, pick)
+
     @rule(who=st.integers(0, 1), pick=st.integers(0, 500))
     def press_stale(self, who: int, pick: int) -> None:
         choices = self.offered(who, stale=True)
@@ -216,7 +236,9 @@ class EngineMachine(RuleBasedStateMachine):
 
     @rule(minutes=st.integers(1, 60 * 50))
     def time_passes(self, minutes: int) -> None:
+        """Time jumps, and the dispatcher wakes as a running guide's would."""
         self.clock.advance(timedelta(minutes=minutes))
+        self.dispatch()
 
     @rule()
     def dispatch(self) -> None:
@@ -233,6 +255,9 @@ class EngineMachine(RuleBasedStateMachine):
                 (now,),
             ).fetchall()
         assert left == [], f"due follow-ups left unhandled after a dispatch round: {left}"
+        with contextlib.closing(sqlite3.connect(self.db)) as db:
+            statuses = sorted({r[0] for r in db.execute("select status from followups")})
+        event(f"follow-ups at a dispatch round: {', '.join(statuses) or 'none'}")
 
     @precondition(lambda self: self.events > 0)
     @rule()
@@ -256,8 +281,8 @@ class EngineMachine(RuleBasedStateMachine):
 
 
 EngineMachine.TestCase.settings = settings(
-    max_examples=40,
-    stateful_step_count=35,
+    max_examples=30,
+    stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from dialogs.events import Inbound
 from dialogs.delivery import Reply
+from dialogs.events import Inbound
 from tests.telegram.conftest import Harness
 
 SLOW, QUICK = 4801, 4802
