@@ -22,6 +22,8 @@ from dialogs.clock import SystemClock
 from dialogs.content import Content, check_content, load_content
 from dialogs.flows.diagram import dot, mermaid
 from dialogs.flows.errors import ContentInvalid
+from dialogs.flows.journeys import table as journey_table
+from dialogs.flows.journeys import walk_all
 from dialogs.flows.model import Flow
 from dialogs.flows.transcript import (
     DEFAULT_LIMIT,
@@ -310,6 +312,8 @@ def content_transcript(
             f"{target}: {len(content.flows)} transcripts, "
             f"{len(written)} written, {len(removed)} removed"
         )
+        # Taps to help, as written to journeys.md: the numbers to keep low.
+        typer.echo("\n".join(journey_table(walk_all(content))))
         return
     if flow_id is None:
         raise _fail(

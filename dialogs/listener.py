@@ -114,7 +114,13 @@ class Listener:
         if self._reader is None or not text:
             return None
         reading = self._reader.read(text)
-        if reading is not None and turn.flow_id is not None and self._runner.flow(turn).journal:
+        # Kept only with the person's agreement, and only where the flow keeps answers.
+        if (
+            reading is not None
+            and turn.flow_id is not None
+            and turn.profile.consent_at is not None
+            and self._runner.flow(turn).journal
+        ):
             await turn.session.append_journal(
                 turn.user,
                 turn.at,

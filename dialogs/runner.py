@@ -9,6 +9,7 @@ again here, so the engine only routes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -37,7 +38,7 @@ from dialogs.followups.checkins import Checkins
 from dialogs.insights.report import InsightsReport
 from dialogs.matching import match_option, parse_number
 from dialogs.payloads import Payload, encode_payload
-from dialogs.safety.gates import gate_before
+from dialogs.safety.gates import consent_gate, gate_at_start, screen_gate
 from dialogs.steps import Continue, End, StepResult, Wait
 from dialogs.store import VarValue
 from dialogs.turn import Turn
@@ -66,6 +67,10 @@ RESOURCE_FLOWS = {
 HELP_VARIABLES = {"emergency": "emergency", "crisis_lines": "crisis", "danger_lines": "danger"}
 # Starting one of these is a safety referral, counted anonymously.
 REFERRAL_FLOWS = ("crisis", "crisis_again", "danger")
+# Carried through a gate flow, so the flow it interrupted midway resumes at that step,
+# with what it knew.
+THEN_STEP = "then_step"
+HELD = "_held"
 WAITING_STEPS = ChoiceStep | ScaleStep | AskStep
 
 
@@ -86,18 +91,56 @@ class FlowRunner:
     # ------------------------------------------------------------- starting and running
 
     async def start(
-        self, turn: Turn, flow_id: str, given: Mapping[str, VarValue] | None = None
+        self,
+        turn: Turn,
+        flow_id: str,
+        given: Mapping[str, VarValue] | None = None,
+        *,
+        at_step: str | None = None,
+        held: Mapping[str, VarValue] | None = None,
     ) -> None:
         """Start `flow_id`, or first the gate it needs (consent, the safety screen...),
         which resumes `flow_id` when it is through. `given` are starting values (a
-        handoff's `set`) for variables `flow_id` declares."""
+        handoff's `set`) for variables `flow_id` declares. `at_step` and `held` resume
+        a flow a gate interrupted midway, where it was and with what it knew."""
         flow = self._content.flows[flow_id]
         variables: dict[str, VarValue] = dict(flow.variables)
         variables.update({k: v for k, v in (given or {}).items() if k in flow.variables})
-        gate = gate_before(flow, turn.profile)
+        variables.update(held or {})
+        if at_step is not None and flow.step(at_step) is None:
+            at_step, variables = None, dict(flow.variables)  # the flow changed meanwhile
+        if at_step is None:
+            gate = gate_at_start(flow, turn.profile)
+        else:
+            gate = consent_gate(flow, turn.profile)
         if gate is not None:
-            flow = self._content.flows[gate]
-            variables = {**flow.variables, "then": flow_id}
+            await self._hold(turn, gate, flow_id, at_step, variables if at_step else None)
+            return
+        if flow.before_gates and at_step is None and turn.profile.consent_at is None:
+            # Help comes before the agreement, but what the guide is comes first.
+            turn.out.append(Outbound(self._content.copy.before_agreement))
+        await self._open(turn, flow, variables, at_step or flow.start_id)
+
+    async def _hold(
+        self,
+        turn: Turn,
+        gate: str,
+        flow_id: str,
+        at_step: str | None,
+        held: Mapping[str, VarValue] | None,
+    ) -> None:
+        """Run the gate flow `gate`; its `resume` goes back to `flow_id` (at `at_step`
+        with `held`, when it stopped midway)."""
+        flow = self._content.flows[gate]
+        variables: dict[str, VarValue] = {**flow.variables, "then": flow_id}
+        if at_step is not None:
+            variables[THEN_STEP] = at_step
+            variables[HELD] = json.dumps(dict(held or {}))
+        await self._open(turn, flow, variables, flow.start_id)
+
+    async def _open(
+        self, turn: Turn, flow: Flow, variables: dict[str, VarValue], step_id: str
+    ) -> None:
         # Help lists the commands from the one list the menus use, so it cannot drift.
         if "commands" in flow.variables:
             variables["commands"] = self._content.commands.listing()
@@ -119,7 +162,7 @@ class FlowRunner:
         turn.flow_id = flow.id
         turn.variables = variables
         turn.version = self._content.versions[flow.id]
-        await self.run(turn, flow.start_id)
+        await self.run(turn, step_id)
 
     async def run(self, turn: Turn, step_id: str) -> None:
         for _ in range(MAX_STEPS_PER_TURN):
@@ -127,6 +170,12 @@ class FlowRunner:
             step = flow.step(step_id)
             if step is None:
                 raise RuntimeError(f"flow {flow.id!r} has no step {step_id!r}")
+            if flow.before_gates and step.id not in flow.before_gates:
+                # Leaving the opening: the agreement (and adults only) before anything else.
+                gate = consent_gate(flow, turn.profile)
+                if gate is not None:
+                    await self._hold(turn, gate, flow.id, step.id, turn.variables)
+                    return
             result = await self._run_step(turn, flow, step)
             if not isinstance(result, Continue):
                 return
@@ -157,6 +206,8 @@ class FlowRunner:
             return await self._actions.remember(turn, step)
         if isinstance(step, ActionStep) and step.do == "resume":
             return await self._run_resume(turn)
+        if isinstance(step, ActionStep) and step.do == "screen":
+            return await self._run_screen(turn, flow, step)
         assert isinstance(step, ActionStep)
         return await self._actions.run(turn, step, texts)
 
@@ -168,9 +219,20 @@ class FlowRunner:
 
     async def _run_resume(self, turn: Turn) -> End:
         then = str(turn.variables.get("then", ""))
+        at_step = turn.variables.get(THEN_STEP)
+        held = _held(turn.variables.get(HELD))
         turn.idle()
         if then in self._content.flows:
-            await self.start(turn, then)
+            await self.start(turn, then, at_step=str(at_step) if at_step else None, held=held)
+        return End()
+
+    async def _run_screen(self, turn: Turn, flow: Flow, step: ActionStep) -> StepResult:
+        """Right before a reframe: the safety screen once, or the danger route."""
+        gate = screen_gate(flow, turn.profile)
+        if gate is None:
+            assert step.next is not None
+            return Continue(step.next)
+        await self._hold(turn, gate, flow.id, step.next, turn.variables)
         return End()
 
     # ------------------------------------------------------------- answers
@@ -251,8 +313,9 @@ class FlowRunner:
 
     async def _journal(self, turn: Turn, step_id: str, kind: str, value: str) -> None:
         # Some answers must never be kept (the safety screen's): their flow says so.
+        # And nothing is kept before the person agrees (the breathing step comes first).
         flow = self.flow(turn)
-        if flow.journal:
+        if flow.journal and turn.profile.consent_at is not None:
             await turn.session.append_journal(turn.user, turn.at, flow.id, step_id, kind, value)
 
     # ------------------------------------------------------------- showing
@@ -335,6 +398,17 @@ class FlowRunner:
                 return None
             turn.version = self._content.versions[flow.id]
         return step
+
+
+def _held(raw: VarValue | None) -> dict[str, VarValue]:
+    """The variables a gate carried for the flow it interrupted."""
+    try:
+        held = json.loads(str(raw)) if raw else {}
+    except ValueError:
+        return {}
+    if not isinstance(held, dict):
+        return {}
+    return {str(k): v for k, v in held.items() if isinstance(v, str | int)}
 
 
 def _understood(expect: str, text: str) -> str | None:

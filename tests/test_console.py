@@ -19,8 +19,10 @@ from dialogs.engine import Engine
 from dialogs.events import Choice, Command, Outbound
 
 ROOT = Path(__file__).resolve().parent.parent
-# First contact: agree, 18 or older, United States, then "No" to the four screen questions.
-ONBOARD = "1\n1\n1\n2\n2\n2\n2\n"
+# First contact with /pause: the breathing comes first ("done"), then the agreement
+# (which says 18 or older too) and the United States. The safety questions come later,
+# right before the check.
+ONBOARD = "done\n1\n1\n"
 
 
 def run_cli(
@@ -44,7 +46,7 @@ def run_cli(
 
 
 def test_piped_conversation_prints_and_exits_zero(tmp_path: Path) -> None:
-    result = run_cli(["console"], "/pause\n" + ONBOARD + "done\n7\n", tmp_path)
+    result = run_cli(["console"], "/pause\n" + ONBOARD + "7\n", tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "you › /pause" in out
@@ -57,7 +59,7 @@ def test_piped_conversation_prints_and_exits_zero(tmp_path: Path) -> None:
 
 
 def test_second_run_continues_the_first_conversation(tmp_path: Path) -> None:
-    run_cli(["console"], "/pause\n" + ONBOARD + "1\n7\n", tmp_path)
+    run_cli(["console"], "/pause\n" + ONBOARD + "7\n", tmp_path)
     second = run_cli(["console"], "silence\n", tmp_path)
     assert second.returncode == 0, second.stderr
     assert "Here's where we left off" in second.stdout
@@ -80,9 +82,9 @@ def test_killed_mid_flow_resumes_at_the_same_step(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write("/pause\n" + ONBOARD + "done\n")
+    proc.stdin.write("/pause\n" + ONBOARD)
     proc.stdin.flush()
-    # Wait until the answer to "done" has been shown, then kill without warning.
+    # Wait until the rating question has been shown, then kill without warning.
     deadline = time.monotonic() + 30
     seen = ""
     while "0 is calm" not in seen and time.monotonic() < deadline:
@@ -187,9 +189,7 @@ def test_encryption_key_encrypts_stored_answers(tmp_path: Path) -> None:
     from cryptography.fernet import Fernet
 
     key = Fernet.generate_key().decode()
-    result = run_cli(
-        ["console"], "/pause\n" + ONBOARD + "done\n", tmp_path, PAUSECHECK_ENCRYPTION_KEY=key
-    )
+    result = run_cli(["console"], "/pause\n" + ONBOARD, tmp_path, PAUSECHECK_ENCRYPTION_KEY=key)
     assert result.returncode == 0, result.stderr
     import sqlite3
 

@@ -229,10 +229,13 @@ async def test_restart_resumes_at_the_same_step(
     assert "talk about the loop" in texts(out)
 
 
-async def test_first_greeting_asks_for_consent(engine: Engine) -> None:
+async def test_first_greeting_says_what_it_is_and_offers_a_pause_at_once(
+    engine: Engine,
+) -> None:
     out = await engine.greet(Address("test", "new", "new"))
-    assert "automated guide, not a person" in texts(out)
-    assert [c.label for c in out[-1].choices] == ["I agree", "No thanks", "Tell me more"]
+    assert "automated guide" in texts(out)
+    # Help first: one tap to the breathing; the agreement comes when the pause goes on.
+    assert out[-1].choices[0].label == "Take a pause now"
 
 
 async def test_changed_flow_falls_back_to_its_start_with_an_apology(

@@ -44,6 +44,9 @@ class EngineCopy(BaseModel):
     stop_kept: Text = Field(min_length=1, max_length=2000)
     nothing_to_stop: Text = Field(min_length=1, max_length=2000)
     not_human_reminder: Text = Field(min_length=1, max_length=2000)
+    # Before a flow's opening runs for someone who has not agreed yet (the breathing
+    # comes before the agreement, but what the guide is comes first).
+    before_agreement: Text = Field(min_length=1, max_length=2000)
     not_human_answer: Text = Field(min_length=1, max_length=2000)
     export_ready: Text = Field(min_length=1, max_length=2000)
     expect_time: Text = Field(min_length=1, max_length=2000)

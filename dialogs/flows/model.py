@@ -342,8 +342,9 @@ class ActionStep(_Step):
     screen someone else may see (after a danger signal or "not safe right now");
     `insights` shows what the journal says, with a chart, and sets `has_pauses` and
     `weekly`; `insights_week` sets `news` and `week_line` for the weekly offer;
-    `weekly_insights_on` and `_off` opt in to it and out.
-    screen someone else may see (after a danger signal or "not safe right now").
+    `weekly_insights_on` and `_off` opt in to it and out;
+    `screen` runs the safety screen (or the danger route) here, right before a flow's
+    first reframe, when the flow defers it (`before_gates`), then goes on to `next`.
     The partner link's (dialogs/link): `invite_partner` makes an invitation,
     `accept_partner` and `decline_partner` answer the one the person opened, and
     `offer_signal` shows the `signal` it names with its exact words and a Send
@@ -365,6 +366,7 @@ class ActionStep(_Step):
         "accept_partner",
         "decline_partner",
         "offer_signal",
+        "screen",
     ]
     next: Ident | None = None
     # For `offer_signal`: space, back, more_time, talk or pause (dialogs.link.signals).
@@ -424,9 +426,34 @@ class Flow(_Strict):
     # For a flow that is planned for later: how the guide names it to the person
     # ("your reminder to go back"), e.g. when /stop asks before cancelling it.
     planned_as: str = Field(default="", max_length=80)
+    # Help first: these steps (the pause's breathing) may run before the agreement and
+    # the safety screen. They store nothing and reframe nothing; leaving them asks for
+    # the agreement, and the safety screen waits for an `action: screen` step.
+    before_gates: tuple[Ident, ...] = ()
     start: Ident | None = None
     variables: dict[Ident, VarValue] = Field(default_factory=dict)
     steps: tuple[Step, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _opening_stores_and_reframes_nothing(self) -> Flow:
+        if not self.before_gates:
+            return self
+        kinds = {s.id: s.kind for s in self.steps}
+        for step_id in self.before_gates:
+            if kinds.get(step_id) not in ("message", "choice", "branch"):
+                raise ValueError(
+                    f"before_gates: {step_id!r} must be a message, choice or branch step of "
+                    "this flow: what runs before the agreement stores nothing"
+                )
+        if self.start_id not in self.before_gates:
+            raise ValueError("before_gates must include the flow's first step")
+        screens = any(isinstance(s, ActionStep) and s.do == "screen" for s in self.steps)
+        if self.reframes and not screens:
+            raise ValueError(
+                "a reframing flow with before_gates needs an 'action: screen' step before "
+                "its first reframe"
+            )
+        return self
 
     @property
     def start_id(self) -> str:

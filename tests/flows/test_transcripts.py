@@ -257,6 +257,9 @@ def test_write_docs_writes_every_flow_and_removes_only_old_generated_files(
     assert (docs / "README.md").exists()
     assert stale_transcripts(content, docs) == []
     assert {p.name for p in docs.glob("*.md")} == {*transcript_docs(content), "README.md"}
+    # It prints the taps to help, as journeys.md has them.
+    assert "| New person, /pause | 0 |" in result.output
+    assert "| New person, /pause | 0 |" in (docs / "journeys.md").read_text()
 
 
 def test_stale_transcripts_are_reported(tmp_path: Path, content: Content) -> None:

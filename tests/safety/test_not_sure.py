@@ -12,6 +12,7 @@ from sqlalchemy import text as sql
 from dialogs.clock import ManualClock
 from dialogs.content import Content
 from dialogs.engine import Engine
+from dialogs.events import Outbound
 from dialogs.followups.dispatcher import Dispatcher
 from dialogs.safety.gates import UNSAFE, gate_before
 from dialogs.store import FollowUpRequest, FollowUpStatus, Profile, UserKey
@@ -44,13 +45,21 @@ async def statuses(store: SqlStore) -> list[FollowUpStatus]:
 
 
 async def screened_answering(chat: Chat, answer: str, question: int = 0) -> str:
-    """/pause for someone never screened: "No" up to `question`, then `answer`."""
-    out = await chat.command("pause")
+    """/pause for someone never screened: the questions come right before the check;
+    "No" up to `question`, then `answer`."""
+    out = await to_the_screen(chat)
     assert "four quick" in texts(out)
     for _ in range(question):
         await chat.press("No")
     assert [c.label for c in chat.buttons()] == ["Yes", "No", "Not sure"]
     return texts(await chat.press(answer))
+
+
+async def to_the_screen(chat: Chat) -> list[Outbound]:
+    await chat.command("pause")
+    for label in ("Done", "7", "Silence"):
+        await chat.press(label)
+    return await chat.press("Reach out more")
 
 
 @pytest.fixture
@@ -79,7 +88,7 @@ async def test_not_sure_on_any_question_takes_the_gentle_danger_route(
 
 
 async def test_a_typed_not_sure_counts_too(unscreened: Chat, store: SqlStore) -> None:
-    await unscreened.command("pause")
+    await to_the_screen(unscreened)
     out = await unscreened.say("dunno")
     assert GENTLE in texts(out)
     assert (await profile(store)).unsafe is True

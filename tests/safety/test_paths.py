@@ -14,7 +14,7 @@ from sqlalchemy import text as sql
 from dialogs.clock import ManualClock
 from dialogs.content import Content
 from dialogs.engine import Engine
-from dialogs.events import Address, Command, Inbound
+from dialogs.events import Address, Command, Inbound, Outbound
 from dialogs.followups.dispatcher import Dispatcher
 from dialogs.store import FollowUpStatus, Profile, UserKey
 from storage import SqlStore
@@ -75,32 +75,55 @@ async def rows_about(store: SqlStore, chat: Chat) -> dict[str, int]:
 # ----------------------------------------------------------------- consent and age
 
 
-async def test_first_contact_asks_consent_then_age_then_country_then_screens(
+async def to_the_screen(newcomer: Chat, country: str = "United Kingdom") -> list[Outbound]:
+    """A first /pause: the breath, the agreement, the pause's first questions; the
+    safety questions come next, right before the check."""
+    await newcomer.command("pause")
+    await newcomer.press("Done")
+    await newcomer.press("I agree, and I'm 18+")
+    await newcomer.press(country)
+    for label in ("5", "Silence"):
+        await newcomer.press(label)
+    return await newcomer.press("Reach out more")
+
+
+async def test_first_contact_breathes_then_agrees_and_screens_right_before_the_check(
     newcomer: Chat, store: SqlStore
 ) -> None:
     out = await newcomer.command("pause")
     shown = texts(out)
+    # What the guide is, then help: the breathing, before any agreement.
+    assert "automated guide" in shown and "/sos" in shown
+    assert "Breathe in through your nose" in shown
+    assert "I keep your place" not in shown
+    assert (await profile_of(store, newcomer)).consent_at is None
+    out = await newcomer.press("Done")
+    shown = texts(out)
     assert "automated guide, not a person" in shown and "Not therapy" in shown
     assert "I keep your place" in shown and "/sos" in shown
-    assert (await profile_of(store, newcomer)).consent_at is None
-    await newcomer.press("I agree")
-    await newcomer.press("I'm 18 or older")
+    await newcomer.press("I agree, and I'm 18+")
     out = await newcomer.press("United Kingdom")
+    # Not yet the safety questions: nothing reframes push-pull until the check.
+    assert "How loud is it inside" in texts(out) and "four quick" not in texts(out)
+    await newcomer.press("5")
+    await newcomer.press("Silence")
+    out = await newcomer.press("Reach out more")
     assert "four quick yes-or-no questions" in texts(out)
+    assert "activation" not in texts(newcomer.seen)
     for _ in range(3):
         await newcomer.press("No")
     out = await newcomer.press("No")
-    assert "pause for a minute" in texts(out)
+    # The pause goes on where it was, with what it knew (the urge to reach).
+    assert "their activation, not their intention" in texts(out)
+    note = await newcomer.press("It fits")
+    assert "safety through closeness" in texts(note)
     profile = await profile_of(store, newcomer)
     assert profile.consent_at is not None and profile.adult is True
     assert (profile.country, profile.screened, profile.unsafe) == ("GB", True, False)
 
 
 async def test_screen_answers_are_never_kept(newcomer: Chat, store: SqlStore) -> None:
-    await newcomer.command("pause")
-    await newcomer.press("I agree")
-    await newcomer.press("I'm 18 or older")
-    await newcomer.press("Somewhere else")
+    await to_the_screen(newcomer, "Somewhere else")
     for _ in range(4):
         await newcomer.press("No")
     async with store.engine.connect() as conn:
@@ -111,16 +134,18 @@ async def test_screen_answers_are_never_kept(newcomer: Chat, store: SqlStore) ->
 
 async def test_declining_consent_keeps_the_guide_closed(newcomer: Chat, store: SqlStore) -> None:
     await newcomer.command("pause")
+    await newcomer.press("Done")
     out = await newcomer.press("No thanks")
     assert "won't go on without it" in texts(out)
-    out = await newcomer.command("pause")
+    await newcomer.command("pause")
+    out = await newcomer.press("Done")
     assert "I keep your place" in texts(out)
     assert (await profile_of(store, newcomer)).consent_at is None
 
 
 async def test_under_18_gets_resources_only(newcomer: Chat) -> None:
     await newcomer.command("pause")
-    await newcomer.press("I agree")
+    await newcomer.press("Done")
     out = await newcomer.press("I'm under 18")
     shown = texts(out)
     assert "made for adults" in shown and "988" in shown
@@ -135,10 +160,7 @@ async def test_under_18_gets_resources_only(newcomer: Chat) -> None:
 async def test_a_yes_on_the_screen_routes_to_danger_and_holds_back_reframes(
     newcomer: Chat, store: SqlStore
 ) -> None:
-    await newcomer.command("pause")
-    await newcomer.press("I agree")
-    await newcomer.press("I'm 18 or older")
-    await newcomer.press("United States")
+    await to_the_screen(newcomer, "United States")
     await newcomer.press("No")
     out = await newcomer.press("Yes")  # afraid of a partner
     assert "Is it safe to keep chatting here?" in texts(out)
@@ -386,7 +408,8 @@ async def test_forget_deletes_every_row_about_the_person(
     assert "Everything I kept about you is deleted" in texts(out)
     assert await rows_about(store, chat) == {}
     assert await rows_about(store, other) != {}
-    out = await chat.command("pause")
+    await chat.command("pause")
+    out = await chat.press("Done")
     assert "I keep your place" in texts(out)
 
 
@@ -408,7 +431,8 @@ async def test_withdrawing_consent_stops_scheduled_messages(
     sender = RecordingSender()
     await Dispatcher(store, engine, {"test": sender}, clock).run_due()
     assert sender.sent == []
-    out = await chat.command("pause")
+    await chat.command("pause")
+    out = await chat.press("Done")
     assert "I keep your place" in texts(out)
 
 
@@ -423,15 +447,14 @@ async def test_logs_hold_no_typed_text_at_debug(
     # at WARNING, and the root level alone would not open them.
     with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="dialogs"):
         await newcomer.command("pause")
-        await newcomer.press("I agree")
-        await newcomer.press("I'm 18 or older")
-        await newcomer.press("United States")
-        for _ in range(4):
-            await newcomer.press("No")
         await newcomer.press("Done")
+        await newcomer.press("I agree, and I'm 18+")
+        await newcomer.press("United States")
         await newcomer.say("7")
         await newcomer.say(typed[1])
         await newcomer.say("reach out")
+        for _ in range(4):
+            await newcomer.press("No")
         await newcomer.say("yes")
         await newcomer.say("write a message")
         await newcomer.say(typed[0])
