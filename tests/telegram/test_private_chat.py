@@ -182,7 +182,7 @@ async def test_deep_link_start_reaches_the_engine_with_its_payload(
     # flow, from its first words, in the private chat.
     out = await me.say("/start group", until="Where would you like to begin?")
     assert seen[-1].command == Command("start", ("group",))
-    assert out[0]["text"].startswith("Hi, I'm Pausecheck.")
+    assert out[0]["text"].startswith("Hi, I'm Pausecheck, an automated guide.")
     assert (await tg.state(ME)).flow_id == "start"
     # A reflection's Join link carries its token; one that names no reflection is
     # answered as such, which only the payload can tell.
