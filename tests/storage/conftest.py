@@ -1,4 +1,11 @@
-from collections.abc import AsyncIterator
+"""Storage fixtures: every test that takes `engine`, `store` or `database_url` runs once
+on SQLite and once on PostgreSQL (its own schema, dropped afterwards).
+
+The PostgreSQL server is `PAUSECHECK_TEST_POSTGRES_URL` (default below). Where it is not
+reachable the PostgreSQL cases skip with the reason; with `PAUSECHECK_REQUIRE_POSTGRES=1`
+(CI sets it in .ci/run) they fail instead, so a run that skipped them cannot pass."""
+
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -7,6 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dialogs.clock import ManualClock
 from storage import SqlStore, upgrade_database
 from storage.engine import create_engine_for
+from tests.postgres import postgres_schema_url
+
+BACKENDS = ["sqlite", "postgresql"]
 
 
 @pytest.fixture
@@ -14,12 +24,33 @@ def clock() -> ManualClock:
     return ManualClock(datetime(2026, 1, 5, 12, 0, tzinfo=UTC))
 
 
-@pytest.fixture
-async def engine() -> AsyncIterator[AsyncEngine]:
-    engine = create_engine_for("sqlite+aiosqlite:///:memory:")
-    await upgrade_database(engine)
-    yield engine
-    await engine.dispose()
+@pytest.fixture(params=BACKENDS)
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A URL of an empty database: an SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'pc.db'}"
+        return
+    with postgres_schema_url() as url:
+        yield url
+
+
+@pytest.fixture(params=BACKENDS)
+async def engine(request: pytest.FixtureRequest) -> AsyncIterator[AsyncEngine]:
+    if request.param == "sqlite":
+        engine = create_engine_for("sqlite+aiosqlite:///:memory:")
+        await upgrade_database(engine)
+        yield engine
+        await engine.dispose()
+        return
+    with postgres_schema_url() as url:
+        engine = create_engine_for(url)
+        try:
+            await upgrade_database(engine)
+            yield engine
+        finally:
+            await engine.dispose()
 
 
 @pytest.fixture

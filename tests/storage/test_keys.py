@@ -32,10 +32,6 @@ def keys(n: int) -> list[str]:
     return [Fernet.generate_key().decode() for _ in range(n)]
 
 
-def url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'pc.db'}"
-
-
 async def write_alice(store: SqlStore, clock: ManualClock) -> None:
     async with store.session() as session:
         await session.save_state(ALICE, STATE, clock.now())
@@ -49,13 +45,15 @@ async def read_alice(store: SqlStore, clock: ManualClock) -> tuple[ConversationS
         return await session.load_state(ALICE, clock.now()), await session.load_profile(ALICE)
 
 
-async def test_the_first_key_seals_and_every_key_opens(tmp_path: Path, clock: ManualClock) -> None:
+async def test_the_first_key_seals_and_every_key_opens(
+    database_url: str, clock: ManualClock
+) -> None:
     old, new = keys(2)
-    store = await open_store(url(tmp_path), clock=clock, encryption_keys=[old])
+    store = await open_store(database_url, clock=clock, encryption_keys=[old])
     await write_alice(store, clock)
     await store.close()
     # A new key goes first; the old one stays behind it: everything still opens.
-    store = await open_store(url(tmp_path), clock=clock, encryption_keys=[new, old])
+    store = await open_store(database_url, clock=clock, encryption_keys=[new, old])
     try:
         state, profile = await read_alice(store, clock)
         assert state.variables == STATE.variables and profile.crisis_at == clock.now()
@@ -64,13 +62,13 @@ async def test_the_first_key_seals_and_every_key_opens(tmp_path: Path, clock: Ma
 
 
 async def test_rotation_reseals_everything_under_the_first_key(
-    tmp_path: Path, clock: ManualClock
+    database_url: str, clock: ManualClock
 ) -> None:
     old, new = keys(2)
-    store = await open_store(url(tmp_path), clock=clock, encryption_keys=[old])
+    store = await open_store(database_url, clock=clock, encryption_keys=[old])
     await write_alice(store, clock)
     await store.close()
-    store = await open_store(url(tmp_path), clock=clock, encryption_keys=[new, old])
+    store = await open_store(database_url, clock=clock, encryption_keys=[new, old])
     try:
         rotation = await rotate_keys(store.engine, VariableCipher([new, old]))
         assert rotation.unreadable == 0
@@ -80,7 +78,7 @@ async def test_rotation_reseals_everything_under_the_first_key(
     finally:
         await store.close()
     # The old key can go now.
-    store = await open_store(url(tmp_path), clock=clock, encryption_keys=[new])
+    store = await open_store(database_url, clock=clock, encryption_keys=[new])
     try:
         state, profile = await read_alice(store, clock)
         assert state.variables == STATE.variables and profile.crisis_at == clock.now()
@@ -89,30 +87,30 @@ async def test_rotation_reseals_everything_under_the_first_key(
 
 
 async def test_a_start_with_keys_that_open_nothing_stops_with_one_line(
-    tmp_path: Path, clock: ManualClock
+    database_url: str, clock: ManualClock
 ) -> None:
     [written] = keys(1)
-    store = await open_store(url(tmp_path), clock=clock, encryption_keys=[written])
+    store = await open_store(database_url, clock=clock, encryption_keys=[written])
     await write_alice(store, clock)
     await store.close()
     for wrong in (keys(1), keys(2), []):
         with pytest.raises(StorageError) as raised:
-            await open_store(url(tmp_path), clock=clock, encryption_keys=wrong)
+            await open_store(database_url, clock=clock, encryption_keys=wrong)
         message = str(raised.value)
         assert "\n" not in message
         assert "PAUSECHECK_ENCRYPTION_KEYS" in message
         assert written not in message
     # Also from the people's rows alone (a database from before the member secret).
-    store = await open_store(url(tmp_path), clock=clock, encryption_keys=[written])
+    store = await open_store(database_url, clock=clock, encryption_keys=[written])
     async with store.engine.begin() as connection:
         await connection.execute(delete(DeploymentSecretRow))
     await store.close()
     with pytest.raises(StorageError, match="PAUSECHECK_ENCRYPTION_KEYS"):
-        await open_store(url(tmp_path), clock=clock, encryption_keys=keys(1))
+        await open_store(database_url, clock=clock, encryption_keys=keys(1))
 
 
 async def test_safety_sos_export_and_forget_never_depend_on_decrypting(
-    tmp_path: Path,
+    database_url: str,
     clock: ManualClock,
     content: Content,
     safety_screen: SafetyScreen,
@@ -122,13 +120,13 @@ async def test_safety_sos_export_and_forget_never_depend_on_decrypting(
     another. Alice's rows open with no configured key (the deployment's own data
     does, so it starts); she is answered on every path, never 'something went wrong'."""
     lost, current = keys(2)
-    store = await open_store(url(tmp_path), clock=clock, encryption_keys=[current])
+    store = await open_store(database_url, clock=clock, encryption_keys=[current])
     await store.close()
     # Alice's rows, written under a key since lost.
-    store = await open_store(url(tmp_path), clock=clock, encryption_keys=[lost, current])
+    store = await open_store(database_url, clock=clock, encryption_keys=[lost, current])
     await write_alice(store, clock)
     await store.close()
-    store = await open_store(url(tmp_path), clock=clock, encryption_keys=[current])
+    store = await open_store(database_url, clock=clock, encryption_keys=[current])
     try:
         engine = make_engine(content, store, clock, safety_screen, resources)
         chat = Chat(engine, clock=clock)
@@ -153,17 +151,17 @@ async def test_safety_sos_export_and_forget_never_depend_on_decrypting(
 
 
 async def test_an_unreadable_row_is_reset_fail_safe(
-    tmp_path: Path, clock: ManualClock, caplog: pytest.LogCaptureFixture
+    database_url: str, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     lost, current = keys(2)
-    store = await open_store(url(tmp_path), clock=clock, encryption_keys=[current])
+    store = await open_store(database_url, clock=clock, encryption_keys=[current])
     await store.close()
-    store = await open_store(url(tmp_path), clock=clock, encryption_keys=[lost, current])
+    store = await open_store(database_url, clock=clock, encryption_keys=[lost, current])
     await write_alice(store, clock)
     async with store.session() as session:
         await session.save_profile(ALICE, Profile(consent_at=clock.now(), unsafe=False))
     await store.close()
-    store = await open_store(url(tmp_path), clock=clock, encryption_keys=[current])
+    store = await open_store(database_url, clock=clock, encryption_keys=[current])
     try:
         state, profile = await read_alice(store, clock)
         # The conversation starts afresh; the danger flag counts as set until the
@@ -182,9 +180,11 @@ async def test_an_unreadable_row_is_reset_fail_safe(
         await store.close()
 
 
-async def test_the_member_secret_is_sealed_with_a_key(tmp_path: Path, clock: ManualClock) -> None:
+async def test_the_member_secret_is_sealed_with_a_key(
+    database_url: str, clock: ManualClock
+) -> None:
     [key] = keys(1)
-    store = await open_store(url(tmp_path), clock=clock, encryption_keys=[key])
+    store = await open_store(database_url, clock=clock, encryption_keys=[key])
     try:
         async with store.engine.connect() as connection:
             rows = (await connection.execute(select(DeploymentSecretRow))).all()

@@ -3,7 +3,6 @@
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
@@ -204,7 +203,7 @@ async def test_messages_are_sealed_with_a_cipher(engine: AsyncEngine, clock: Man
     store = SqlStore(engine, clock=clock, cipher=cipher)
     followup_id = await _delivering(store, ALICE, "a", T0)
     async with engine.connect() as connection:
-        raw = await connection.exec_driver_sql("SELECT messages FROM followups")
+        raw = await connection.exec_driver_sql("SELECT CAST(messages AS TEXT) FROM followups")
         stored = str(raw.scalar_one())
     assert "Sam" not in stored
     assert set(json.loads(stored)) == {"_enc"}
@@ -311,8 +310,8 @@ async def test_recover_only_touches_the_given_platforms(store: SqlStore) -> None
     assert (await _get(store, alice_claim)).status is FollowUpStatus.PENDING
 
 
-async def test_concurrent_recoveries_never_share_a_row(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+async def test_concurrent_recoveries_never_share_a_row(database_url: str) -> None:
+    url = database_url
     one, two = await open_store(url), await open_store(url)
     try:
         delivering = [await _delivering(one, ALICE, f"d{i}", T0) for i in range(20)]

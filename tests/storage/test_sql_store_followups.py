@@ -1,6 +1,5 @@
 import asyncio
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -129,8 +128,8 @@ async def test_claim_due_only_takes_the_given_platforms(store: SqlStore) -> None
     assert rest.user == ALICE
 
 
-async def test_concurrent_claims_never_share_a_row(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+async def test_concurrent_claims_never_share_a_row(database_url: str) -> None:
+    url = database_url
     one, two = await open_store(url), await open_store(url)
     try:
         await _schedule(

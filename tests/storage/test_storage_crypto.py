@@ -34,7 +34,7 @@ async def _load(store: SqlStore) -> ConversationState:
 
 async def _raw_variables(engine: AsyncEngine) -> str:
     async with engine.connect() as connection:
-        raw = await connection.exec_driver_sql("SELECT variables FROM conversations")
+        raw = await connection.exec_driver_sql("SELECT CAST(variables AS TEXT) FROM conversations")
         return str(raw.scalar_one())
 
 
