@@ -37,6 +37,7 @@ from dialogs.flows.typed_values import parse_time_of_day, parse_zone
 from dialogs.followups.checkins import Checkins
 from dialogs.insights.report import InsightsReport
 from dialogs.matching import match_option, parse_number
+from dialogs.memory import Memory
 from dialogs.payloads import Payload, encode_payload
 from dialogs.safety.gates import consent_gate, gate_at_start, screen_gate
 from dialogs.steps import Continue, End, StepResult, Wait
@@ -87,6 +88,7 @@ class FlowRunner:
         self._checkins = checkins
         insights = InsightsReport(content, checkins)
         self._actions = Actions(checkins, content.copy.export_ready, insights, links)
+        self._memory = Memory()
 
     # ------------------------------------------------------------- starting and running
 
@@ -150,6 +152,7 @@ class FlowRunner:
             known = getattr(turn.profile, name)
             if name in flow.variables and known is not None:
                 variables[name] = known
+        await self._memory.recall(turn, flow, variables)
         signal = RESOURCE_FLOWS.get(flow.id)
         if signal is not None:
             variables["resources"] = self._resource_text(signal, turn.profile.country)
@@ -183,7 +186,8 @@ class FlowRunner:
         raise RuntimeError(f"flow {turn.flow_id!r} ran {MAX_STEPS_PER_TURN} steps without waiting")
 
     async def _run_step(self, turn: Turn, flow: Flow, step: Step) -> StepResult:
-        texts = step.messages([render(t, turn.variables) for t in step.text])
+        wording = await self._memory.wording(turn, flow, step)
+        texts = step.messages([render(t, turn.variables) for t in wording])
         if isinstance(step, WAITING_STEPS):
             return self._run_waiting(turn, step, texts, flow.private)
         if isinstance(step, ActionStep) and step.do == "export":

@@ -217,7 +217,15 @@ class StoreSession(ReflectionRecords, LinkRecords, Protocol):
     async def append_journal(
         self, user: UserKey, at: datetime, flow_id: str, node_id: str, kind: str, value: str
     ) -> None:
-        """Record a choice or a rating. Never called with free text."""
+        """Record a choice, a rating or which wording of a step was shown. Never
+        called with free text."""
+        ...
+
+    async def last_journal_value(
+        self, user: UserKey, flow_id: str, node_id: str, kind: str
+    ) -> str | None:
+        """The value of the person's latest journal row for this flow, step and kind
+        (the last wording shown, the last answer to "what helped"), or None."""
         ...
 
     async def read_journal(self, user: UserKey, since: datetime) -> list[JournalEntry]:

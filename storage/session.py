@@ -201,6 +201,23 @@ class SqlStoreSession(ReflectionRows, LinkRows):
         )
         return [JournalEntry(*row) for row in rows]
 
+    async def last_journal_value(
+        self, user: UserKey, flow_id: str, node_id: str, kind: str
+    ) -> str | None:
+        # Served by the index on user_id; a person's journal is at most a year of taps.
+        user_id = await self._user_id(user, self._clock.now())
+        return await self._session.scalar(
+            select(JournalEntryRow.value)
+            .where(
+                JournalEntryRow.user_id == user_id,
+                JournalEntryRow.flow_id == flow_id,
+                JournalEntryRow.node_id == node_id,
+                JournalEntryRow.kind == kind,
+            )
+            .order_by(JournalEntryRow.id.desc())
+            .limit(1)
+        )
+
     async def schedule_followup(self, user: UserKey, request: FollowUpRequest) -> bool:
         now = self._clock.now()
         user_id = await self._user_id(user, now)

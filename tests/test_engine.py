@@ -86,7 +86,7 @@ async def test_pause_flow_typed_answers_by_number_label_and_close_spelling(
 ) -> None:
     await chat.command("pause")
     await chat.say("done")
-    await chat.say("8/10")
+    await chat.say("7/10")
     out = await chat.say("silense")  # misspelt label
     assert "What does it want to do?" in texts(out)
     out = await chat.say("pull away")

@@ -39,10 +39,16 @@ class _Run:
     messages: int = 0
 
 
-def counted_texts(flow_id: str, step: Step) -> list[str]:
-    """The texts of a step that count toward the budget."""
+def counted(flow_id: str, step: Step) -> tuple[int, int]:
+    """Words and messages of a step that count toward the budget; of a step with
+    `variants`, the most of any wording, since any of them may be the one shown."""
     exempt = flow_id in SAFETY_FLOWS
-    return [t for t in step.text if not (exempt and t.strip() == HELPLINES)]
+    words, messages = 0, 0
+    for wording in step.wordings():
+        texts = [t for t in wording if not (exempt and t.strip() == HELPLINES)]
+        words = max(words, sum(len(t.split()) for t in texts))
+        messages = max(messages, len(texts))
+    return words, messages
 
 
 def check_brevity(
@@ -88,12 +94,8 @@ def _walk(
     step = flow.step(step_id) if flow is not None else None
     if step is None or (flow_id, step_id) in seen:
         return  # a dangling target or a silent loop: other checks report those
-    texts = counted_texts(flow_id, step)
-    run = _Run(
-        run.origin,
-        run.words + sum(len(t.split()) for t in texts),
-        run.messages + len(texts),
-    )
+    words, messages = counted(flow_id, step)
+    run = _Run(run.origin, run.words + words, run.messages + messages)
     key = (flow_id, step_id)
     if run.words > MAX_WORDS or run.messages > MAX_MESSAGES:
         if key not in worst or (run.words, run.messages) > worst[key][:2]:

@@ -230,11 +230,11 @@ def _check_variables(
     for s in flow.steps:
         if s.id not in reachable:
             continue
-        for j, text in enumerate(s.templated()):
+        for text, where in _templated_with_place(s):
             try:
                 names = template_fields(text)
             except TemplateError as exc:
-                report(str(exc), s.id, step_loc(s.id, "text", j))
+                report(str(exc), s.id, step_loc(s.id, *where))
                 continue
             for name in names:
                 if name not in must[s.id]:
@@ -242,7 +242,7 @@ def _check_variables(
                     report(
                         f"template variable {{{name}}} may not be set here{hint}",
                         s.id,
-                        step_loc(s.id, "text", j),
+                        step_loc(s.id, *where),
                     )
         if isinstance(s, BranchStep):
             for j, c in enumerate(s.cases):
@@ -272,6 +272,21 @@ def _check_variables(
                         )
 
 
+def _templated_with_place(step: Step) -> list[tuple[str, tuple[str | int, ...]]]:
+    """Each templated string of a step with where it is in the file: a variant's
+    texts under `variants`, everything else counted along `text` as before."""
+    placed: list[tuple[str, tuple[str | int, ...]]] = []
+    for w, wording in enumerate(step.wordings()[1:]):
+        for j, text in enumerate(wording):
+            placed.append((text, ("variants", w) if len(wording) == 1 else ("variants", w, j)))
+    variant_texts = len(placed)
+    others = step.templated()
+    if variant_texts:
+        # `templated()` lists `text` first, then the variants' texts.
+        others = step.text
+    return [(t, ("text", j)) for j, t in enumerate(others)] + placed
+
+
 def _all_vars(flow: Flow) -> set[str]:
     names: set[str] = set()
     for s in flow.steps:
@@ -284,28 +299,33 @@ def _check_limits(
     flow: Flow, report: Report, step_loc: Callable[..., tuple[str | int, ...]]
 ) -> None:
     for s in flow.steps:
-        for j, text in enumerate(s.text):
-            if len(text) > MAX_TEXT:
+        for w, wording in enumerate(s.wordings()):
+            # The first wording is `text`; the others are `variants`, reported there.
+            where: tuple[str | int, ...] = ("text",) if w == 0 else ("variants", w - 1)
+            for j, text in enumerate(wording):
+                one_line = len(wording) == 1 and w > 0
+                at = step_loc(s.id, *where) if one_line else step_loc(s.id, *where, j)
+                if len(text) > MAX_TEXT:
+                    report(
+                        f"text is {len(text)} characters; the limit is {MAX_TEXT} (Discord)",
+                        s.id,
+                        at,
+                    )
+                if not text.strip():
+                    report("text is empty", s.id, at)
+            joined = s.messages(wording)
+            if len(joined) == 1 and len(wording) > 1 and len(joined[0]) > MAX_TEXT:
                 report(
-                    f"text is {len(text)} characters; the limit is {MAX_TEXT} (Discord)",
+                    f"the step's texts go out as one message of {len(joined[0])} characters; "
+                    f"the limit is {MAX_TEXT} (Discord): shorten them, or set pause_between: true",
                     s.id,
-                    step_loc(s.id, "text", j),
+                    step_loc(s.id, *where),
                 )
-            if not text.strip():
-                report("text is empty", s.id, step_loc(s.id, "text", j))
         if s.pause_between and len(s.text) < 2:
             report(
                 "pause_between needs two or more texts to pause between",
                 s.id,
                 step_loc(s.id, "pause_between"),
-            )
-        joined = s.messages(s.text)
-        if len(joined) == 1 and len(s.text) > 1 and len(joined[0]) > MAX_TEXT:
-            report(
-                f"the step's texts go out as one message of {len(joined[0])} characters; the "
-                f"limit is {MAX_TEXT} (Discord): shorten them, or set pause_between: true",
-                s.id,
-                step_loc(s.id, "text"),
             )
         if isinstance(s, ChoiceStep):
             for j, o in enumerate(s.options):

@@ -63,8 +63,43 @@ class _Step(_Strict):
         """Every string of this step that is rendered with variables."""
         return self.text
 
+    def wordings(self) -> tuple[tuple[str, ...], ...]:
+        """Every way this step may be said: its `text`, then any `variants`."""
+        return (self.text,)
 
-class MessageStep(_Step):
+
+def _as_wordings(value: object) -> object:
+    if isinstance(value, list | tuple):
+        return tuple(_as_texts(v) for v in value)
+    return value
+
+
+class _Varied(_Step):
+    """A step that may say the same thing in other words: `variants` are further
+    wordings of `text`, each one text or a list like `text`. Which one a person
+    sees is chosen from their journal (dialogs/memory.py), so the same person does
+    not get the same wording twice in a row."""
+
+    variants: tuple[tuple[str, ...], ...] = ()
+
+    _normalise_variants = field_validator("variants", mode="before")(_as_wordings)
+
+    @model_validator(mode="after")
+    def _variants_need_text(self) -> _Varied:
+        if self.variants and not self.text:
+            raise ValueError("'variants' are other wordings of 'text', which is missing")
+        if any(not v for v in self.variants):
+            raise ValueError("a variant needs at least one text")
+        return self
+
+    def wordings(self) -> tuple[tuple[str, ...], ...]:
+        return (self.text, *self.variants)
+
+    def templated(self) -> tuple[str, ...]:
+        return tuple(t for w in self.wordings() for t in w)
+
+
+class MessageStep(_Varied):
     """Says something and moves on."""
 
     kind: Literal["message"]
@@ -278,7 +313,7 @@ class HandoffStep(_Step):
     set: dict[Ident, VarValue] = Field(default_factory=dict)
 
 
-class EndStep(_Step):
+class EndStep(_Varied):
     kind: Literal["end"]
 
 
@@ -301,6 +336,10 @@ _BOOL_FIELDS = ("consent", "adult", "unsafe", "screened")
 # Profile values a flow may read: declare the variable (with a default for when the
 # profile has none) and the engine fills it in when the flow starts.
 PROFILE_VARIABLES = ("role", "country", "zone", "checkin_cadence", "checkin_time")
+# Values a flow may read from the person's journal (taps, never free text), filled in
+# the same way when declared: `last_helped`, the latest answer to "What helped?" after
+# a pause (an option id of followup/helped), unless it was "nothing".
+MEMORY_VARIABLES = ("last_helped",)
 ROLES = ("contact", "space", "both", "unsure")
 
 

@@ -17,6 +17,7 @@ from dialogs.content import Content
 from dialogs.flows import journeys
 from dialogs.flows.branching import choose_branch
 from dialogs.flows.model import (
+    MEMORY_VARIABLES,
     PROFILE_VARIABLES,
     ActionStep,
     AskStep,
@@ -37,7 +38,9 @@ from dialogs.store import VarValue
 
 # Variables only the engine knows when a flow starts (helplines, the command menu,
 # the flow a gate holds back, profile values): a transcript can only name them.
-ENGINE_FILLED = frozenset({"resources", "commands", "key_commands", "then", *PROFILE_VARIABLES})
+ENGINE_FILLED = frozenset(
+    {"resources", "commands", "key_commands", "then", *PROFILE_VARIABLES, *MEMORY_VARIABLES}
+)
 MAIN_SCALE_VALUE = 5
 OWN_WORDS = "*(your own words)*"
 # "Each step at most twice per path": enough to show a loop once, and it ends every walk.
@@ -250,7 +253,9 @@ def _paths(flow: Flow, content: Content, walk: _Walk, round_: _Round) -> Iterato
         walk = replace(
             walk,
             visits={**walk.visits, step.id: seen + 1},
-            blocks=walk.blocks + _said(step.messages(step.text), walk.variables),
+            blocks=walk.blocks
+            + _said(step.messages(step.text), walk.variables)
+            + _other_wordings(step, walk.variables),
         )
         answers = _answers(flow, step, walk.variables)
         if answers is not None:
@@ -421,6 +426,15 @@ def _render(text: str, variables: dict[str, VarValue]) -> str:
 def _said(texts: Sequence[str], variables: dict[str, VarValue]) -> tuple[str, ...]:
     # A line break inside a message must stay one paragraph: a Markdown hard break.
     return tuple(f"**Guide:** {_render(t, variables)}".replace("\n", "\\\n") for t in texts)
+
+
+def _other_wordings(step: Step, variables: dict[str, VarValue]) -> tuple[str, ...]:
+    """A step's `variants`, as a note: another visit shows the next one instead."""
+    notes = []
+    for number, wording in enumerate(step.wordings()[1:], start=2):
+        said = " ".join(_render(t, variables) for t in wording).replace("\n", " ")
+        notes.append(f"*(or, in wording {number} of {len(step.wordings())}: {said})*")
+    return tuple(notes)
 
 
 def _buttons(step: Step, variables: dict[str, VarValue]) -> tuple[str, ...]:

@@ -17,9 +17,14 @@ Where = tuple[str, str]
 
 # A pause counts once the person has said how loud it was (0 calm, 10 loudest).
 PAUSE_BEFORE: Where = ("pause", "rate")
-# Later ratings on the same scale: one more breathing round, and the follow-up the
-# pause offers ("How loud is it inside now?").
-PAUSE_AFTER: tuple[Where, ...] = (("pause", "breathe_again"), ("followup", "rerate"))
+# Later ratings on the same scale: one more breathing round, the re-rating after the
+# body-first step of a loud pause (8 or more), and the follow-up the pause offers
+# ("How loud is it inside now?").
+PAUSE_AFTER: tuple[Where, ...] = (
+    ("pause", "breathe_again"),
+    ("pause", "loud_rerate"),
+    ("followup", "rerate"),
+)
 # A later rating belongs to the last pause before it, within this long.
 EPISODE = timedelta(hours=24)
 # Settled: a later rating at or below this. Settling time is only measured for a

@@ -20,7 +20,16 @@ from dialogs.clock import ManualClock
 from dialogs.content import Content
 from dialogs.engine import Engine
 from dialogs.events import Address, Inbound
-from dialogs.flows.model import AskStep, BranchStep, ChoiceStep, Flow, ScaleStep, ScheduleStep
+from dialogs.flows.model import (
+    MEMORY_VARIABLES,
+    AskStep,
+    BranchStep,
+    ChoiceStep,
+    Flow,
+    ScaleStep,
+    ScheduleStep,
+)
+from dialogs.memory import SOURCES
 from dialogs.payloads import Payload, encode_payload
 from dialogs.safety.resource_text import resource_text
 from dialogs.safety.resources import SafetyResources
@@ -143,8 +152,21 @@ async def test_every_path_of_every_flow_reaches_an_end(
     edges: dict[StateKey, set[StateKey]] = defaultdict(set)
     representative: dict[StateKey, ConversationState] = {}
     frontier: list[StateKey] = []
-    for flow_id in content.flows:
-        state = await walk.start(flow_id)
+    starts = [await walk.start(flow_id) for flow_id in content.flows]
+    # A flow that reads the journal (what helped last time) starts once per answer the
+    # journal may hold, so the paths that memory opens are walked too.
+    for flow in content.flows.values():
+        for name in MEMORY_VARIABLES:
+            if name not in flow.variables:
+                continue
+            source_flow, step_id, kind = SOURCES[name]
+            source = content.flows[source_flow].step(step_id)
+            assert isinstance(source, ChoiceStep)
+            for option in source.options:
+                async with store.session() as s:
+                    await s.append_journal(USER, clock.now(), source_flow, step_id, kind, option.id)
+                starts.append(await walk.start(flow.id))
+    for state in starts:
         key = walk.key(state)
         if key != END and key not in representative:
             representative[key] = state

@@ -73,7 +73,8 @@ def _reframes(flow: Flow) -> dict[str, str]:
 def test_main_path_of_pause_reads_like_the_conversation(content: Content) -> None:
     flow = content.flows["pause"]
     text = markdown(main_path(flow, content))
-    first = flow.step(flow.start_id)
+    # With nothing in the journal yet, the opening branch goes to the breathing step.
+    first = flow.step("ground")
     assert first is not None
     assert text.startswith(f"# {flow.title} (`pause`)")
     assert f"**Guide:** {first.text[0]}" in text
@@ -86,8 +87,11 @@ def test_main_path_of_pause_reads_like_the_conversation(content: Content) -> Non
     for other in set(reframes.values()) - {reframes[first_urge]}:
         assert other not in text
     closing = {s.text[-1] for s in flow.steps if isinstance(s, EndStep) and s.text}
-    last = text.rstrip().splitlines()[-1]
-    assert last.startswith("**Guide:** ") and last.removeprefix("**Guide:** ") in closing
+    said = [line for line in text.splitlines() if line.startswith("**Guide:** ")]
+    assert said[-1].removeprefix("**Guide:** ") in closing
+    # The closing's other wordings follow it as notes, and nothing else does.
+    after = text.rstrip().split(said[-1])[-1].strip().splitlines()
+    assert after and all(line.startswith("*(or, in wording ") for line in after if line)
 
 
 def test_all_paths_of_pause_cover_every_urge(content: Content) -> None:

@@ -66,7 +66,7 @@ async def test_pause_flow_with_typed_answers(tg: Harness) -> None:
     me = tg.person(ME)
     await me.say("/pause", until="Breathe in")
     await me.say("done", until="How loud")
-    await me.say("8/10", until="What set it off?")
+    await me.say("7/10", until="What set it off?")
     await me.say("silense", until="What does it want to do?")
     await me.say("pull away", until="Does that fit")
     out = await me.say("1", until="What would help most")
