@@ -42,7 +42,12 @@ async def test_main_path_stages_then_a_suggestion_then_chemistry(chat: Chat) -> 
     shown = texts(await chat.press("Threshold"))
     assert "reaching your limit" in shown and "noticing the dip" in shown
     assert "unpredictably hits harder" not in shown  # behind "Tell me more"
-    out = await chat.press("Tell me more")
+    assert [c.label for c in chat.buttons()] == [
+        "Why it feels like chemistry",
+        "What it costs over time",
+        "Skip",
+    ]
+    out = await chat.press("Why it feels like chemistry")
     assert "unpredictably hits harder than steady warmth" in texts(out)
     assert "/cycle brings it back" in out[-1].text
     assert not out[-1].choices
@@ -74,3 +79,17 @@ async def test_someone_flagged_unsafe_gets_the_unsafe_flow_instead(
     out = texts(await chat.command("cycle"))
     assert "leaving out the relationship suggestions" in out
     assert "five stages" not in out and "Where are you two" not in out
+
+
+async def test_what_the_loop_costs_each_side_over_time(chat: Chat) -> None:
+    await chat.command("cycle")
+    await chat.press("I know them")
+    shown = texts(await chat.press("Pursuit and withdrawal"))
+    assert "doubting their own worth" not in shown  # only when asked for
+    out = await chat.press("What it costs over time")
+    shown = texts(out)
+    # Both sides, each with its own cost, and no one to blame.
+    assert "The one who reaches can start doubting their own worth" in shown
+    assert "The one who steps back can grow lonelier" in shown
+    assert "No villain" in shown
+    assert "/cycle brings it back" in out[-1].text

@@ -47,6 +47,7 @@ async def test_main_path_composes_the_message_and_the_reminder_arrives(
         "This evening, at 8",
         "Tomorrow",
         "Another time",
+        "Could I stay a little instead?",
     ]
     out = await chat.press("In an hour")
     assert "How would you like it to sound?" in texts(out)
@@ -156,3 +157,18 @@ async def test_someone_flagged_unsafe_gets_the_unsafe_flow_instead(
     assert "leaving out the relationship suggestions" in out
     for own in ("need for space", "When will you come back", ROLE_ANY):
         assert own not in out
+
+
+async def test_the_one_who_withdraws_may_stay_a_little_and_say_so(chat: Chat) -> None:
+    await chat.command("space")
+    assert "Could I stay a little instead?" in [c.label for c in chat.buttons()]
+    out = await chat.press("Could I stay a little instead?")
+    shown = texts(out)
+    assert "stay a few minutes past the urge to go" in shown
+    assert "say what's happening instead of going quiet" in shown
+    assert "I'm still here" in shown
+    # Then back to choosing a time, with nothing lost: space stays a good move.
+    assert out[-1].text.startswith("When will you come back?")
+    await chat.press("In an hour")
+    out = await chat.press("Simple and clear")
+    assert "I'll come back to it in an hour." in texts(out)

@@ -104,3 +104,18 @@ async def test_someone_flagged_unsafe_gets_the_unsafe_flow_instead(
     out = texts(await chat.command("talk"))
     assert "leaving out the relationship suggestions" in out
     assert "opener" not in out and "Can we talk" not in out
+
+
+async def test_when_a_partner_will_not_engage(chat: Chat, store: SqlStore) -> None:
+    await chat.command("talk")
+    out = await chat.press("They won't talk about it")
+    shown = texts(out)
+    # One person's move still counts; a lasting refusal is information, no verdict.
+    assert "One person changing their move still changes the loop" in shown
+    assert "that tells you something too" in shown
+    assert "yours to weigh" in shown and "/support" in shown
+    for verdict in ("leave", "stay with", "break up", "should end"):
+        assert verdict not in shown.lower()
+    assert not out[-1].choices
+    async with store.session() as s:
+        assert await s.pending_followups(UserKey("test", "u1")) == []
