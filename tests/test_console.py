@@ -234,14 +234,14 @@ def test_insights_chart_is_saved_privately_and_its_path_printed(tmp_path: Path) 
     import stat
     import struct
 
-    # A pause rated 8 (the four safety questions, "No", come before the check), one
+    # A pause rated 7 (the four safety questions, "No", come before the check), one
     # more breathing round rated 2, then /insights (which asks for the timezone first:
     # 1 is UK and Ireland).
-    pause = "8\n1\n1\n2\n2\n2\n2\n1\n5\n2\n"
+    pause = "7\n1\n1\n2\n2\n2\n2\n1\n5\n2\n"
     result = run_cli(["console"], "/pause\n" + ONBOARD + pause + "/insights\n1\n", tmp_path)
     assert result.returncode == 0, result.stderr
     out = " ".join(result.stdout.split())  # rich wraps long lines
-    assert "How loud, 0 to 10: 8 before a pause, 2 after." in out
+    assert "How loud, 0 to 10: 7 before a pause, 2 after." in out
     found = re.search(r"picture saved as (data/charts/pausecheck-insights-[\d-]+\.png)", out)
     assert found, out
     chart = tmp_path / found.group(1)
