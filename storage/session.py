@@ -68,6 +68,9 @@ class SqlStoreSession(ReflectionRows, LinkRows):
         self._clock = clock
         self._cipher = cipher
         self._worker = worker
+        # The outbox rows this transaction wrote (SqlStore checkpoints after marking
+        # them when the same transaction cleared free text).
+        self.enqueued: list[int] = []
 
     async def claim_event(self, event_key: str, at: datetime, user: UserKey) -> bool:
         user_id = await self._user_id(user, at)
@@ -300,7 +303,7 @@ class SqlStoreSession(ReflectionRows, LinkRows):
                 raise StorageError(f"no follow-up with id {followup_id}")
             raise StorageError(f"follow-up {followup_id} is {status}, not claimed")
         # Follow-ups never carry files; were one to, its text still goes, as before.
-        return await enqueue(
+        rows = await enqueue(
             self._session,
             self._dialect,
             owner,
@@ -314,6 +317,8 @@ class SqlStoreSession(ReflectionRows, LinkRows):
             worker=self._worker,
             cipher=self._cipher,
         )
+        self.enqueued.extend(row.id for row in rows)
+        return rows
 
     async def enqueue_outbound(
         self,
@@ -326,7 +331,7 @@ class SqlStoreSession(ReflectionRows, LinkRows):
         if not messages:
             return []
         owner_id = await self._user_id(owner, at)
-        return await enqueue(
+        rows = await enqueue(
             self._session,
             self._dialect,
             owner_id,
@@ -337,6 +342,8 @@ class SqlStoreSession(ReflectionRows, LinkRows):
             worker=self._worker,
             cipher=self._cipher,
         )
+        self.enqueued.extend(row.id for row in rows)
+        return rows
 
     async def pending_followups(self, user: UserKey) -> list[FollowUp]:
         return await select_followups(

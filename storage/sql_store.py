@@ -101,6 +101,11 @@ class SqlStore:
         # Names this process on the outbox rows it writes (it sends them after commit);
         # the resend sweep tells its own rows from another process's by it.
         self.worker = uuid.uuid4().hex[:16]
+        # Outbox rows whose message may repeat words a person typed that are no longer
+        # kept (written in the transaction that cleared them, or re-sent after a
+        # crash): when they are marked and lose their message, the WAL is checkpointed
+        # again, so the words are in no file of the database (storage.engine).
+        self._scrub_rows: set[int] = set()
         # Results are plain dataclasses built inside the transaction; nothing needs
         # reloading after commit.
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
@@ -147,6 +152,8 @@ class SqlStore:
             )
             yield turns
             await turns.finish()
+            if turns.scrub:
+                self._scrub_rows.update(turns.enqueued)
         if turns.scrub:
             batch = _BATCH.get()
             if batch is not None and batch.joined():
@@ -323,6 +330,9 @@ class SqlStore:
                     .returning(OUTBOUND.c.id)
                 )
             ).all()
+            # Perhaps written by a turn that then cleared what they repeat, and whose
+            # process died before marking them: checkpoint once they are marked.
+            self._scrub_rows.update(taken)
             return await select_rows(session, taken, self._cipher)
 
     async def mark_outbound(
@@ -353,6 +363,10 @@ class SqlStore:
                     .where(OUTBOUND.c.id.in_(ids), OUTBOUND.c.status == PENDING)
                     .values(**values)
                 )
+        scrubbed = self._scrub_rows.intersection(row_id for row_id, _, _ in marks)
+        if scrubbed:
+            self._scrub_rows.difference_update(scrubbed)
+            await self.checkpoint()
 
     async def purge_outbound(self, now: datetime, max_age: timedelta) -> int:
         async with self._transaction(background=True) as session:

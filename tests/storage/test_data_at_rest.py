@@ -183,3 +183,41 @@ def test_every_connection_asks_for_secure_delete_whatever_sqlite_defaults_to(
     for listener in ours:
         listener(Connection(), None)
     assert "PRAGMA secure_delete=ON" in executed
+
+
+async def test_words_repeated_in_a_message_leave_no_file_once_it_is_sent(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """A message that repeats typed words (the space flow's ready-to-send text) is
+    written in the turn that clears them: the words leave the files once it is marked,
+    also when a crash left it for the next process to send."""
+    from dialogs.events import Address, Outbound
+    from dialogs.store import OutboundStatus
+
+    person = UserKey("console", "ann")
+    address = Address("console", "ann", "ann", True)
+    store = await open_store(url_in(tmp_path), clock=clock)
+    try:
+        typed = ConversationState(flow_id="space", node_id="tone", variables={"when": WORDS})
+        async with store.session() as session:
+            await session.save_state(person, typed, clock.now())
+        async with store.session() as session:
+            await session.open_event("e1", clock.now(), person)
+            rows = await session.enqueue_outbound(
+                person, address, [Outbound(f"I'll be back {WORDS}.")], clock.now()
+            )
+            await session.save_turn(person, ConversationState(), Profile(), clock.now())
+    finally:
+        await store.close()  # killed before the message was marked sent
+    assert WORDS.encode() in on_disk(tmp_path)  # owed, so still kept
+    store = await open_store(url_in(tmp_path), clock=clock)
+    try:
+        clock.advance(timedelta(seconds=1))
+        taken = await store.claim_unsent(
+            clock.now(), timedelta(seconds=30), ["console"], startup=True
+        )
+        assert [row.id for row in taken] == [row.id for row in rows]
+        await store.mark_outbound([(rows[0].id, OutboundStatus.SENT, None)], clock.now())
+        assert WORDS.encode() not in on_disk(tmp_path)
+    finally:
+        await store.close()
