@@ -219,7 +219,13 @@ def test_export_is_saved_as_a_file(tmp_path: Path) -> None:
 def test_the_data_directory_and_exports_are_private(tmp_path: Path) -> None:
     import stat
 
-    result = run_cli(["console"], "/pause\n" + ONBOARD + "/export\n", tmp_path)
+    # With no umask to help (the process inherits it), only the guide's own modes
+    # keep these private: a regression to 0644 fails here whatever the CI's umask.
+    before = os.umask(0)
+    try:
+        result = run_cli(["console"], "/pause\n" + ONBOARD + "/export\n", tmp_path)
+    finally:
+        os.umask(before)
     assert result.returncode == 0, result.stderr
     data = tmp_path / "data"
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
