@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from dialogs.clock import Clock
-from dialogs.delivery import Delivery, Reply
+from dialogs.delivery import Delivery, Misaddressed, Reply
 from dialogs.engine import Engine
 from dialogs.events import Address, Attachment, Choice, Command, Inbound, Outbound
 
@@ -62,7 +62,14 @@ class ConsoleAdapter:
         return self._address
 
     async def send(self, address: Address, messages: Sequence[Outbound]) -> None:
-        """The dispatcher's way in: a follow-up arriving while the console runs."""
+        """The dispatcher's way in: a follow-up arriving while the console runs.
+
+        Only this console's own person sees anything. Several consoles (other
+        `--user`s) may share a database, and any of their dispatchers may run anyone's
+        follow-up: a message for someone else raises `Misaddressed`, and its rows wait
+        for that person's console."""
+        if any((message.to or address) != self._address for message in messages):
+            raise Misaddressed("not this console's person")
         self.show(messages)
 
     def show(self, messages: Sequence[Outbound]) -> None:

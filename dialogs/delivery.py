@@ -21,6 +21,12 @@ round); only a crash between the platform accepting a row and its mark being
 written sends that row twice. A row this process is sending is `held`: the sweep
 leaves it alone however long its send takes.
 
+A message goes only to its address. A sender asked to deliver somewhere it does not
+reach (`Misaddressed`: two consoles with different users on one database, where
+either dispatcher may run either person's follow-up) shows nothing; the rows stay
+pending, say why, and are released for a process whose sender does reach them, while
+this process never takes them again.
+
 What can go wrong with a send, per row: the person blocked the guide or closed DMs
 (`RecipientUnreachable`): dropped "unreachable", the person marked unreachable and
 their planned messages cancelled, as the dispatcher always did; the platform refuses
@@ -34,7 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol, cast
@@ -89,6 +95,16 @@ class NotSent(Exception):
 class Refused(Exception):
     """The platform refused this message and would refuse it again (a bad request):
     it is dropped rather than retried."""
+
+
+class Misaddressed(Exception):
+    """This sender does not deliver to that address: another platform's, or, on the
+    console, another person's terminal. Nothing was shown; the rows stay pending,
+    with the reason, for the process whose sender does (`Store.release_outbound`)."""
+
+
+# What a row left for another process's sender says, while it waits.
+NOT_OUR_ADDRESS = "not this sender's address"
 
 
 async def send_tracked(
@@ -203,6 +219,9 @@ class Delivery:
         self._lease = lease
         # Rows this process is sending: the sweep must not take them.
         self._held: set[int] = set()
+        # Rows our senders refused as another's (`Misaddressed`): left for the
+        # process that can deliver them, never taken by this one again.
+        self._elsewhere: set[int] = set()
         # The group commit of marks: those noted and not yet taken by a flush, the
         # future their writers wait on, and the flush in flight with its own.
         self._marks: list[Mark] = []
@@ -283,6 +302,14 @@ class Delivery:
             queue = queue[accepted:]
             if failure is None:
                 continue
+            if isinstance(failure, Misaddressed):
+                ids = [row.id for row in queue]
+                self._elsewhere.update(ids)
+                log.warning(
+                    "rows for an address this process does not reach, left count=%d", len(ids)
+                )
+                await self._store.release_outbound(ids, NOT_OUR_ADDRESS, self._clock.now())
+                return Report(sent, dropped, len(queue), refused)
             if isinstance(failure, RecipientUnreachable):
                 for row in queue:
                     self._note((row.id, OutboundStatus.DROPPED, "unreachable"))
@@ -361,7 +388,7 @@ class Delivery:
                 self._clock.now(),
                 self._lease,
                 platforms,
-                held=self._held,
+                held=_LiveUnion(self._held, self._elsewhere),
                 startup=startup,
                 limit=SWEEP_LIMIT,
             )
@@ -413,6 +440,23 @@ class Delivery:
         await self._written()
         if self._flusher is not None:
             await self._flusher
+
+
+class _LiveUnion(Collection[int]):
+    """Two sets read when the store uses them, not when they are passed: a send that
+    finishes meanwhile has freed its rows, and the sweep may take them."""
+
+    def __init__(self, first: set[int], second: set[int]) -> None:
+        self._first, self._second = first, second
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._first or item in self._second
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._first | self._second)
+
+    def __len__(self) -> int:
+        return len(self._first | self._second)
 
 
 def _leading_run(rows: list[OutboundRow]) -> list[OutboundRow]:

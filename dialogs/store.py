@@ -336,8 +336,9 @@ class Store(Protocol):
     ) -> list[OutboundRow]:
         """Take pending outbox rows of `platforms` whose sender has had them longer
         than `lease` (not those in `held`, which this process is sending) and return
-        them in order per chat. With `startup`, where one process sends for a
-        database (SQLite), also every row another process claimed: it is gone."""
+        them in order per chat, and rows released by another process (claimed by
+        nobody). With `startup`, where one process sends for a database (SQLite),
+        also every row another process claimed: it is gone."""
         ...
 
     async def mark_outbound(
@@ -347,6 +348,12 @@ class Store(Protocol):
     ) -> None:
         """Record what became of pending rows: (id, status, reason). A row no longer
         pending keeps no message. Unknown or finished ids are left alone."""
+        ...
+
+    async def release_outbound(self, ids: Collection[int], reason: str, at: datetime) -> None:
+        """Pending rows this process cannot deliver (another's address): keep them
+        pending with `reason`, claimed by nobody, so any process's next sweep whose
+        sender reaches them takes them at once."""
         ...
 
     async def purge_outbound(self, now: datetime, max_age: timedelta) -> int:

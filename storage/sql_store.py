@@ -62,6 +62,8 @@ from storage.sealed_profile import needs_sealing, open_profile, seal_profile_val
 from storage.session import SqlStoreSession
 from storage.write_lock import WriteLock
 
+# `claimed_by` of an outbox row released for whichever process can send it.
+NOBODY = ""
 _PENDING = FollowUpStatus.PENDING.value
 _CLAIMED = FollowUpStatus.CLAIMED.value
 _DELIVERING = FollowUpStatus.DELIVERING.value
@@ -304,7 +306,7 @@ class SqlStore:
         sending them right now, so they wait out the lease."""
         if not platforms:
             return []
-        stale = OUTBOUND.c.claimed_at < now - lease
+        stale = (OUTBOUND.c.claimed_at < now - lease) | (OUTBOUND.c.claimed_by == NOBODY)
         if startup and self._engine.dialect.name == "sqlite":
             stale = stale | (OUTBOUND.c.claimed_by != self.worker)
         wanted = (OUTBOUND.c.status == PENDING) & OUTBOUND.c.platform.in_(platforms) & stale
@@ -367,6 +369,16 @@ class SqlStore:
         if scrubbed:
             self._scrub_rows.difference_update(scrubbed)
             await self.checkpoint()
+
+    async def release_outbound(self, ids: Collection[int], reason: str, at: datetime) -> None:
+        if not ids:
+            return
+        async with self._transaction(background=True) as session:
+            await session.execute(
+                update(OUTBOUND)
+                .where(OUTBOUND.c.id.in_(list(ids)), OUTBOUND.c.status == PENDING)
+                .values(claimed_by=NOBODY, reason=reason, updated_at=at)
+            )
 
     async def purge_outbound(self, now: datetime, max_age: timedelta) -> int:
         async with self._transaction(background=True) as session:

@@ -51,7 +51,7 @@ from bot.discord.reflection import (
 )
 from bot.discord.render import Part, parts
 from dialogs.clock import Clock, SystemClock
-from dialogs.delivery import Delivered, Reply
+from dialogs.delivery import Delivered, Misaddressed, Reply
 from dialogs.events import Address, Command, Inbound, Outbound
 from dialogs.flows.commands import Action
 from dialogs.followups.dispatcher import NotSent, RecipientUnreachable, Sender
@@ -190,6 +190,9 @@ class DiscordAdapter:
         the person's DMs, never to the channel. Raises `RecipientUnreachable` when
         Discord will not let us write to the person; messages for other addresses
         are best effort. `delivered` hears the index of each message sent."""
+        if any((m.to or address).platform != NAME for m in messages):
+            # Another platform's ids mean nothing here: never guess a channel.
+            raise Misaddressed("not a Discord address")
         client = self._running_client()
         for destination, run in _runs(address, messages):
             try:

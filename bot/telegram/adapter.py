@@ -61,7 +61,7 @@ from bot.telegram.updates import (
 )
 from bot.telegram.webhook import WebhookServer
 from dialogs.clock import Clock, SystemClock
-from dialogs.delivery import Delivered, Refused, Reply
+from dialogs.delivery import Delivered, Misaddressed, Refused, Reply
 from dialogs.events import Address, Inbound, Outbound
 from dialogs.followups.dispatcher import NotSent, RecipientUnreachable
 from dialogs.link.codes import START_PREFIX as LINK_START_PREFIX
@@ -300,6 +300,9 @@ class TelegramAdapter:
         the chat is gone, so planning for them stops; `Refused` for any other bad
         request, which would fail the same way again.
         """
+        if any((m.to or address).platform != self.name for m in messages):
+            # Another platform's chat ids mean nothing here: never guess one.
+            raise Misaddressed("not a Telegram address")
         indexed = list(enumerate(messages))
         here = [(n, m) for n, m in indexed if m.to is None or m.to == address]
         others = [(n, m) for n, m in indexed if m.to not in (None, address)]

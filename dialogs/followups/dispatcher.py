@@ -34,7 +34,14 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 from dialogs.clock import Clock
-from dialogs.delivery import Delivery, NotSent, RecipientUnreachable, Refused, Sender
+from dialogs.delivery import (
+    Delivery,
+    Misaddressed,
+    NotSent,
+    RecipientUnreachable,
+    Refused,
+    Sender,
+)
 from dialogs.due import DueStatus
 from dialogs.engine import Engine
 from dialogs.events import Address
@@ -42,6 +49,7 @@ from dialogs.store import FollowUp, FollowUpStatus, OutboundRow, Store
 
 __all__ = [
     "Dispatcher",
+    "Misaddressed",
     "NotSent",
     "RecipientUnreachable",
     "Refused",
