@@ -144,6 +144,27 @@ async def open_guide(
     store = await open_store(
         settings.database_url, clock=clock, encryption_keys=settings.encryption_key_list()
     )
+    try:
+        return await _build_guide(
+            settings, clock, store, content, screen, resources, delay_scale, sweep_seconds
+        )
+    except BaseException:
+        # Closed here, or the database driver's thread outlives the event loop and
+        # prints "Event loop is closed" under the one-line error.
+        await store.close()
+        raise
+
+
+async def _build_guide(
+    settings: Settings,
+    clock: Clock,
+    store: SqlStore,
+    content: Content,
+    screen: SafetyScreen,
+    resources: SafetyResources,
+    delay_scale: float,
+    sweep_seconds: float | None,
+) -> Guide:
     # The key of the user references in logs: configured, or made once and stored.
     configured = settings.user_ref_secret
     set_user_ref_secret(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from bot.app import SetupError, open_guide
-from bot.config import Settings
+from bot.config import Settings, SettingsError, load_settings
 from bot.console import PLATFORM, ConsoleAdapter, piped_lines, prompt_lines
 from bot.logs import configure_logging, redact
 from dialogs.clock import SystemClock
@@ -54,7 +55,11 @@ _SECRETS: list[str] = []
 
 
 def _settings() -> Settings:
-    settings = Settings()
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        # One line per wrong setting, and the status of a usage error.
+        raise _fail(str(exc), 2) from None
     _SECRETS[:] = settings.secret_values()
     configure_logging(
         settings.log_level, library_level=settings.library_log_level, secrets=_SECRETS
@@ -63,26 +68,49 @@ def _settings() -> Settings:
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]pausecheck:[/] {escape(redact(message, _SECRETS))}", markup=True)
+    for line in message.splitlines() or [""]:
+        err.print(f"[bold red]pausecheck:[/] {escape(redact(line, _SECRETS))}", markup=True)
     return typer.Exit(code)
 
 
+def _positive_finite(value: float) -> float:
+    if not math.isfinite(value) or value <= 0:
+        raise typer.BadParameter(f"{value} is not a positive, finite number (such as 60)")
+    return value
+
+
+def _one_line(exc: Exception) -> str:
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(exc, DBAPIError):
+        # Not the statement: the driver's own words say what went wrong.
+        return f"the database refused: {exc.orig}"
+    return str(exc)
+
+
+# How many times shorter waits are, for demos; refused unless positive and finite.
+ClockScale = Annotated[
+    float,
+    typer.Option(
+        help="Make waits this many times shorter, for demos: 60 turns 20 minutes into 20 s.",
+        callback=_positive_finite,
+    ),
+]
+
+
 def _setup_errors() -> tuple[type[Exception], ...]:
+    from sqlalchemy.exc import DBAPIError
+
     from dialogs.safety.resources import SafetyContentError as ResourcesError
     from dialogs.safety.screen import SafetyContentError as SignalsError
 
-    return (ContentInvalid, StorageError, SetupError, SignalsError, ResourcesError)
+    # A database error that escapes the store's own checks still ends in one line.
+    return (ContentInvalid, StorageError, SetupError, SignalsError, ResourcesError, DBAPIError)
 
 
 @app.command()
 def console(
-    clock_scale: Annotated[
-        float,
-        typer.Option(
-            help="Make waits this many times shorter, for demos: 60 turns 20 minutes into 20 s.",
-            min=0.001,
-        ),
-    ] = 1.0,
+    clock_scale: ClockScale = 1.0,
     user: Annotated[
         str, typer.Option(help="Local user name; a second run continues its conversation.")
     ] = "local",
@@ -92,7 +120,7 @@ def console(
     try:
         asyncio.run(_console(settings, clock_scale, user))
     except _setup_errors() as exc:
-        raise _fail(str(exc)) from None
+        raise _fail(_one_line(exc)) from None
     except KeyboardInterrupt:
         pass
 
@@ -144,7 +172,7 @@ def run(
     try:
         asyncio.run(_run(settings, clock_scale=clock_scale))
     except _setup_errors() as exc:
-        raise _fail(str(exc)) from None
+        raise _fail(_one_line(exc)) from None
     except KeyboardInterrupt:
         pass
 

@@ -79,6 +79,14 @@ def _prepare_file(path: Path) -> None:
     # without the magic header would fail later with a message that hides the path.
     if header and header != _SQLITE_HEADER:
         raise StorageError(f"{path} is not an SQLite database (corrupt or another kind of file)")
+    # Reading would work and the first write fail, mid-conversation: say so now.
+    for where in (path, path.parent):
+        if not os.access(where, os.W_OK):
+            raise StorageError(
+                f"database {path} is read-only ({where} cannot be written); the guide "
+                "writes to it and keeps its -wal and -shm files beside it: make both "
+                "writable by this user"
+            )
 
 
 _NO_TRANSACTION = "pausecheck_no_transaction"

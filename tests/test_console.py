@@ -119,7 +119,7 @@ def test_corrupt_database_is_a_clear_start_up_error(tmp_path: Path) -> None:
 
 def test_missing_content_directory_is_named_at_start(tmp_path: Path) -> None:
     result = run_cli(["console"], "", tmp_path, PAUSECHECK_CONTENT_DIR=str(tmp_path / "nowhere"))
-    assert result.returncode == 1
+    assert result.returncode == 2  # a wrong setting
     assert "nowhere" in result.stderr
     assert "content directory not found" in result.stderr
     assert "Traceback" not in result.stderr
