@@ -16,8 +16,9 @@ import threading
 import time
 from pathlib import Path
 
-from tests.test_console import ONBOARD
-
+# First contact with /space: agree (and 18 or older), the United States, then "No"
+# to the four safety questions that come before a push-pull suggestion.
+ONBOARD = "1\n1\n2\n2\n2\n2\n"
 # Typed at the space flow's "another time" step, which the ready-to-send message
 # repeats: so it is in the conversation's variables and in an outbox row's message.
 WORDS = "at nine, once the zebra film ends"
