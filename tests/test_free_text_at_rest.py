@@ -63,13 +63,16 @@ class Console:
 
     def say(self, lines: str, until: str) -> None:
         assert self.proc.stdin is not None
+        # Only what comes after these lines counts: the same words said earlier (the
+        # guide introduces itself on first contact) must not end the wait too soon.
+        start = len(self.seen)
         self.proc.stdin.write(lines)
         self.proc.stdin.flush()
         deadline = time.monotonic() + 60
-        while until not in self.seen and time.monotonic() < deadline:
+        while until not in self.seen[start:] and time.monotonic() < deadline:
             with contextlib.suppress(queue.Empty):
                 self.seen += self._lines.get(timeout=0.5)
-        assert until in self.seen, self.seen[-2000:]
+        assert until in self.seen[start:], self.seen[-2000:]
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
