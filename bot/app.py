@@ -18,6 +18,7 @@ from bot.outbox import Limits, Outbox
 from bot.scheduler import DispatchScheduler, Retention
 from dialogs.clock import Clock
 from dialogs.content import Content, load_content
+from dialogs.delivery import LEASE as OUTBOX_LEASE
 from dialogs.delivery import Delivery, Sender
 from dialogs.engine import Engine
 from dialogs.followups.dispatcher import Dispatcher
@@ -30,6 +31,10 @@ from storage import SqlStore, open_store
 from storage.open import stored_user_ref_secret
 
 log = logging.getLogger(__name__)
+
+
+# How long a dispatcher's claim on a due follow-up holds before another takes it.
+FOLLOWUP_LEASE = timedelta(minutes=5)
 
 
 class SetupError(Exception):
@@ -203,8 +208,13 @@ async def _build_guide(
         scheduled=senders,
         reply_ttl=timedelta(seconds=settings.outbox_reply_ttl_seconds),
         scheduled_ttl=timedelta(seconds=settings.outbox_scheduled_ttl_seconds),
+        # Leases shrink with the demo clock: a crashed claim must come back before the
+        # follow-up's own (shrunk) limit makes it missed.
+        lease=OUTBOX_LEASE / delay_scale,
     )
-    dispatcher = Dispatcher(store, engine, senders, clock, delivery=delivery)
+    dispatcher = Dispatcher(
+        store, engine, senders, clock, delivery=delivery, lease=FOLLOWUP_LEASE / delay_scale
+    )
     retention = Retention(
         journal=timedelta(days=settings.journal_retention_days),
         events=timedelta(days=settings.event_retention_days),

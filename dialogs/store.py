@@ -388,12 +388,18 @@ class Store(Protocol):
         ...
 
     async def recover(
-        self, now: datetime, lease: timedelta, platforms: Collection[str] | None = None
+        self,
+        now: datetime,
+        lease: timedelta,
+        platforms: Collection[str] | None = None,
+        *,
+        startup: bool = False,
     ) -> list[FollowUp]:
         """Undo what a crashed dispatcher left behind, for rows claimed before
         `now - lease`: CLAIMED rows go back to PENDING (the engine never committed),
         and DELIVERING rows are re-claimed (claimed_at = now) and returned with their
-        stored messages, for the caller to send and mark SENT."""
+        stored messages, for the caller to send and mark SENT. With `startup`, where
+        one process dispatches for a database (SQLite), every CLAIMED row at once."""
         ...
 
     async def next_due_at(self, platforms: Collection[str] | None = None) -> datetime | None:

@@ -228,7 +228,12 @@ class SqlStore:
             return await select_followups(session, FollowUpRow.id.in_(claimed), cipher=self._cipher)
 
     async def recover(
-        self, now: datetime, lease: timedelta, platforms: Collection[str] | None = None
+        self,
+        now: datetime,
+        lease: timedelta,
+        platforms: Collection[str] | None = None,
+        *,
+        startup: bool = False,
     ) -> list[FollowUp]:
         """Each step is one conditional UPDATE, so concurrent callers (other
         processes on the same database included) never both take a row: the first
@@ -236,14 +241,25 @@ class SqlStore:
         SQLite runs the two transactions one after the other (BEGIN IMMEDIATE);
         PostgreSQL re-checks the condition on a row another transaction just changed.
         A caller whose `now` is more than `lease` past another's does re-take the
-        row, which is the point of a lease."""
+        row, which is the point of a lease.
+
+        `startup` on SQLite takes every CLAIMED row at once, as `claim_unsent` does:
+        a process starting has claimed nothing yet, so a claim is another's, and
+        where one process dispatches for a database that process is gone. (Should
+        another be alive after all, as with two consoles on one file, the status is
+        checked again before anything is rendered, and SQLite runs the two one at a
+        time: a follow-up is still run once.) A DELIVERING row, from before the
+        outbox, keeps its lease."""
         expired = FollowUpRow.claimed_at < now - lease
+        dead_claim = expired
+        if startup and self._engine.dialect.name == "sqlite":
+            dead_claim = FollowUpRow.claimed_at.is_not(None)
         on_platforms = _on_platforms(platforms)
         async with self._transaction(background=True) as session:
             # The engine never committed: the follow-up has not started; claim it anew.
             await session.execute(
                 update(FollowUpRow)
-                .where(FollowUpRow.status == _CLAIMED, expired, on_platforms)
+                .where(FollowUpRow.status == _CLAIMED, dead_claim, on_platforms)
                 .values(status=_PENDING, claimed_at=None, updated_at=now)
             )
             # The engine committed but the send may not have happened: send again.

@@ -81,6 +81,8 @@ class Dispatcher:
         self._clock = clock
         self._batch_size = batch_size
         self._lease = lease
+        # The first round takes back, at once, what a process that died left claimed.
+        self._started = False
         self._batch_seconds = batch_seconds
         self._delivery = delivery or Delivery(store, clock, interactive=senders, scheduled=senders)
 
@@ -169,11 +171,13 @@ class Dispatcher:
 
     async def _recover(self, platforms: tuple[str, ...]) -> int:
         """What a crashed dispatcher left: CLAIMED rows go back to PENDING after the
-        lease (`Store.recover`). A DELIVERING row (written before the outbox existed)
-        has its stored messages moved into the outbox, or is missed past its limit."""
+        lease, or at once in this dispatcher's first round (`Store.recover`). A
+        DELIVERING row (written before the outbox existed) has its stored messages
+        moved into the outbox, or is missed past its limit."""
         handled = 0
         now = self._clock.now()
-        for stuck in await self._store.recover(now, self._lease, platforms):
+        startup, self._started = not self._started, True
+        for stuck in await self._store.recover(now, self._lease, platforms, startup=startup):
             handled += 1
             if now > stuck.expires_at:
                 # After a long outage, yesterday's check-in would only confuse.

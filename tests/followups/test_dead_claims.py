@@ -1,0 +1,123 @@
+"""A crash between claiming a due follow-up and committing what it said (issue 15,
+item 2): a restarted process takes the dead claim back at once, not after the
+five-minute lease, and in demo mode (`--clock-scale`) the lease shrinks with the
+clock, so a claim left behind comes back before the follow-up's own shrunk limit
+would record it missed. Time comes from an injected clock."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text as sql
+
+from bot.app import open_guide
+from bot.config import Settings
+from dialogs.clock import ManualClock
+from dialogs.content import Content
+from dialogs.followups.dispatcher import Dispatcher
+from dialogs.safety.resources import SafetyResources
+from dialogs.safety.screen import SafetyScreen
+from dialogs.store import FollowUpRequest, UserKey
+from storage import SqlStore, open_store
+from tests.conftest import Chat, make_engine, onboard, texts
+from tests.test_engine import RecordingSender
+
+USER = UserKey("test", "u1")
+
+
+async def plan(store: SqlStore, clock: ManualClock, limit: timedelta) -> None:
+    now = clock.now()
+    async with store.session() as s:
+        await s.schedule_followup(USER, FollowUpRequest("followup", "c1", now, now + limit, "k1"))
+
+
+async def statuses(store: SqlStore) -> list[str]:
+    async with store.engine.connect() as conn:
+        return [r[0] for r in await conn.execute(sql("select status from followups order by id"))]
+
+
+async def a_process_claims_and_dies(url: str, clock: ManualClock) -> None:
+    """Claimed, and killed before the engine committed anything."""
+    doomed = await open_store(url, clock=clock)
+    assert len(await doomed.claim_due(clock.now(), 10, ["test"])) == 1
+    await doomed.close()
+
+
+async def test_a_restarted_process_takes_a_dead_claim_back_at_once(
+    tmp_path: Path,
+    clock: ManualClock,
+    chat: Chat,
+    content: Content,
+    safety_screen: SafetyScreen,
+    resources: SafetyResources,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'pc.db'}"
+    store = await open_store(url, clock=clock)
+    try:
+        await onboard(store, clock, chat.address)
+        await plan(store, clock, timedelta(hours=1))
+        await a_process_claims_and_dies(url, clock)
+        assert await statuses(store) == ["claimed"]
+        clock.advance(timedelta(seconds=1))  # far inside the five-minute lease
+        restarted = make_engine(content, store, clock, safety_screen, resources)
+        sender = RecordingSender()
+        dispatcher = Dispatcher(store, restarted, {"test": sender}, clock)
+        assert await dispatcher.run_due() == 1
+        assert "checking in like you asked" in texts(sender.sent[0][1])
+        assert await statuses(store) == ["sent"]
+    finally:
+        await store.close()
+
+
+async def test_after_its_first_round_a_process_leaves_fresh_claims_alone(
+    tmp_path: Path,
+    clock: ManualClock,
+    chat: Chat,
+    content: Content,
+    safety_screen: SafetyScreen,
+    resources: SafetyResources,
+) -> None:
+    """Another process may be rendering it right now: only the lease says it died."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'pc.db'}"
+    store = await open_store(url, clock=clock)
+    try:
+        await onboard(store, clock, chat.address)
+        engine = make_engine(content, store, clock, safety_screen, resources)
+        dispatcher = Dispatcher(store, engine, {"test": RecordingSender()}, clock)
+        assert await dispatcher.run_due() == 0  # its start
+        await plan(store, clock, timedelta(hours=1))
+        await a_process_claims_and_dies(url, clock)
+        clock.advance(timedelta(minutes=4, seconds=59))
+        assert await dispatcher.run_due() == 0
+        assert await statuses(store) == ["claimed"]
+        clock.advance(timedelta(seconds=2))  # past the lease
+        assert await dispatcher.run_due() == 1
+        assert await statuses(store) == ["sent"]
+    finally:
+        await store.close()
+
+
+async def test_in_demo_mode_the_lease_shrinks_with_the_clock(
+    tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'pc.db'}"
+    monkeypatch.setenv("PAUSECHECK_DATABASE_URL", url)
+    guide = await open_guide(Settings(), clock, delay_scale=60)
+    try:
+        sender = RecordingSender()
+        guide.senders["test"] = sender
+        assert await guide.dispatcher.run_due() == 0  # its start
+        await onboard(guide.store, clock, Chat(guide.engine).address)
+        # A follow-up asked for with a 2-hour limit: 2 minutes at 60 times.
+        await plan(guide.store, clock, timedelta(hours=2) / 60)
+        await a_process_claims_and_dies(url, clock)
+        # The five-minute lease is 5 s at 60 times: taken back well inside the limit.
+        clock.advance(timedelta(seconds=6))
+        assert await guide.dispatcher.run_due() == 1
+        assert await statuses(guide.store) == ["sent"]
+        assert "checking in like you asked" in texts(sender.sent[0][1])
+    finally:
+        await guide.close()
