@@ -403,6 +403,19 @@ def db_upgrade() -> None:
     typer.echo("database is up to date")
 
 
+@db_app.command("check")
+def db_check() -> None:
+    """Readiness: the database answers and its schema is at the newest migration.
+    Changes nothing; exit 0 when ready, else one line saying what is wrong and 1."""
+    from storage.readiness import check_database, shown
+
+    settings = _settings()
+    readiness = asyncio.run(check_database(settings.database_url))
+    if readiness.problem is not None:
+        raise _fail(readiness.problem)
+    typer.echo(f"database ready: {shown(settings.database_url)} at migration {readiness.head}")
+
+
 @keys_app.command("rotate")
 def keys_rotate(
     discard_unreadable: Annotated[
