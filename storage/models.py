@@ -364,3 +364,17 @@ class PartnerSignalRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class LeaseRow(Base):
+    """A named lease one worker holds at a time (storage.leases): the Discord gateway
+    of a shard. `token` grows by one whenever the lease changes hands, so a holder's
+    token says which tenure something happened in. `holder` is None once released."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(128))
+    token: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    acquired_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

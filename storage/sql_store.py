@@ -7,7 +7,7 @@ import asyncio
 import contextvars
 import uuid
 from collections.abc import AsyncIterator, Collection, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -140,6 +140,12 @@ class SqlStore:
             session.begin(),
         ):
             yield session
+
+    def transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """A plain transaction queued like a person's turn (for storage.leases): on
+        SQLite it waits for the process's one writer instead of SQLite's busy
+        handler, and shares the one connection of an in-memory database."""
+        return self._transaction()
 
     def someone_waiting(self) -> bool:
         """A person's transaction waits for the one in progress (SQLite, in this
