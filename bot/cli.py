@@ -416,6 +416,60 @@ def db_check() -> None:
     typer.echo(f"database ready: {shown(settings.database_url)} at migration {readiness.head}")
 
 
+@db_app.command("copy")
+def db_copy(
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="The database to copy, such as sqlite+aiosqlite:///./data/pausecheck.db"
+        ),
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option("--to", help="Where to copy it (default: PAUSECHECK_DATABASE_URL)."),
+    ] = None,
+    replace: Annotated[
+        bool,
+        typer.Option("--replace", help="Delete what the target holds first (otherwise refused)."),
+    ] = False,
+) -> None:
+    """Copy a whole database to another (SQLite to PostgreSQL, or back): migrate the
+    target, copy every table, keep encrypted values as they are, count the rows."""
+    from bot.config import check_database_url
+    from storage.copy import copy_database, count_lines
+
+    settings = _settings()
+    if source is None:
+        raise _fail("name the database to copy: pausecheck db copy --from URL --to URL", 2)
+    to = target or settings.database_url
+    for option, url in (("--from", source), ("--to", to)):
+        try:
+            check_database_url(url)
+        except ValueError as exc:
+            raise _fail(f"{option}: {exc}", 2) from None
+    _SECRETS.extend(_password(url) for url in (source, to) if _password(url))
+    try:
+        report = asyncio.run(copy_database(source, to, replace=replace))
+    except StorageError as exc:
+        raise _fail(str(exc)) from None
+    from rich.table import Table
+
+    table = Table("table", "from", "to", "", title=None, box=None, pad_edge=False)
+    for line in count_lines(report):
+        table.add_row(*line)
+    Console(highlight=False).print(table)
+    typer.echo(f"copied {report.rows} rows in {len(report.counts)} tables; the counts match")
+
+
+def _password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return str(make_url(url).password or "")
+    except Exception:
+        return ""
+
+
 @keys_app.command("rotate")
 def keys_rotate(
     discard_unreadable: Annotated[
