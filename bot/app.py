@@ -14,9 +14,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.config import DEFAULT_CONTENT_DIR, Settings
+from bot.metrics import Metrics
 from bot.outbox import Limits, Outbox
 from bot.scheduler import DispatchScheduler, Retention
-from dialogs.clock import Clock
+from dialogs.clock import Clock, SystemClock
 from dialogs.content import Content, load_content
 from dialogs.delivery import LEASE as OUTBOX_LEASE
 from dialogs.delivery import Delivery, Sender
@@ -66,11 +67,16 @@ class Guide:
     # Per platform, the link that opens a partner invitation code there, registered
     # by the adapter at start (Telegram's deep link). Read live by the engine.
     invite_links: dict[str, Callable[[str], str]] = field(default_factory=dict)
+    # What /metrics shows (bot/ops_http.py); the engine reports to it.
+    metrics: Metrics = field(default_factory=Metrics)
+    clock: Clock = field(default_factory=SystemClock)
 
     async def add_platform(self, platform: str, sender: Sender) -> Outbox:
         """Send through a paced outbox: scheduled messages on its wave lane,
         interactive replies (the adapter's) on its fast one."""
         outbox = Outbox.with_limits(sender, limits_for(platform, self.settings))
+        outbox.on_sent = self.metrics.sent_on(platform)
+        self.metrics.watch_queue(platform, lambda: outbox.pending)
         await outbox.start()
         self.outboxes[platform] = outbox
         self.senders[platform] = outbox.scheduled
@@ -181,6 +187,7 @@ async def _build_guide(
     wake: list[DispatchScheduler] = []
     members: dict[str, GroupMemberCheck] = {}
     invite_links: dict[str, Callable[[str], str]] = {}
+    metrics = Metrics()
 
     def on_scheduled(due: datetime) -> None:
         if wake:
@@ -198,6 +205,7 @@ async def _build_guide(
         group_member=lambda platform, chat, user: _member(members, platform, chat, user),
         reader=_reader(content, settings),
         invite_link=lambda code: _invite_link(invite_links, code),
+        observer=metrics,
     )
     senders: dict[str, Sender] = {}
     interactive: dict[str, Sender] = {}
@@ -242,6 +250,8 @@ async def _build_guide(
         screen=screen,
         members=members,
         invite_links=invite_links,
+        metrics=metrics,
+        clock=clock,
     )
 
 

@@ -196,7 +196,15 @@ async def _run(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     started = []
+    health = None
     try:
+        if settings.health_port is not None:
+            from bot.ops_http import OpsServer, ops_routes
+
+            health = OpsServer(
+                ops_routes(guide), listen=settings.health_listen, port=settings.health_port
+            )
+            await health.start()
         for adapter in adapters:
             await guide.add_platform(adapter.name, adapter)
             await adapter.start()
@@ -206,6 +214,8 @@ async def _run(
     finally:
         for adapter in reversed(started):
             await adapter.stop()
+        if health is not None:
+            await health.stop()
         await guide.close()
 
 

@@ -153,6 +153,10 @@ class Settings(BaseSettings):
     telegram_webhook_listen: str = "127.0.0.1"
     telegram_webhook_port: int = Field(default=8443, gt=0, lt=65536)
     telegram_webhook_secret: SecretStr | None = None
+    # /healthz and /metrics on a port of their own (bot/ops_http.py), for a worker
+    # without a Telegram webhook, whose server serves them anyway. Unset: none.
+    health_port: int | None = Field(default=None, gt=0, lt=65536)
+    health_listen: str = "127.0.0.1"
     # Bodies larger than this are refused before they are read (Telegram's updates
     # are a few kilobytes).
     telegram_webhook_max_bytes: int = Field(default=1024 * 1024, ge=1024)

@@ -305,6 +305,8 @@ class Outbox:
         self._worker: asyncio.Task[None] | None = None
         self._closed = False
         self._drain = False
+        # Hears each message the platform accepted: True for a reply (bot.metrics).
+        self.on_sent: Callable[[bool], None] | None = None
         self.interactive: _Lane = _Lane(self, Priority.INTERACTIVE)
         self.scheduled: _Lane = _Lane(self, Priority.SCHEDULED)
 
@@ -465,8 +467,13 @@ class Outbox:
         self._wakeup.set()
 
     async def _deliver(self, chat: _Chat, item: _Item) -> None:
+        def report(index: int) -> None:
+            if self.on_sent is not None:
+                self.on_sent(item.priority is Priority.INTERACTIVE)
+            item.report(index)
+
         try:
-            await send_tracked(self._sender, item.address, item.messages, item.report)
+            await send_tracked(self._sender, item.address, item.messages, report)
         except asyncio.CancelledError:
             if not item.future.done():
                 item.future.set_exception(OutboxClosed("the outbox stopped during the send"))

@@ -35,6 +35,7 @@ from dialogs.link.partner import InviteLink, PartnerLinks, is_link_payload, is_l
 from dialogs.link.store import PARTNER_SIGNAL
 from dialogs.listener import ALL_OPTIONS, ASKING, SAID_PREFIX, Listener
 from dialogs.matching import clean_input
+from dialogs.observer import Observer
 from dialogs.payloads import Payload, decode_payload
 from dialogs.reflection.group import (
     GroupReflections,
@@ -82,8 +83,10 @@ class Engine:
         reader: Reader | None = None,
         policy: FallbackPolicy | None = None,
         invite_link: InviteLink | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self._content = content
+        self._observer = observer
         self._store = store
         self._clock = clock
         self._safety = safety
@@ -138,6 +141,7 @@ class Engine:
                 opened = await session.open_event(event_key, inbound.at, user)
                 if opened is None:
                     log.info("duplicate event ignored kind=%s user=%s", kind, _ref(user))
+                    self._observe(addr.platform, "duplicate")
                     return Reply()
                 turn = Turn.opened(session, user, addr.chat_id, inbound.at, event_key, *opened)
                 consented = turn.profile.consent_at is not None
@@ -155,7 +159,9 @@ class Engine:
                 await self._save(turn)
         except Exception:
             log.exception("event failed kind=%s user=%s", kind, _ref(user))
+            self._observe(addr.platform, "failed")
             return Reply([Outbound(self._content.copy.error_apology)])
+        self._observe(addr.platform, "handled")
         if log.isEnabledFor(logging.DEBUG):
             log.debug("event handled kind=%s user=%s replies=%d", kind, turn.who, len(turn.out))
         self._checkins.announce(turn.scheduled)
@@ -184,9 +190,22 @@ class Engine:
             return [Outbound(self._content.copy.not_human_reminder), *turn.out]
         return turn.out
 
+    def _observe(self, platform: str, outcome: str) -> None:
+        if self._observer is not None:
+            self._observer.event(platform, outcome)
+
     async def start_due(self, followup: FollowUp) -> DueOutcome:
         """Start a claimed follow-up's flow, unless it is late, held back after a
         crisis, no longer consented to, or the person is busy."""
+        outcome = await self._start_due(followup)
+        if self._observer is not None:
+            late = None
+            if outcome.status is DueStatus.DELIVERED:
+                late = max(0.0, (self._clock.now() - followup.due_at).total_seconds())
+            self._observer.followup(followup.user.platform, outcome.status.value, late)
+        return outcome
+
+    async def _start_due(self, followup: FollowUp) -> DueOutcome:
         now = self._clock.now()
         address = Address(followup.user.platform, followup.user.user_id, followup.chat_id, True)
         async with self._store.session() as session:

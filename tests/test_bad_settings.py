@@ -45,6 +45,7 @@ ANY_TEXT = {
     "telegram_api_base_url",
     "telegram_webhook_url",
     "telegram_webhook_listen",
+    "health_listen",
     "telegram_webhook_secret",
 }
 

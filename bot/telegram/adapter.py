@@ -38,6 +38,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, TypeHa
 
 from bot.app import Guide, SetupError
 from bot.config import Settings
+from bot.ops_http import ops_routes
 from bot.person_queue import Admission, is_urgent
 from bot.telegram.confirm import ConfirmingRequest, HandledUpdates
 from bot.telegram.processor import PerPersonProcessor
@@ -233,6 +234,7 @@ class TelegramAdapter:
             path=urlsplit(url).path,
             secret=token,
             max_bytes=self._settings.telegram_webhook_max_bytes,
+            routes=ops_routes(self._guide).routes(),
         )
         await server.start()
         self._webhook_server = server

@@ -25,6 +25,7 @@ import asyncio
 import hmac
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
@@ -52,6 +53,7 @@ class WebhookServer:
         secret: str,
         max_bytes: int = MAX_BODY,
         read_timeout: float = READ_TIMEOUT,
+        routes: Sequence[web.RouteDef] = (),
     ) -> None:
         if not secret:
             raise ValueError("a webhook needs a secret token")
@@ -62,6 +64,8 @@ class WebhookServer:
         self._secret = secret.encode("utf-8")
         self._max_bytes = max_bytes
         self._read_timeout = read_timeout
+        # Served before the webhook's own checks (bot/ops_http.py: /healthz, /metrics).
+        self._routes = list(routes)
         self._runner: web.AppRunner | None = None
         self.port = port
         self.accepted = 0
@@ -70,6 +74,7 @@ class WebhookServer:
     async def start(self) -> None:
         # client_max_size is a second net under the explicit checks below.
         app = web.Application(client_max_size=self._max_bytes)
+        app.add_routes(self._routes)
         app.router.add_route("*", "/{tail:.*}", self._serve)
         # lingering_time=0: after a refusal aiohttp would otherwise go on reading (and
         # discarding) what the client still sends, for up to 10 s.
