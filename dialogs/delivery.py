@@ -32,8 +32,11 @@ What can go wrong with a send, per row: the person blocked the guide or closed D
 their planned messages cancelled, as the dispatcher always did; the platform refuses
 that message for good (`Refused`): dropped "refused"; sending is shutting down
 (`NotSent`): left pending for the next start; anything else (a network outage that
-outlasted the sender's retries): left pending, and the chat's later rows wait with it,
-so the sweep sends them again in order after the lease.
+outlasted the sender's retries): left pending, and the chat's later rows wait with it.
+
+Order within a chat holds whatever fails: no row is sent while an earlier row to its
+address is pending. The next send to that address, or the sweep after the lease,
+sends what is owed from the lowest seq first (`_send_address`, `Store.take_chat`).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol, cast
 
@@ -59,6 +62,8 @@ SCHEDULED_TTL = timedelta(hours=1)
 LEASE = timedelta(seconds=30)
 # Rows taken per sweep round.
 SWEEP_LIMIT = 1000
+# Above this many rows sent ahead of their own send, the old ones are forgotten.
+_TAKEN_KEPT = 1024
 
 # Called with the index of each message the platform accepted, in order.
 Delivered = Callable[[int], None]
@@ -105,6 +110,9 @@ class Misaddressed(Exception):
 
 # What a row left for another process's sender says, while it waits.
 NOT_OUR_ADDRESS = "not this sender's address"
+# What a row says while it waits for an earlier row to its address that another
+# process is sending.
+BEHIND_AN_EARLIER_ROW = "after an earlier message"
 
 
 async def send_tracked(
@@ -222,6 +230,12 @@ class Delivery:
         # Rows our senders refused as another's (`Misaddressed`): left for the
         # process that can deliver them, never taken by this one again.
         self._elsewhere: set[int] = set()
+        # Ordering per address (see `_send_address`): one send at a time; the rows a
+        # send left pending (id: seq), which the next send to the address sends
+        # first; and rows an earlier send took ahead of their own (id: when).
+        self._gates: dict[Address, _Gate] = {}
+        self._left: dict[Address, dict[int, int]] = {}
+        self._taken: dict[int, datetime] = {}
         # The group commit of marks: those noted and not yet taken by a flush, the
         # future their writers wait on, and the flush in flight with its own.
         self._marks: list[Mark] = []
@@ -243,34 +257,28 @@ class Delivery:
     async def send(self, rows: Sequence[OutboundRow]) -> Report:
         """Send `rows` (any chats, any kinds) and mark each; returns once the marks
         are written. Raises `NotSent` when sending is shutting down (the rows not
-        sent stay pending); a row's other failures are recorded, not raised."""
+        sent stay pending); a row's other failures are recorded, not raised.
+
+        Rows still owed before them to the same address go first (see `_send_address`);
+        the report counts those too."""
         if not rows:
             return Report()
-        now = self._clock.now()
-        live: list[OutboundRow] = []
-        expired = 0
-        for row in rows:
-            if now - row.created_at > self._ttl[row.kind]:
-                self._note((row.id, OutboundStatus.DROPPED, "expired"))
-                expired += 1
-            else:
-                live.append(row)
-        if expired:
-            log.info("outbox rows too old to send, dropped count=%d", expired)
         # By address, not chat id: on Discord, DMs to two people who planned their
         # check-ins in the same server channel carry that channel's id.
         chats: dict[Address, list[OutboundRow]] = {}
-        for row in live:
+        for row in rows:
             chats.setdefault(row.address, []).append(row)
-        self._held.update(row.id for row in live)
+        ids = [row.id for row in rows]
+        self._held.update(ids)
         try:
             results = await asyncio.gather(
-                *(self._send_chat(chat) for chat in chats.values()), return_exceptions=True
+                *(self._send_address(address, chat) for address, chat in chats.items()),
+                return_exceptions=True,
             )
         finally:
             await self._written()
-            self._held.difference_update(row.id for row in live)
-        report = Report(dropped=expired)
+            self._held.difference_update(ids)
+        report = Report()
         shutting_down: NotSent | None = None
         for result in results:
             if isinstance(result, asyncio.CancelledError):
@@ -285,9 +293,116 @@ class Delivery:
             raise shutting_down
         return report
 
+    async def _send_address(self, address: Address, rows: list[OutboundRow]) -> Report:
+        """One address's rows, after everything owed to it before them.
+
+        One send per address at a time in this process (`_gates`), and its marks are
+        written before the next begins, so a row pending when a send begins is being
+        sent by nobody here. Rows that were `first` when written, with nothing this
+        process left pending for the address, go as they are; otherwise the store is
+        asked (`Store.take_chat`) for every row owed to the address up to them, from
+        the lowest seq: rows a failed send left, rows of a dead process, and rows
+        whose own send has not begun yet (which then finds them gone, `_taken`). A
+        row another live process is sending holds back everything after it: those
+        are released for the sweep, which sends them in order once it went."""
+        gate = self._gates.get(address)
+        if gate is None:
+            gate = self._gates[address] = _Gate()
+        gate.users += 1
+        try:
+            async with gate.lock:
+                return await self._send_in_order(address, rows)
+        finally:
+            gate.users -= 1
+            if not gate.users:
+                del self._gates[address]
+
+    async def _send_in_order(self, address: Address, given: list[OutboundRow]) -> Report:
+        rows = sorted((row for row in given if self._taken.pop(row.id, None) is None), key=_by_seq)
+        if not rows:
+            return Report()  # all sent ahead of this call, by an earlier one's
+        left = self._left.get(address, {})
+        waiting = 0
+        if not (left or not all(row.first for row in rows)):
+            todo = rows
+        else:
+            now = self._clock.now()
+            turn = await self._store.take_chat(
+                address,
+                rows[-1].seq,
+                now,
+                self._lease,
+                have={row.id: row for row in rows},
+                elsewhere=self._elsewhere,
+            )
+            todo = list(turn.rows)
+            mine = {row.id for row in rows}
+            for row in todo:
+                if row.id not in mine and row.id not in left:
+                    # Committed here, its own send not begun: it will find it gone.
+                    self._taken[row.id] = now
+            self._forget_taken(now)
+            self._settle(address, rows[-1].seq, {row.id for row in todo}, turn.waiting)
+            if turn.waiting_behind is not None:
+                waiting = len(turn.waiting)
+                await self._wait_behind(address, turn.waiting_behind, turn.waiting)
+        now = self._clock.now()
+        live: list[OutboundRow] = []
+        expired = 0
+        for row in todo:
+            if now - row.created_at > self._ttl[row.kind]:
+                self._note((row.id, OutboundStatus.DROPPED, "expired"))
+                expired += 1
+            else:
+                live.append(row)
+        if expired:
+            log.info("outbox rows too old to send, dropped count=%d", expired)
+        report = Report(dropped=expired, left=waiting)
+        if live:
+            report += await self._send_chat(live)
+        # The next send to this address must see these marks (see `_send_address`).
+        await self._written()
+        return report
+
+    def _forget_taken(self, now: datetime) -> None:
+        """A row taken ahead whose own send never came (its caller was cancelled)
+        is forgotten after the lease, when the sweep would have sent it anyway."""
+        if len(self._taken) > _TAKEN_KEPT:
+            for id_, at in list(self._taken.items()):
+                if now - at > self._lease:
+                    del self._taken[id_]
+
+    def _settle(
+        self, address: Address, up_to: int, taken: set[int], waiting: Sequence[int]
+    ) -> None:
+        """After the store was asked about `address` up to `up_to`: of the rows this
+        process left pending there, those it did not find (they went) or took are
+        settled; those waiting stay."""
+        left = self._left.pop(address, {})
+        kept = {i: seq for i, seq in left.items() if seq > up_to and i not in taken}
+        kept.update({i: left.get(i, up_to) for i in waiting})
+        if kept:
+            self._left[address] = kept
+
+    async def _wait_behind(self, address: Address, behind: int, waiting: Sequence[int]) -> None:
+        """Rows that must wait for an earlier row another process holds (or one for
+        another process's sender): released, so whichever sweep comes after it sends
+        them, in order."""
+        if not waiting:
+            return
+        if behind in self._elsewhere:
+            self._elsewhere.update(waiting)
+            reason = NOT_OUR_ADDRESS
+        else:
+            reason = BEHIND_AN_EARLIER_ROW
+        log.info("rows wait behind an earlier one being sent elsewhere count=%d", len(waiting))
+        await self._store.release_outbound(waiting, reason, self._clock.now())
+
     async def _send_chat(self, rows: list[OutboundRow]) -> Report:
         """One address's rows, in order: consecutive rows of one kind in one call.
-        Stops at a failure that leaves a row pending, so nothing overtakes it."""
+        Stops at a failure that leaves a row pending, so nothing overtakes it; the
+        rows left are remembered (`_left`), so the next send to the address sends
+        them first."""
         sent = dropped = refused = 0
         queue = list(rows)
         while queue:
@@ -296,6 +411,7 @@ class Delivery:
             lane = self._lanes[run[0].kind].get(address.platform)
             if lane is None:
                 log.warning("no sender for platform=%s; rows stay pending", address.platform)
+                self._leave(queue)
                 return Report(sent, dropped, len(queue), refused)
             accepted, failure = await self._send_run(lane, run)
             sent += accepted
@@ -328,8 +444,13 @@ class Delivery:
                 type(failure).__name__,
                 len(queue),
             )
+            self._leave(queue)
             return Report(sent, dropped, len(queue), refused)
         return Report(sent, dropped, 0, refused)
+
+    def _leave(self, rows: Sequence[OutboundRow]) -> None:
+        for row in rows:
+            self._left.setdefault(row.address, {})[row.id] = row.seq
 
     async def _send_run(self, lane: Sender, run: list[OutboundRow]) -> tuple[int, Exception | None]:
         """Send one run; how many of its leading rows got through (each marked SENT as
@@ -457,6 +578,18 @@ class _LiveUnion(Collection[int]):
 
     def __len__(self) -> int:
         return len(self._first | self._second)
+
+
+@dataclass(slots=True)
+class _Gate:
+    """One address's turn to send, and how many sends use or wait for it."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+def _by_seq(row: OutboundRow) -> int:
+    return row.seq
 
 
 def _leading_run(rows: list[OutboundRow]) -> list[OutboundRow]:

@@ -170,7 +170,10 @@ class OutboundRow:
     """One message owed to `address`, stored before it is sent.
 
     `seq` orders the rows of one chat (platform and chat id) in the order their
-    transactions committed."""
+    transactions committed. `first` says that when it was written, every earlier
+    row to its address had already gone (sent or dropped) or was written in the same
+    transaction: nothing can be owed before it, so it may go without asking the
+    store (`Delivery`). False when not known (a row read back by the sweep)."""
 
     id: int
     address: Address
@@ -178,6 +181,20 @@ class OutboundRow:
     message: Outbound
     kind: OutboundKind
     created_at: datetime
+    first: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChatTurn:
+    """What `Store.take_chat` found for one address: the rows to send now, in order
+    (`rows`, from the lowest pending seq), and the pending rows of that address, up
+    to the asked seq, that must wait behind an earlier row another process is
+    sending (`waiting`: those this process may release; `waiting_behind` is the row
+    they wait for)."""
+
+    rows: tuple[OutboundRow, ...]
+    waiting: tuple[int, ...] = ()
+    waiting_behind: int | None = None
 
 
 class StoreSession(ReflectionRecords, LinkRecords, Protocol):
@@ -339,6 +356,24 @@ class Store(Protocol):
         them in order per chat, and rows released by another process (claimed by
         nobody). With `startup`, where one process sends for a database (SQLite),
         also every row another process claimed: it is gone."""
+        ...
+
+    async def take_chat(
+        self,
+        address: Address,
+        up_to: int,
+        now: datetime,
+        lease: timedelta,
+        *,
+        have: Mapping[int, OutboundRow],
+        elsewhere: Collection[int] = (),
+    ) -> ChatTurn:
+        """Take every pending row of `address` with a seq up to `up_to`, lowest first,
+        that this process may send now: its own (a row in `elsewhere` excepted),
+        those released by another (claimed by nobody) and those whose sender has had
+        them longer than `lease`. It stops at the first it may not take (another
+        process is sending it, or it is in `elsewhere`): that row and every later one
+        wait. Rows in `have` are returned as given (not read back)."""
         ...
 
     async def mark_outbound(

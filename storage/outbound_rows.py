@@ -6,19 +6,25 @@ one upsert that locks the counter row until commit, so a chat's order is the ord
 in which the transactions that wrote to it committed, on PostgreSQL as on SQLite.
 Chats are taken in sorted order, so two transactions writing to the same two chats
 can never wait for each other in a cycle.
+
+Once a chat's counter is taken, every earlier row of that chat has committed: a row
+is marked `first` (`dialogs.store.OutboundRow`) when none of them to its address is
+still pending, other than rows of the same transaction. Rows never go back to
+pending, so that stays true, and `dialogs.delivery.Delivery` sends such a row
+without asking the store what comes before it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.events import Address, Outbound
-from dialogs.store import OutboundKind, OutboundRow, OutboundStatus
+from dialogs.store import ChatTurn, OutboundKind, OutboundRow, OutboundStatus
 from storage.crypto import ENCRYPTED_KEY, VariableCipher
 from storage.dialect_insert import insert_for
 from storage.errors import StorageError
@@ -78,9 +84,11 @@ async def enqueue(
     *,
     worker: str,
     cipher: VariableCipher | None,
+    earlier: Collection[int] = (),
 ) -> list[OutboundRow]:
     """Insert one pending row per message (claimed by `worker`, which sends it after
-    commit) and return them in the order given."""
+    commit) and return them in the order given. `earlier`: rows this transaction
+    wrote before, which do not keep a row from being `first`."""
     if not messages:
         return []
     if any(message.attachment is not None or message.chart is not None for message in messages):
@@ -124,11 +132,41 @@ async def enqueue(
                 "updated_at": at,
             }
         )
+    lowest: dict[Address, int] = {}
+    for destination, seq in zip(destinations, seqs, strict=True):
+        lowest.setdefault(destination, seq)
+    first = {
+        destination: not await _owed_before(session, destination, seq, earlier)
+        for destination, seq in lowest.items()
+    }
     ids = (await session.scalars(_INSERT, params)).all()
     return [
-        OutboundRow(id_, destination, seq, message, kind, at)
+        OutboundRow(id_, destination, seq, message, kind, at, first[destination])
         for id_, destination, seq, message in zip(ids, destinations, seqs, messages, strict=True)
     ]
+
+
+def for_address(address: Address) -> Any:
+    """The rows addressed to `address` (a chat, and in it one person when private)."""
+    return (
+        (OUTBOUND.c.platform == address.platform)
+        & (OUTBOUND.c.chat_id == address.chat_id)
+        & (OUTBOUND.c.recipient == address.user_id)
+        & (OUTBOUND.c.private == address.is_private)
+    )
+
+
+async def _owed_before(
+    session: AsyncSession, address: Address, seq: int, earlier: Collection[int]
+) -> bool:
+    """Whether a row to `address` before `seq` is still pending (this transaction's
+    own `earlier` rows aside)."""
+    query = select(OUTBOUND.c.id).where(
+        for_address(address), OUTBOUND.c.status == PENDING, OUTBOUND.c.seq < seq
+    )
+    if earlier:
+        query = query.where(OUTBOUND.c.id.not_in(list(earlier)))
+    return await session.scalar(query.limit(1)) is not None
 
 
 def encode_message(message: Outbound, cipher: VariableCipher | None) -> dict[str, Any]:
@@ -172,3 +210,69 @@ async def select_rows(
         .order_by(OUTBOUND.c.platform, OUTBOUND.c.chat_id, OUTBOUND.c.seq)
     )
     return [row_from(tuple(row), cipher) for row in result]
+
+
+async def take_chat(
+    session: AsyncSession,
+    address: Address,
+    up_to: int,
+    now: datetime,
+    lease: timedelta,
+    *,
+    worker: str,
+    nobody: str,
+    have: Mapping[int, OutboundRow],
+    elsewhere: Collection[int],
+    cipher: VariableCipher | None,
+) -> ChatTurn:
+    """`Store.take_chat`: one read of the address's pending rows up to `up_to`, and
+    a conditional claim of those that may go, so that two processes never both take
+    one (the first moves `claimed_at` out of the second's condition)."""
+    found = (
+        await session.execute(
+            select(OUTBOUND.c.id, OUTBOUND.c.claimed_by, OUTBOUND.c.claimed_at)
+            .where(for_address(address), OUTBOUND.c.status == PENDING, OUTBOUND.c.seq <= up_to)
+            .order_by(OUTBOUND.c.seq)
+        )
+    ).all()
+    stale = now - lease
+    takeable: list[int] = []
+    for id_, claimed_by, claimed_at in found:
+        ours = claimed_by in (worker, nobody) and id_ not in elsewhere
+        if not (ours or claimed_at < stale):
+            break
+        takeable.append(id_)
+    if any(id_ not in have for id_ in takeable) or any(
+        claimed_by != worker for _, claimed_by, _ in found[: len(takeable)]
+    ):
+        # Someone else's, or read back: claim them now, so no other process's sweep
+        # takes them while they go.
+        claimed = set(
+            (
+                await session.scalars(
+                    update(OUTBOUND)
+                    .where(
+                        OUTBOUND.c.id.in_(takeable),
+                        OUTBOUND.c.status == PENDING,
+                        OUTBOUND.c.claimed_by.in_((worker, nobody))
+                        | (OUTBOUND.c.claimed_at < stale),
+                    )
+                    .values(claimed_at=now, claimed_by=worker, updated_at=now)
+                    .returning(OUTBOUND.c.id)
+                )
+            ).all()
+        )
+        taken = 0
+        while taken < len(takeable) and takeable[taken] in claimed:
+            taken += 1
+        takeable = takeable[:taken]
+    waiting_rows = found[len(takeable) :]
+    read = {
+        row.id: row
+        for row in await select_rows(session, [i for i in takeable if i not in have], cipher)
+    }
+    return ChatTurn(
+        rows=tuple(have[id_] if id_ in have else read[id_] for id_ in takeable),
+        waiting=tuple(id_ for id_, claimed_by, _ in waiting_rows if claimed_by in (worker, nobody)),
+        waiting_behind=waiting_rows[0][0] if waiting_rows else None,
+    )

@@ -316,6 +316,7 @@ class SqlStoreSession(ReflectionRows, LinkRows):
             OutboundKind.SCHEDULED,
             worker=self._worker,
             cipher=self._cipher,
+            earlier=self.enqueued,
         )
         self.enqueued.extend(row.id for row in rows)
         return rows
@@ -341,6 +342,7 @@ class SqlStoreSession(ReflectionRows, LinkRows):
             kind,
             worker=self._worker,
             cipher=self._cipher,
+            earlier=self.enqueued,
         )
         self.enqueued.extend(row.id for row in rows)
         return rows

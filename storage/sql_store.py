@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import uuid
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
@@ -28,7 +28,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from dialogs.clock import Clock, SystemClock
+from dialogs.events import Address
 from dialogs.store import (
+    ChatTurn,
     ConversationState,
     FollowUp,
     FollowUpStatus,
@@ -55,7 +57,7 @@ from storage.models import (
     ProcessedEventRow,
     UserRow,
 )
-from storage.outbound_rows import OUTBOUND, PENDING, select_rows
+from storage.outbound_rows import OUTBOUND, PENDING, select_rows, take_chat
 from storage.privacy import count_deleted
 from storage.reflection_rows import purge_reflections
 from storage.sealed_profile import needs_sealing, open_profile, seal_profile_values
@@ -358,6 +360,33 @@ class SqlStore:
             # process died before marking them: checkpoint once they are marked.
             self._scrub_rows.update(taken)
             return await select_rows(session, taken, self._cipher)
+
+    async def take_chat(
+        self,
+        address: Address,
+        up_to: int,
+        now: datetime,
+        lease: timedelta,
+        *,
+        have: Mapping[int, OutboundRow],
+        elsewhere: Collection[int] = (),
+    ) -> ChatTurn:
+        async with self._transaction() as session:
+            turn = await take_chat(
+                session,
+                address,
+                up_to,
+                now,
+                lease,
+                worker=self.worker,
+                nobody=NOBODY,
+                have=have,
+                elsewhere=elsewhere,
+                cipher=self._cipher,
+            )
+        # Read back after a crash or a failure: as for `claim_unsent`.
+        self._scrub_rows.update(row.id for row in turn.rows if row.id not in have)
+        return turn
 
     async def mark_outbound(
         self,
