@@ -29,6 +29,7 @@ from dialogs.safety.screen import SafetyScreen
 from dialogs.understanding.classifier import IntentClassifier, load_or_train
 from dialogs.user_ref import set_user_ref_secret
 from storage import SqlStore, open_store
+from storage.notify import wakeups_for
 from storage.open import stored_user_ref_secret
 
 log = logging.getLogger(__name__)
@@ -235,6 +236,8 @@ async def _build_guide(
         sweep_seconds=sweep_seconds or settings.sweep_seconds,
         clock=clock,
         retention=retention,
+        # Other workers' follow-ups and left rows wake this one (PostgreSQL only).
+        wakeups=wakeups_for(settings.database_url),
     )
     wake.append(scheduler)
     return Guide(

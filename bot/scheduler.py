@@ -1,8 +1,12 @@
 """APScheduler as an alarm clock for the dispatcher.
 
-The store's rows are the truth; APScheduler only holds two in-memory jobs: a
-periodic sweep, and a one-shot wake-up at the earliest known due time, moved
-earlier whenever the engine schedules something sooner. Nothing is pickled.
+The store's rows are the truth; APScheduler only holds in-memory jobs: a periodic
+sweep, and a one-shot wake-up at the earliest known due time, moved earlier whenever
+the engine schedules something sooner. Nothing is pickled.
+
+With several workers on PostgreSQL, `wakeups` (storage.notify) also moves the wake-up
+when another worker schedules a follow-up, and asks for a round at once when another
+worker leaves outbox rows to this one's senders; the sweep stays the fallback.
 """
 
 from __future__ import annotations
@@ -19,9 +23,12 @@ from apscheduler.triggers.interval import IntervalTrigger
 from dialogs.clock import Clock
 from dialogs.followups.dispatcher import Dispatcher
 from dialogs.store import Store
+from storage.notify import NoWakeups, Wakeups
 
 log = logging.getLogger(__name__)
 _WAKE = "wake"
+# A round as soon as possible (another worker's wake-up), apart from the timed wake.
+_NOW = "now"
 _SWEEP = "sweep"
 _PURGE = "purge"
 
@@ -45,8 +52,10 @@ class DispatchScheduler:
         sweep_seconds: float,
         clock: Clock | None = None,
         retention: Retention | None = None,
+        wakeups: Wakeups | None = None,
     ) -> None:
         self._dispatcher = dispatcher
+        self._wakeups: Wakeups = wakeups or NoWakeups()
         self._store = store
         self._clock = clock
         self._retention = retention
@@ -77,6 +86,9 @@ class DispatchScheduler:
                 self.purge, IntervalTrigger(hours=24), id=_PURGE, max_instances=1, coalesce=True
             )
         self._scheduler.start()
+        # Listening before the first round: nothing scheduled elsewhere in between is
+        # missed.
+        await self._wakeups.start(self)
         # Whatever came due while we were down goes out now, then the next wake is set.
         await self._tick()
         if self._retention is not None:
@@ -84,6 +96,7 @@ class DispatchScheduler:
 
     async def shutdown(self) -> None:
         self._closed = True
+        await self._wakeups.close()
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
         # A wave can take most of an hour at the platform's rate: stop it rather than
@@ -106,6 +119,34 @@ class DispatchScheduler:
             id=_WAKE,
             replace_existing=True,
             max_instances=1,
+            misfire_grace_time=None,
+        )
+
+    # What another worker's wake-ups say (storage.notify.Woken).
+
+    def followup_scheduled(self, platform: str, due_at: datetime) -> None:
+        if not platform or platform in self._dispatcher.platforms:
+            self.notify(due_at)
+
+    def outbox_unsent(self, platform: str) -> None:
+        if platform in self._dispatcher.delivery.platforms:
+            self._round_now()
+
+    def missed_some(self) -> None:
+        self._round_now()
+
+    def _round_now(self) -> None:
+        """A round (the resend sweep first) as soon as the one in progress is done.
+        Its own job, with room for one waiting behind a running one: a request that
+        comes mid-round is not absorbed by it."""
+        if self._closed or not self._scheduler.running:
+            return
+        self._scheduler.add_job(
+            self._tick,
+            DateTrigger(run_date=datetime.now(UTC)),
+            id=_NOW,
+            replace_existing=True,
+            max_instances=2,
             misfire_grace_time=None,
         )
 

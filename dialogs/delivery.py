@@ -110,6 +110,7 @@ class Misaddressed(Exception):
 
 # What a row left for another process's sender says, while it waits.
 NOT_OUR_ADDRESS = "not this sender's address"
+NO_SENDER_HERE = "no sender for its platform here"
 # What a row says while it waits for an earlier row to its address that another
 # process is sending.
 BEHIND_AN_EARLIER_ROW = "after an earlier message"
@@ -410,8 +411,12 @@ class Delivery:
             address = run[0].address
             lane = self._lanes[run[0].kind].get(address.platform)
             if lane is None:
-                log.warning("no sender for platform=%s; rows stay pending", address.platform)
-                self._leave(queue)
+                # Left to a process that sends there (another worker on PostgreSQL,
+                # woken by the release), as for a row another sender must deliver.
+                ids = [row.id for row in queue]
+                self._elsewhere.update(ids)
+                log.warning("no sender for platform=%s; rows left pending", address.platform)
+                await self._store.release_outbound(ids, NO_SENDER_HERE, self._clock.now())
                 return Report(sent, dropped, len(queue), refused)
             accepted, failure = await self._send_run(lane, run)
             sent += accepted

@@ -37,6 +37,7 @@ from storage.models import (
     ReferralCountRow,
     UserRow,
 )
+from storage.notify import announce_followup
 from storage.outbound_json import encode_messages
 from storage.outbound_rows import enqueue
 from storage.privacy import delete_addressed_rows, delete_user_rows, export_user_rows
@@ -241,7 +242,11 @@ class SqlStoreSession(ReflectionRows, LinkRows):
             .on_conflict_do_nothing(index_elements=[FollowUpRow.dedupe_key])
             .returning(FollowUpRow.id)
         )
-        return await self._session.scalar(statement) is not None
+        if await self._session.scalar(statement) is None:
+            return False
+        # Every worker's dispatcher hears of it at commit (PostgreSQL; storage.notify).
+        await announce_followup(self._session, self._dialect, user.platform, request.due_at)
+        return True
 
     async def cancel_followups(self, user: UserKey, kind: str | None = None) -> int:
         condition = FollowUpRow.user_id == _user_id_of(user).scalar_subquery()
@@ -396,6 +401,12 @@ class SqlStoreSession(ReflectionRows, LinkRows):
         row.due_at = due_at
         row.claimed_at = None
         row.updated_at = self._clock.now()
+        if self._dialect == "postgresql":
+            # Should this worker die before then, another wakes for it on time.
+            platform = await self._session.scalar(
+                select(UserRow.platform).where(UserRow.id == row.user_id)
+            )
+            await announce_followup(self._session, self._dialect, platform or "", due_at)
 
     async def _cancel_pending(self, condition: ColumnElement[bool]) -> Sequence[int]:
         """Cancel the pending follow-ups matching `condition`; their ids."""

@@ -57,6 +57,7 @@ from storage.models import (
     ProcessedEventRow,
     UserRow,
 )
+from storage.notify import announce_unsent
 from storage.outbound_rows import OUTBOUND, PENDING, select_rows, take_chat
 from storage.privacy import count_deleted
 from storage.reflection_rows import purge_reflections
@@ -425,11 +426,14 @@ class SqlStore:
         if not ids:
             return
         async with self._transaction(background=True) as session:
-            await session.execute(
+            platforms = await session.scalars(
                 update(OUTBOUND)
                 .where(OUTBOUND.c.id.in_(list(ids)), OUTBOUND.c.status == PENDING)
                 .values(claimed_by=NOBODY, reason=reason, updated_at=at)
+                .returning(OUTBOUND.c.platform)
             )
+            # The workers that send for those platforms take them at once (PostgreSQL).
+            await announce_unsent(session, self._engine.dialect.name, set(platforms))
 
     async def purge_outbound(self, now: datetime, max_age: timedelta) -> int:
         async with self._transaction(background=True) as session:
