@@ -118,7 +118,7 @@ async def schedule(store: SqlStore, name: str, due_at: datetime) -> None:
 async def test_a_followup_scheduled_on_one_worker_is_dispatched_by_another_on_time(
     worker_a: SqlStore, worker_b: tuple[WorkerB, Any]
 ) -> None:
-    b, arrivals = worker_b
+    _, arrivals = worker_b
     # Due a moment from now: B learns the due time from the notification and wakes
     # then (its first round, at start, found nothing).
     await schedule(worker_a, "soon", datetime.now(UTC) + timedelta(seconds=1))
@@ -133,7 +133,7 @@ async def _kill_listener(b: WorkerB) -> None:
     async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as admin:
         await admin.execute("select pg_terminate_backend(%s)", (pid,))
     async with asyncio.timeout(ARRIVAL_TIMEOUT):
-        while b.wakeups.backend_pid == pid:
+        while b.wakeups.backend_pid == pid:  # noqa: ASYNC110 - the listener's own state
             await asyncio.sleep(0.01)
 
 
