@@ -6,16 +6,29 @@ each field is parsed here and a bad value leaves the profile as it was.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from dialogs.flows.model import ROLES, ProfileField
+from dialogs.flows.model import PROFILE_VARIABLES, ROLES, ProfileField
 from dialogs.flows.templates import render
 from dialogs.flows.typed_values import parse_time_of_day, parse_zone
 from dialogs.store import Profile, VarValue
 
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def profile_variables(declared: Iterable[str], profile: Profile) -> dict[str, VarValue]:
+    """The profile values a flow reads: those of `PROFILE_VARIABLES` it declares and the
+    profile knows, a yes-or-no field as "yes" or "no" (what a branch can test)."""
+    names = set(declared)
+    values: dict[str, VarValue] = {}
+    for name in PROFILE_VARIABLES:
+        known = getattr(profile, name)
+        if name not in names or known is None:
+            continue
+        values[name] = ("yes" if known else "no") if isinstance(known, bool) else known
+    return values
 
 
 def remembered(

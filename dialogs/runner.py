@@ -18,7 +18,6 @@ from dialogs.content import Content
 from dialogs.events import Choice, Outbound
 from dialogs.flows.branching import choose_branch
 from dialogs.flows.model import (
-    PROFILE_VARIABLES,
     ActionStep,
     AskStep,
     BranchStep,
@@ -39,6 +38,7 @@ from dialogs.insights.report import InsightsReport
 from dialogs.matching import match_option, parse_number
 from dialogs.memory import Memory
 from dialogs.payloads import Payload, encode_payload
+from dialogs.profile_updates import profile_variables
 from dialogs.safety.gates import consent_gate, gate_at_start, screen_gate
 from dialogs.steps import Continue, End, StepResult, Wait
 from dialogs.store import VarValue
@@ -148,10 +148,7 @@ class FlowRunner:
             variables["commands"] = self._content.commands.listing()
         if "key_commands" in flow.variables:
             variables["key_commands"] = self._content.commands.short_listing()
-        for name in PROFILE_VARIABLES:
-            known = getattr(turn.profile, name)
-            if name in flow.variables and known is not None:
-                variables[name] = known
+        variables.update(profile_variables(flow.variables, turn.profile))
         await self._memory.recall(turn, flow, variables)
         signal = RESOURCE_FLOWS.get(flow.id)
         if signal is not None:

@@ -240,10 +240,10 @@ def test_insights_chart_is_saved_privately_and_its_path_printed(tmp_path: Path) 
     import stat
     import struct
 
-    # A pause rated 7 (the four safety questions, "No", come before the check), one
-    # more breathing round rated 2, then /insights (which asks for the timezone first:
-    # 1 is UK and Ireland).
-    pause = "7\n1\n1\n2\n2\n2\n2\n1\n5\n2\n"
+    # A pause rated 7, then (never screened, so the first moves need no safety
+    # questions) one more breathing round (3) rated 2, then /insights (which asks for
+    # the timezone first: 1 is UK and Ireland).
+    pause = "7\n1\n1\n3\n2\n"
     result = run_cli(["console"], "/pause\n" + ONBOARD + pause + "/insights\n1\n", tmp_path)
     assert result.returncode == 0, result.stderr
     out = " ".join(result.stdout.split())  # rich wraps long lines

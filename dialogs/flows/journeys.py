@@ -32,14 +32,15 @@ from dialogs.flows.model import (
     ScaleStep,
     ScheduleStep,
 )
-from dialogs.profile_updates import remembered
+from dialogs.profile_updates import profile_variables, remembered
 from dialogs.safety.gates import consent_gate, gate_at_start, screen_gate
 from dialogs.store import Profile, VarValue
 
 # Where help is, as "flow/step": the breathing prompt, and the choice of a next move
-# (counted with its tap: the next step is on screen after it).
+# (counted with its tap: the next step is on screen after it). A tap that leads into
+# the safety questions (first_move's "Look at what's going on") is not a next step.
 FIRST_BREATH = ("pause/ground",)
-NEXT_STEP = ("pause/move", "pause/loud_next")
+NEXT_STEP = ("pause/move", "pause/loud_next", "pause/first_move")
 # The issue's goals for a new person.
 GOAL_BREATH = 2
 GOAL_NEXT_STEP = 8
@@ -57,6 +58,9 @@ class Journey:
     rating: int = 5
     # Option ids chosen instead of the first, by flow: a safe person on the screen.
     prefer: tuple[tuple[str, str], ...] = (("screen", "no"),)
+    # Held to the goals: the quickest way offered. A journey that chooses a longer
+    # way (looking closer first) is counted, not held to them.
+    goal: bool = True
 
     @property
     def new(self) -> bool:
@@ -67,6 +71,13 @@ JOURNEYS = (
     Journey("New person, /start", "start", NEW),
     Journey("New person, /pause", "pause", NEW),
     Journey("New person, /pause, very loud (9 of 10)", "pause", NEW, rating=9),
+    Journey(
+        "New person, /pause, looking closer first",
+        "pause",
+        NEW,
+        prefer=(("screen", "no"), ("pause", "look")),
+        goal=False,
+    ),
     Journey("Returning person, /pause", "pause", RETURNING),
 )
 
@@ -113,6 +124,8 @@ class _Walk:
         )
         if gate is not None:
             return self.hold(gate, flow_id, at_step, variables)
+        # Like the runner: what the profile knows now wins over what a gate held.
+        variables.update(profile_variables(flow.variables, self.profile))
         self.flow, self.variables = flow, variables
         return at_step or flow.start_id
 
@@ -142,7 +155,7 @@ class _Walk:
             if step.save_as:
                 self.variables[step.save_as] = option.id
             self.variables.update(option.assigned(self.variables))
-            if where in NEXT_STEP:
+            if where in NEXT_STEP and not leads_to_screen(flow, option):
                 self.done.to_next_step = len(self.done.taps)
             return option.next
         if isinstance(step, ScaleStep):
@@ -185,14 +198,26 @@ class _Walk:
         return step.next
 
     def pick(self, flow: Flow, step: ChoiceStep) -> Option:
-        wanted = dict(self.journey.prefer).get(flow.id)
-        for option in step.options:
-            if option.id == wanted:
-                return option
-        return step.options[0]
+        return pick(self.journey, flow, step)
 
     def tap(self, where: str, label: str) -> None:
         self.done.taps.append(f"{where}: {label}")
+
+
+def pick(journey: Journey, flow: Flow, step: ChoiceStep) -> Option:
+    """The option `journey` takes at `step`: its preferred one for the flow, if the
+    step has it, else the first."""
+    wanted = dict(journey.prefer).get(flow.id)
+    for option in step.options:
+        if option.id == wanted:
+            return option
+    return step.options[0]
+
+
+def leads_to_screen(flow: Flow, option: Option) -> bool:
+    """Whether `option` goes on to the safety questions rather than to a next move."""
+    target = flow.step(option.next)
+    return isinstance(target, ActionStep) and target.do == "screen"
 
 
 def walk(content: Content, journey: Journey) -> Walked:
@@ -222,10 +247,14 @@ def markdown(content: Content) -> str:
         "How many taps a person needs before the breathing prompt appears, and before a "
         "first next step is on screen (the tap on a next move counts). Walked like the "
         'runner goes, through the agreement, the safety questions (answered "No") and '
-        "every handoff, with the first option at every other choice.",
+        "every handoff, with the first option at every other choice (but one journey: "
+        "someone who chooses to look closer before a next step). A person never screened "
+        "is offered a next move that needs no safety questions first; the questions come "
+        "only on the way to the first push-pull reframe (docs/architecture.md, how an "
+        "inbound event travels, item 7).",
         "",
-        f"Goals for a new person: the first breath within {GOAL_BREATH} taps, a next "
-        f"step within {GOAL_NEXT_STEP}.",
+        f"Goals for a new person taking the quickest way offered: the first breath within "
+        f"{GOAL_BREATH} taps, a next step within {GOAL_NEXT_STEP}.",
         "",
         *table(walked),
         "",

@@ -334,8 +334,11 @@ ProfileField = Literal[
 ]
 _BOOL_FIELDS = ("consent", "adult", "unsafe", "screened")
 # Profile values a flow may read: declare the variable (with a default for when the
-# profile has none) and the engine fills it in when the flow starts.
-PROFILE_VARIABLES = ("role", "country", "zone", "checkin_cadence", "checkin_time")
+# profile has none) and the engine fills it in when the flow starts. `screened` is
+# "yes" or "no" (has the person had the safety questions?): the pause offers someone
+# never screened a next move that needs none before its first reframe. It steers
+# wording and order only; the `screen` action still asks the questions by the profile.
+PROFILE_VARIABLES = ("role", "country", "zone", "checkin_cadence", "checkin_time", "screened")
 # Values a flow may read from the person's journal (taps, never free text), filled in
 # the same way when declared: `last_helped`, the latest answer to "What helped?" after
 # a pause (an option id of followup/helped), unless it was "nothing".

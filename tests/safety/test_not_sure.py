@@ -45,8 +45,8 @@ async def statuses(store: SqlStore) -> list[FollowUpStatus]:
 
 
 async def screened_answering(chat: Chat, answer: str, question: int = 0) -> str:
-    """/pause for someone never screened: the questions come right before the check;
-    "No" up to `question`, then `answer`."""
+    """/pause for someone never screened who looks closer: the questions come right
+    before the check; "No" up to `question`, then `answer`."""
     out = await to_the_screen(chat)
     assert "four quick" in texts(out)
     for _ in range(question):
@@ -57,9 +57,9 @@ async def screened_answering(chat: Chat, answer: str, question: int = 0) -> str:
 
 async def to_the_screen(chat: Chat) -> list[Outbound]:
     await chat.command("pause")
-    for label in ("Done", "7", "Silence"):
+    for label in ("Done", "7", "Silence", "Reach out more"):
         await chat.press(label)
-    return await chat.press("Reach out more")
+    return await chat.press("Look at what's going on")
 
 
 @pytest.fixture

@@ -76,15 +76,16 @@ async def rows_about(store: SqlStore, chat: Chat) -> dict[str, int]:
 
 
 async def to_the_screen(newcomer: Chat, country: str = "United Kingdom") -> list[Outbound]:
-    """A first /pause: the breath, the agreement, the pause's first questions; the
-    safety questions come next, right before the check."""
+    """A first /pause: the breath, the agreement, the pause's first questions, then
+    "look closer" at the first next move; the safety questions come right before the
+    check."""
     await newcomer.command("pause")
     await newcomer.press("Done")
     await newcomer.press("I agree, and I'm 18+")
     await newcomer.press(country)
-    for label in ("5", "Silence"):
+    for label in ("5", "Silence", "Reach out more"):
         await newcomer.press(label)
-    return await newcomer.press("Reach out more")
+    return await newcomer.press("Look at what's going on")
 
 
 async def test_first_contact_breathes_then_agrees_and_screens_right_before_the_check(
@@ -108,6 +109,9 @@ async def test_first_contact_breathes_then_agrees_and_screens_right_before_the_c
     await newcomer.press("5")
     await newcomer.press("Silence")
     out = await newcomer.press("Reach out more")
+    # A next move that needs no questions is offered first; looking closer asks them.
+    assert "four quick" not in texts(out)
+    out = await newcomer.press("Look at what's going on")
     assert "four quick yes-or-no questions" in texts(out)
     assert "activation" not in texts(newcomer.seen)
     for _ in range(3):
@@ -453,6 +457,7 @@ async def test_logs_hold_no_typed_text_at_debug(
         await newcomer.say("7")
         await newcomer.say(typed[1])
         await newcomer.say("reach out")
+        await newcomer.say("look")
         for _ in range(4):
             await newcomer.press("No")
         await newcomer.say("yes")
