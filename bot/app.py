@@ -31,6 +31,7 @@ from dialogs.user_ref import set_user_ref_secret
 from storage import SqlStore, open_store
 from storage.notify import wakeups_for
 from storage.open import stored_user_ref_secret
+from storage.send_budget import PostgresSendBudget
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,9 @@ class Guide:
         """Send through a paced outbox: scheduled messages on its wave lane,
         interactive replies (the adapter's) on its fast one."""
         outbox = Outbox.with_limits(sender, limits_for(platform, self.settings))
+        if self.store.engine.dialect.name == "postgresql":
+            # Several workers may share the database: the cap holds across them.
+            outbox.share_cap(PostgresSendBudget(self.store.engine, platform))
         outbox.on_sent = self.metrics.sent_on(platform)
         self.metrics.watch_queue(platform, lambda: outbox.pending)
         await outbox.start()

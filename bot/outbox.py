@@ -31,6 +31,10 @@ Pacing, in three kinds of limit (`Limits`, `None` for none):
   are honoured inside the send (python-telegram-bot's `AIORateLimiter` pauses every
   request for that long, then retries); the chat's next message waits for it.
 
+With several workers on one PostgreSQL database the overall cap is shared too
+(`share_cap`, bot/shared_cap.py): each capped message also waits for its moment on the
+platform's line in the database, so all workers together keep to the cap.
+
 Time comes from the injected `now` and `sleep` (monotonic seconds), so tests run on a
 fake clock and never sleep for real.
 
@@ -53,6 +57,7 @@ from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from types import TracebackType
 
+from bot.shared_cap import SharedBudget, SharedGate
 from dialogs.delivery import Delivered, NotSent, Sender, send_tracked
 from dialogs.events import Address, Outbound
 
@@ -307,6 +312,8 @@ class Outbox:
         self._drain = False
         # Hears each message the platform accepted: True for a reply (bot.metrics).
         self.on_sent: Callable[[bool], None] | None = None
+        # The overall cap shared with other workers, when there are (share_cap).
+        self._gate: SharedGate | None = None
         self.interactive: _Lane = _Lane(self, Priority.INTERACTIVE)
         self.scheduled: _Lane = _Lane(self, Priority.SCHEDULED)
 
@@ -342,6 +349,13 @@ class Outbox:
             now=now,
             sleep=sleep,
         )
+
+    def share_cap(self, budget: SharedBudget) -> None:
+        """Hold the overall cap across every worker sharing `budget`, not only in
+        this process (bot/shared_cap.py); nothing to share without a cap."""
+        if self._overall is not None:
+            spacing = self._overall.seconds / self._overall.limit
+            self._gate = SharedGate(budget, spacing, self._wakeup.set, self._sleep, self._now)
 
     @property
     def pending(self) -> int:
@@ -429,6 +443,8 @@ class Outbox:
                     await worker
                 raise
         self._fail_queued()
+        if self._gate is not None:
+            await self._gate.close()
 
     async def __aenter__(self) -> Outbox:
         await self.start()
@@ -583,6 +599,8 @@ class Outbox:
             waits.append(self._spacing.wait_time(now))
         if self._overall is not None:
             waits.append(self._overall.wait_time(now))
+        if self._gate is not None:
+            waits.append(self._gate.wait_time())
         return max(waits)
 
     def _charge(self, chat: _Chat, item: _Item, now: float) -> None:
@@ -598,6 +616,8 @@ class Outbox:
         if self._overall is not None:
             # Replies count too, so a wave slows down while people are answered.
             self._overall.take(cost, now)
+        if self._gate is not None:
+            self._gate.charged(cost, capped=item.capped)
 
     async def _wait(self, delay: float | None) -> None:
         """Sleep for `delay` (forever if None), or until something new arrives."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Double,
     ForeignKey,
     Index,
     MetaData,
@@ -378,3 +379,15 @@ class LeaseRow(Base):
     token: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     acquired_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class SendBudgetRow(Base):
+    """A platform's overall cap shared by every worker (storage.send_budget): the
+    time, in seconds on the database's clock, from which its next capped message may
+    go. Each message moves it on by its share of a second."""
+
+    __tablename__ = "send_budgets"
+
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    # Seconds since the epoch: double precision, for milliseconds at today's times.
+    next_at: Mapped[float] = mapped_column(Double)

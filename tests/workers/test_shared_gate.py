@@ -1,0 +1,75 @@
+"""The outbox's gate to a shared cap (bot/shared_cap.py), with a budget in memory."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from bot.outbox import Outbox, Priority
+from dialogs.events import Address, Outbound
+
+SCHEDULED = Address("telegram", "u1", "c1")
+REPLY = Address("telegram", "u2", "c2")
+
+
+class Fake:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def send(self, address: Address, messages: Sequence[Outbound]) -> None:
+        self.sent.extend(m.text for m in messages)
+
+
+class Budget:
+    """Fails while `down`; records what was asked of it."""
+
+    def __init__(self) -> None:
+        self.down = True
+        self.asked: list[float] = []
+        self.failed = asyncio.Event()
+
+    async def reserve(self, seconds: float) -> float:
+        self.asked.append(seconds)
+        if self.down:
+            if len(self.asked) >= 2:
+                self.failed.set()  # failed, waited, and failed again
+            raise OSError("database unreachable")
+        return 0.0
+
+
+async def test_a_wave_waits_while_the_shared_budget_cannot_be_reached() -> None:
+    fake, budget = Fake(), Budget()
+    outbox = Outbox(fake, rate_per_second=30.0)
+    outbox.share_cap(budget)
+    await outbox.start()
+    try:
+        sending = asyncio.create_task(
+            outbox.send(SCHEDULED, [Outbound("wave")], Priority.SCHEDULED)
+        )
+        async with asyncio.timeout(10):
+            await budget.failed.wait()
+        assert fake.sent == []  # never past the cap on the local window alone
+        budget.down = False
+        await sending
+        assert fake.sent == ["wave"]
+        # Each capped message takes its share of the second, a little long.
+        assert budget.asked[-1] == pytest.approx(1.05 / 30)
+    finally:
+        await outbox.close()
+
+
+async def test_replies_go_at_once_and_are_charged_to_the_shared_budget() -> None:
+    fake, budget = Fake(), Budget()
+    budget.down = False
+    outbox = Outbox(fake, rate_per_second=30.0, replies_per_second=100.0)
+    outbox.share_cap(budget)
+    await outbox.start()
+    try:
+        await outbox.send(REPLY, [Outbound("a"), Outbound("b")], Priority.INTERACTIVE)
+        assert fake.sent == ["a", "b"]
+    finally:
+        await outbox.close()
+    # Charged in the background, written by the time the outbox closed.
+    assert budget.asked == [pytest.approx(2 * 1.05 / 30)]
