@@ -25,7 +25,6 @@ buttons are matched by pattern (see `bot.discord.client`).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import logging
@@ -42,6 +41,8 @@ from bot.console import parse_line
 from bot.discord.client import GuideClient, choice_view, group_view, is_dm
 from bot.discord.commands import build_commands
 from bot.discord.dms import DmOpener
+from bot.discord.gateway import ClientGateway
+from bot.discord.lease import GatewayKeeper, LeaseHolder, Timing, gateway_lease
 from bot.discord.queue import DiscordQueue
 from bot.discord.reflection import (
     is_facilitator,
@@ -80,6 +81,8 @@ class DiscordAdapter:
         clock: Clock | None = None,
         ready_timeout: float = 60.0,
         client_options: Mapping[str, Any] | None = None,
+        lease: LeaseHolder | None = None,
+        timing: Timing | None = None,
     ) -> None:
         self._guide = guide
         self._settings = settings
@@ -88,7 +91,10 @@ class DiscordAdapter:
         self._client_options = dict(client_options or {})
         self._client: GuideClient | None = None
         self._dms = DmOpener(self._clock)
-        self._connection: asyncio.Task[None] | None = None
+        # The gateway lease: stored on PostgreSQL, always held on SQLite, unless given.
+        self._lease = lease
+        self._timing = timing or Timing()
+        self._keeper: GatewayKeeper | None = None
         self.queue = DiscordQueue(
             guide.screen,
             guide.content.copy.slow_down,
@@ -115,20 +121,37 @@ class DiscordAdapter:
 
     async def start(self) -> None:
         """Log in (which registers the buttons and syncs the slash commands if they
-        changed, never failing over them), connect in a background task, and return
-        once Discord says the bot is ready."""
+        changed, never failing over them), then keep the gateway lease
+        (`bot.discord.lease`): if this worker holds it, return once Discord says the
+        bot is ready; if another worker does, return at once, sending through the
+        REST API and standing by to take the gateway over."""
         token = self._settings.discord_bot_token
         if token is None:
             raise SetupError("DISCORD_BOT_TOKEN is not set")
         client = self.make_client()
         try:
             await self._log_in(client, token.get_secret_value())
-            await self._connect(client)
+            gateway = ClientGateway(client, ready_timeout=self._ready_timeout)
+            lease = self._lease or gateway_lease(self._guide.store, self._timing)
+            self._keeper = GatewayKeeper(lease, gateway, self._timing)
+            holds = await self._keeper.start()
         except BaseException:
             # `pausecheck run` only stops adapters that started: leave nothing behind.
             await self.stop()
             raise
-        log.info("discord ready as %s", client.user)
+        if holds:
+            log.info("discord ready as %s, holding the gateway", client.user)
+        else:
+            log.info(
+                "discord logged in as %s; another worker holds the gateway, this one "
+                "sends only and stands by to take it over",
+                client.user,
+            )
+
+    @property
+    def holds_gateway(self) -> bool:
+        """This worker's gateway is open under the lease (for health checks)."""
+        return self._keeper is not None and self._keeper.holding
 
     async def _log_in(self, client: GuideClient, token: str) -> None:
         try:
@@ -144,39 +167,14 @@ class DiscordAdapter:
         except (aiohttp.ClientError, OSError) as exc:
             raise SetupError(f"could not reach Discord: {exc}") from exc
 
-    async def _connect(self, client: GuideClient) -> None:
-        connection = self._connection = asyncio.create_task(
-            client.connect(), name="discord-gateway"
-        )
-        connection.add_done_callback(_connection_ended)
-        ready = asyncio.create_task(client.wait_until_ready(), name="discord-ready")
-        try:
-            done, _ = await asyncio.wait(
-                {connection, ready},
-                timeout=self._ready_timeout,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            ready.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ready
-        if ready in done:
-            return
-        if connection in done:
-            failure = None if connection.cancelled() else connection.exception()
-            raise SetupError(f"could not connect to Discord: {failure}") from failure
-        raise SetupError(f"Discord was not ready within {self._ready_timeout:g} s")
-
     async def stop(self) -> None:
-        client, connection = self._client, self._connection
-        self._client = self._connection = None
+        client, keeper = self._client, self._keeper
+        self._client = self._keeper = None
+        if keeper is not None:
+            # The gateway first, then the lease: another worker may take over at once.
+            await keeper.stop()
         if client is not None:
             await client.close()
-        if connection is not None:
-            if not connection.done():
-                connection.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await connection
 
     # ------------------------------------------------------------- sending
 
@@ -633,13 +631,6 @@ async def _restore_buttons(interaction: discord.Interaction) -> None:
         await interaction.edit_original_response(view=view)
     except discord.HTTPException:
         log.info("buttons not restored after a failed press")
-
-
-def _connection_ended(task: asyncio.Task[None]) -> None:
-    # discord.py reconnects by itself; it gives up only on what a restart cannot fix
-    # (a revoked token, intents not allowed), which must not pass silently.
-    if not task.cancelled() and task.exception() is not None:
-        log.error("the Discord connection ended", exc_info=task.exception())
 
 
 def _who(user: discord.abc.User) -> str:

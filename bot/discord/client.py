@@ -13,6 +13,7 @@ nothing about a sent message is kept in memory. Two kinds:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Sequence
@@ -197,6 +198,9 @@ class GuideClient(discord.Client):
         for command in commands:
             self.tree.add_command(command)
         self._guild_id = guild_id
+        # Set by each READY, cleared when this worker closes its gateway
+        # (bot.discord.gateway); discord.py's own readiness stays set once reached.
+        self.gateway_ready = asyncio.Event()
 
     async def setup_hook(self) -> None:
         # Runs inside login, before the gateway connects: every button the guide ever
@@ -208,6 +212,9 @@ class GuideClient(discord.Client):
             # A guild's commands update at once; global ones can take a while to appear.
             self.tree.copy_global_to(guild=guild)
         await sync_if_changed(self.tree, guild)
+
+    async def on_ready(self) -> None:
+        self.gateway_ready.set()
 
     async def on_message(self, message: discord.Message) -> None:
         await self.handler.on_direct_message(message)

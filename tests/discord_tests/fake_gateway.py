@@ -45,6 +45,8 @@ class Script:
     close_on_identify: int | None = None  # a gateway close code, such as 4014
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
     sent_to_gateway: list[dict[str, Any]] = field(default_factory=list)
+    # Messages posted through REST: (channel id, the request's arguments).
+    posted: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
 
 
 class FakeSocket:
@@ -117,10 +119,31 @@ class FakeDiscord:
                     _as_discord_keeps_it(c, APP_ID + n) for n, c in enumerate(kwargs["json"], 1)
                 ]
                 return self.script.registered[scope]
+        if (route.method, route.path) == ("POST", "/users/@me/channels"):
+            # Opening a DM: the channel's id is the person's, plus one.
+            user = int(kwargs["json"]["recipient_id"])
+            return {"id": str(user + 1), "type": 1, "recipients": [_user(user)]}
+        if (route.method, route.path) == ("POST", "/channels/{channel_id}/messages"):
+            self.script.posted.append((int(route.channel_id), kwargs))
+            return _message(int(route.channel_id), len(self.script.posted), kwargs)
         raise AssertionError(f"unexpected request {route.method} {route.path}")
 
     async def ws_connect(self, url: str, *, compress: int = 0) -> Any:
         return FakeSocket(self.script)
+
+
+def _user(user_id: int) -> dict[str, Any]:
+    return {"id": str(user_id), "username": f"user{user_id}", "discriminator": "0",
+            "avatar": None}  # fmt: skip
+
+
+def _message(channel_id: int, number: int, request: dict[str, Any]) -> dict[str, Any]:
+    sent = request.get("json") or {}
+    return {"id": str(800000000000000000 + number), "channel_id": str(channel_id),
+            "author": BOT_USER, "content": sent.get("content", ""),
+            "timestamp": "2026-01-05T12:00:00+00:00", "edited_timestamp": None,
+            "tts": False, "mention_everyone": False, "mentions": [], "mention_roles": [],
+            "attachments": [], "embeds": [], "pinned": False, "type": 0}  # fmt: skip
 
 
 def _as_discord_keeps_it(command: dict[str, Any], command_id: int) -> dict[str, Any]:
