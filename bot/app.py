@@ -6,6 +6,7 @@ before any person is talked to, with a message naming the file.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,9 @@ from storage.send_budget import PostgresSendBudget
 log = logging.getLogger(__name__)
 
 
+# How long a graceful stop waits for sends in flight (a 429's retry included);
+# a service manager's stop timeout should be longer (docs/deploy.md).
+SHUTDOWN_GRACE = 20.0
 # How long a dispatcher's claim on a due follow-up holds before another takes it.
 FOLLOWUP_LEASE = timedelta(minutes=5)
 
@@ -88,12 +92,36 @@ class Guide:
         self.interactive[platform] = outbox.interactive
         return outbox
 
-    async def close(self) -> None:
-        # Stop planning first, then sending, then the store they both use.
+    async def finish_sends(self, grace: float = SHUTDOWN_GRACE) -> None:
+        """Close the outboxes: no new sends; those in flight get up to `grace`
+        seconds to finish (their marks are written by `close`). Call it while the
+        platforms can still send, before their adapters disconnect."""
+        if all(outbox.closed for outbox in self.outboxes.values()):
+            return
+        log.info("finishing the sends in flight (up to %.0f s)", grace)
+        try:
+            async with asyncio.timeout(grace):
+                for outbox in self.outboxes.values():
+                    await outbox.close()
+        except TimeoutError:
+            # Cancelled mid-send: those rows stay pending and are released by
+            # `close`, so one may be sent twice (the crash window of reliability.md).
+            log.warning("sends still in flight after %.0f s were stopped", grace)
+
+    async def close(self, *, grace: float = SHUTDOWN_GRACE) -> None:
+        """Stop planning first, then sending, then the store they both use. Sends in
+        flight get up to `grace` seconds to finish and be marked; then what this
+        process claimed and did not finish is released for other workers at once."""
         await self.scheduler.shutdown()
-        for outbox in self.outboxes.values():
-            await outbox.close()
+        await self.finish_sends(grace)
         await self.delivery.close()
+        try:
+            followups, rows = await self.store.release_claims(self.clock.now())
+        except Exception as exc:
+            # Not fatal: the leases give them back later.
+            log.warning("claims not released error=%s", type(exc).__name__)
+        else:
+            log.info("released claims followups=%d outbox_rows=%d", followups, rows)
         await self.store.close()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import shutil
 import subprocess
@@ -48,6 +49,7 @@ app.add_typer(db_app, name="db")
 keys_app = typer.Typer(help="Encryption keys at rest.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+log = logging.getLogger("bot.cli")
 
 
 # The secrets of this run, so that an error printed by `_fail` never shows one.
@@ -211,7 +213,17 @@ async def _run(
             started.append(adapter)
         await guide.scheduler.start()
         await stop.wait()
+        log.info("stopping: no new events or follow-ups; finishing what is in flight")
     finally:
+        # No new follow-ups first, then no new events (each adapter finishes the
+        # events it took), then the outboxes finish their sends while the platforms
+        # are still connected; `guide.close` then releases this process's claims.
+        await guide.scheduler.shutdown()
+        for adapter in reversed(started):
+            stop_receiving = getattr(adapter, "stop_receiving", None)
+            if stop_receiving is not None:
+                await stop_receiving()
+        await guide.finish_sends()
         for adapter in reversed(started):
             await adapter.stop()
         if health is not None:

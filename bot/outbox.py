@@ -358,6 +358,10 @@ class Outbox:
             self._gate = SharedGate(budget, spacing, self._wakeup.set, self._sleep, self._now)
 
     @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
     def pending(self) -> int:
         """Items waiting to be sent (not counting those in flight)."""
         return self._queued

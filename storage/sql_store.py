@@ -49,6 +49,7 @@ from storage.crypto import (
 from storage.dialect_insert import insert_for
 from storage.engine import checkpoint_wal
 from storage.followup_rows import select_followups
+from storage.held_claims import HeldClaims
 from storage.link_rows import purge_links
 from storage.models import (
     ConversationRow,
@@ -106,6 +107,8 @@ class SqlStore:
         # Names this process on the outbox rows it writes (it sends them after commit);
         # the resend sweep tells its own rows from another process's by it.
         self.worker = uuid.uuid4().hex[:16]
+        # The follow-ups it claimed, for `release_claims` (rows say when, not who).
+        self._held = HeldClaims()
         # Outbox rows whose message may repeat words a person typed that are no longer
         # kept (written in the transaction that cleared them, or re-sent after a
         # crash): when they are marked and lose their message, the WAL is checkpointed
@@ -234,7 +237,39 @@ class SqlStore:
             ).all()
             if not claimed:
                 return []
-            return await select_followups(session, FollowUpRow.id.in_(claimed), cipher=self._cipher)
+            taken = await select_followups(
+                session, FollowUpRow.id.in_(claimed), cipher=self._cipher
+            )
+        self._held.add(now, claimed)
+        return taken
+
+    async def release_claims(self, at: datetime) -> tuple[int, int]:
+        """A graceful stop: what this process claimed and did not finish goes back at
+        once to whichever worker is free, not after the lease. Follow-ups still
+        CLAIMED by us become PENDING; pending outbox rows we hold lose their claim.
+        Returns (follow-ups, outbox rows) released."""
+        ours = self._held.condition()
+        async with self._transaction(background=True) as session:
+            followups: Sequence[int] = ()
+            if ours is not None:
+                followups = (
+                    await session.scalars(
+                        update(FollowUpRow)
+                        .where(FollowUpRow.status == _CLAIMED, ours)
+                        .values(status=_PENDING, claimed_at=None, updated_at=at)
+                        .returning(FollowUpRow.id)
+                    )
+                ).all()
+            rows = (
+                await session.scalars(
+                    update(OUTBOUND)
+                    .where(OUTBOUND.c.status == PENDING, OUTBOUND.c.claimed_by == self.worker)
+                    .values(claimed_by=NOBODY, updated_at=at)
+                    .returning(OUTBOUND.c.id)
+                )
+            ).all()
+        self._held.clear()
+        return len(followups), len(rows)
 
     async def recover(
         self,

@@ -260,22 +260,31 @@ class TelegramAdapter:
             # The menu is a convenience: typed commands work without it.
             log.warning("command menu not registered: %s", type(exc).__name__)
 
+    async def stop_receiving(self) -> None:
+        """Take no new updates and let those in flight finish; sending still works,
+        so the outbox can finish its sends before `stop` disconnects (a graceful
+        stop, bot/cli.py)."""
+        application = self._application
+        if application is None:
+            return
+        server, self._webhook_server = self._webhook_server, None
+        if server is not None:
+            await server.stop()
+        if application.updater is not None and application.updater.running:
+            await application.updater.stop()
+        if application.running:
+            # Waits for the updates already fetched: their replies still go out,
+            # which is why the application is forgotten only after this.
+            await application.stop()
+
     async def stop(self) -> None:
         """Stop receiving, let updates in flight finish, disconnect. Safe to call twice
         or after a failed start."""
         application = self._application
         if application is None:
             return
-        server, self._webhook_server = self._webhook_server, None
         try:
-            if server is not None:
-                await server.stop()
-            if application.updater is not None and application.updater.running:
-                await application.updater.stop()
-            if application.running:
-                # Waits for the updates already fetched: their replies still go out,
-                # which is why the application is forgotten only after this.
-                await application.stop()
+            await self.stop_receiving()
         finally:
             self._application = None
             await application.shutdown()
