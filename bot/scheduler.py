@@ -178,17 +178,20 @@ class DispatchScheduler:
             log.exception("retention purge failed")
 
     async def _tick(self) -> None:
-        async with self._tick_lock:
-            if self._closed:
-                return
-            self._ticking = asyncio.current_task()
-            try:
-                await self._tick_unlocked()
-            except asyncio.CancelledError:
-                if not self._closed:
-                    raise
-            finally:
-                self._ticking = None
+        try:
+            async with self._tick_lock:
+                if self._closed:
+                    return
+                self._ticking = asyncio.current_task()
+                try:
+                    await self._tick_unlocked()
+                finally:
+                    self._ticking = None
+        except asyncio.CancelledError:
+            # Stopped by `shutdown`, running or still waiting for the lock (a round
+            # asked for behind a running one): not an error.
+            if not self._closed:
+                raise
 
     async def _tick_unlocked(self) -> None:
         try:
