@@ -160,6 +160,9 @@ class Settings(BaseSettings):
     # Bodies larger than this are refused before they are read (Telegram's updates
     # are a few kilobytes).
     telegram_webhook_max_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # How long a worker's claim on a person's stored webhook updates holds without
+    # renewal (bot.telegram.inbox): after a worker dies, another takes them over then.
+    telegram_webhook_lease_seconds: float = Field(default=10.0, gt=0)
     # Sync slash commands to one guild (instant, for development) instead of globally.
     discord_guild_id: int | None = None
     # A role id whose members may run group reflections (/reflect), besides members

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Double,
     ForeignKey,
     Index,
@@ -78,6 +79,10 @@ class UserRow(Base):
     # flag are kept here, sealed ({"_enc": token}; storage.sealed_profile), and
     # `crisis_at` and `unsafe` above stay empty.
     sealed: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Added by migration 0012: the newest Telegram update id handled for this person
+    # in webhook mode (bot.telegram.inbox), so an older update that arrives late is
+    # known to be late; it never goes back.
+    last_update_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ConversationRow(Base):
@@ -391,3 +396,33 @@ class SendBudgetRow(Base):
     platform: Mapped[str] = mapped_column(String(16), primary_key=True)
     # Seconds since the epoch: double precision, for milliseconds at today's times.
     next_at: Mapped[float] = mapped_column(Double)
+
+
+class InboxRow(Base):
+    """A webhook update taken from the platform and not yet handled (migration 0012;
+    bot.telegram.inbox). Written in one short transaction before the platform is
+    answered, so an update in hand at a crash is not lost; handled in `update_id`
+    order per person by whichever worker holds the person's claim; deleted as soon
+    as it is handled. `body` is the update as the platform sent it (it may hold typed
+    text), sealed with the store's cipher when a key is set."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        UniqueConstraint("platform", "update_id"),
+        # Serves "this person's rows, oldest first" (the claim).
+        Index("ix_inbox_person", "platform", "person", "update_id"),
+        _NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    update_id: Mapped[int] = mapped_column(BigInteger)
+    # The platform's user id of who sent it ("" for an update from nobody).
+    person: Mapped[str] = mapped_column(String)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The worker handling the person's rows and until when; NULL: nobody.
+    claimed_by: Mapped[str | None] = mapped_column(String(32))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # How many times a worker took it: one that keeps killing its worker is dropped.
+    attempts: Mapped[int] = mapped_column(default=0, server_default=text("0"))

@@ -85,10 +85,13 @@ async def enqueue(
     worker: str,
     cipher: VariableCipher | None,
     earlier: Collection[int] = (),
+    claimed_at: datetime | None = None,
 ) -> list[OutboundRow]:
     """Insert one pending row per message (claimed by `worker`, which sends it after
     commit) and return them in the order given. `earlier`: rows this transaction
-    wrote before, which do not keep a row from being `first`."""
+    wrote before, which do not keep a row from being `first`. `claimed_at` starts the
+    sender's lease (default `at`): the time of writing, not of the event, whose time
+    may be the platform's stamp of a message handled much later."""
     if not messages:
         return []
     if any(message.attachment is not None or message.chart is not None for message in messages):
@@ -126,7 +129,7 @@ async def enqueue(
                 "reason": None,
                 "message": encode_message(message, cipher),
                 "created_at": at,
-                "claimed_at": at,
+                "claimed_at": claimed_at or at,
                 "claimed_by": worker,
                 "sent_at": None,
                 "updated_at": at,

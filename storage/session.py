@@ -348,6 +348,10 @@ class SqlStoreSession(ReflectionRows, LinkRows):
             worker=self._worker,
             cipher=self._cipher,
             earlier=self.enqueued,
+            # A message's time is Telegram's stamp (whole seconds, and long past
+            # when a backlog is handled): the lease runs from now, or another
+            # worker's resend sweep would send the row while this one does.
+            claimed_at=max(at, self._clock.now()),
         )
         self.enqueued.extend(row.id for row in rows)
         return rows

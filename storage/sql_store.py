@@ -147,11 +147,16 @@ class SqlStore:
         ):
             yield session
 
-    def transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
-        """A plain transaction queued like a person's turn (for storage.leases): on
-        SQLite it waits for the process's one writer instead of SQLite's busy
-        handler, and shares the one connection of an in-memory database."""
-        return self._transaction()
+    def transaction(self, *, background: bool = False) -> AbstractAsyncContextManager[AsyncSession]:
+        """A plain transaction queued like a person's turn (for storage.leases and
+        storage.inbox_rows; `background` for work nobody waits for): on SQLite it
+        waits for the process's one writer instead of SQLite's busy handler, and
+        shares the one connection of an in-memory database."""
+        return self._transaction(background=background)
+
+    @property
+    def cipher(self) -> VariableCipher | None:
+        return self._cipher
 
     def someone_waiting(self) -> bool:
         """A person's transaction waits for the one in progress (SQLite, in this

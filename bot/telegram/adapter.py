@@ -10,7 +10,9 @@ prompts (`Outbound.to`) go to their own chats, and whether someone is a group ad
 
 Long polling by default; a webhook when `PAUSECHECK_TELEGRAM_WEBHOOK_URL` is set,
 served by our own small server (`bot.telegram.webhook`), which checks Telegram's
-secret token before reading a body and refuses bodies over 1 MB.
+secret token before reading a body and refuses bodies over 1 MB. In webhook mode
+each update is stored before Telegram is answered and handled through the database
+(`bot.telegram.inbox`), so any number of workers may share one database.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,7 +44,8 @@ from bot.config import Settings
 from bot.ops_http import ops_routes
 from bot.person_queue import Admission, is_urgent
 from bot.telegram.confirm import ConfirmingRequest, HandledUpdates
-from bot.telegram.processor import PerPersonProcessor
+from bot.telegram.inbox import WebhookInbox
+from bot.telegram.processor import PerPersonProcessor, person_key
 from bot.telegram.reflection import (
     anonymous_reflect,
     is_chat_admin,
@@ -69,6 +73,7 @@ from dialogs.link.codes import START_PREFIX as LINK_START_PREFIX
 from dialogs.routing import by_destination
 from dialogs.store import OutboundStatus
 from dialogs.user_ref import user_ref
+from storage.inbox_rows import InboxRows
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +127,7 @@ class TelegramAdapter:
         self._application: _App | None = None
         self._handled = HandledUpdates()
         self._webhook_server: WebhookServer | None = None
+        self._inbox: WebhookInbox | None = None
         self._me: BotIdentity | None = None
         self._known_commands = frozenset(c.name for c in guide.content.commands.commands)
 
@@ -227,6 +233,22 @@ class TelegramAdapter:
         # Without a configured secret, a random one per start still makes Telegram prove
         # itself: setWebhook tells it the new value each time.
         token = secret.get_secret_value() if secret else secrets.token_urlsafe(32)
+        inbox = WebhookInbox(
+            InboxRows(self._guide.store, PLATFORM),
+            platform=PLATFORM,
+            decode=lambda body: Update.de_json(body, application.bot),
+            handle=self._process_stored,
+            clock=self._clock,
+            lease=timedelta(seconds=self._settings.telegram_webhook_lease_seconds),
+        )
+        self._inbox = inbox
+        await inbox.start()
+        log.info("telegram webhook inbox worker=%s", inbox.worker)
+
+        async def accept(body: dict[str, Any], update: Update) -> None:
+            person = person_key(update)
+            await inbox.receive(body, update.update_id, "" if person is None else str(person))
+
         server = WebhookServer(
             application,
             listen=self._settings.telegram_webhook_listen,
@@ -235,6 +257,7 @@ class TelegramAdapter:
             secret=token,
             max_bytes=self._settings.telegram_webhook_max_bytes,
             routes=ops_routes(self._guide).routes(),
+            accept=accept,
         )
         await server.start()
         self._webhook_server = server
@@ -268,8 +291,13 @@ class TelegramAdapter:
         if application is None:
             return
         server, self._webhook_server = self._webhook_server, None
+        inbox, self._inbox = self._inbox, None
         if server is not None:
             await server.stop()
+        if inbox is not None:
+            # The stored updates in hand are finished; the rest handed back to the
+            # other workers at once.
+            await inbox.stop()
         if application.updater is not None and application.updater.running:
             await application.updater.stop()
         if application.running:
@@ -288,6 +316,14 @@ class TelegramAdapter:
         finally:
             self._application = None
             await application.shutdown()
+
+    async def _process_stored(self, update: Update) -> None:
+        """A stored webhook update, through the per-person processor as PTB would
+        run one from its queue; returns once it is handled and its reply sent."""
+        application = self._bot_app()
+        await application.update_processor.process_update(
+            update, application.process_update(update)
+        )
 
     def _bot_app(self) -> _App:
         if self._application is None:

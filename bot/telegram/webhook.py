@@ -14,7 +14,11 @@ one. In order, for every request:
 3. the declared `Content-Length` must be at most `max_bytes` (1 MB by default;
    Telegram's updates are a few kilobytes), or 413 without reading it; a body without
    a length is read only up to `max_bytes` and refused past that;
-4. the body must be a JSON object that PTB can parse as an `Update` (else 400).
+4. the body must be a JSON object that PTB can parse as an `Update` (else 400);
+5. it is handed to `accept` (the guide's: `bot.telegram.inbox`, which stores it in the
+   database), and only once that returns is Telegram answered 200; if it fails, the
+   answer is 500 and Telegram sends the update again. Without `accept` the update goes
+   on `Application.update_queue`, in memory.
 
 Nothing of the body is logged: a refused request is logged by its status only.
 """
@@ -25,7 +29,7 @@ import asyncio
 import hmac
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -38,6 +42,9 @@ MAX_BODY = 1024 * 1024
 # A client that sends its body slower than this is dropped (no slow-loris holds).
 READ_TIMEOUT = 10.0
 _CHUNK = 64 * 1024
+
+# Given the body as parsed JSON and the `Update` made of it.
+Accept = Callable[[dict[str, Any], Update], Awaitable[None]]
 
 
 class WebhookServer:
@@ -54,6 +61,7 @@ class WebhookServer:
         max_bytes: int = MAX_BODY,
         read_timeout: float = READ_TIMEOUT,
         routes: Sequence[web.RouteDef] = (),
+        accept: Accept | None = None,
     ) -> None:
         if not secret:
             raise ValueError("a webhook needs a secret token")
@@ -66,6 +74,7 @@ class WebhookServer:
         self._read_timeout = read_timeout
         # Served before the webhook's own checks (bot/ops_http.py: /healthz, /metrics).
         self._routes = list(routes)
+        self._accept = accept
         self._runner: web.AppRunner | None = None
         self.port = port
         self.accepted = 0
@@ -125,7 +134,15 @@ class WebhookServer:
             return self._refuse(400)
         if update is None:
             return self._refuse(400)
-        await self._application.update_queue.put(update)
+        if self._accept is None:
+            await self._application.update_queue.put(update)
+        else:
+            try:
+                await self._accept(data, update)
+            except Exception as exc:
+                # Not stored: Telegram keeps the update and sends it again.
+                log.warning("webhook update not stored error=%s", type(exc).__name__)
+                return self._refuse(500)
         self.accepted += 1
         return web.Response(status=200)
 
