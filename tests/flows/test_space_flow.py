@@ -99,6 +99,32 @@ async def test_each_return_time_is_in_the_message_and_the_reminder(
     assert await pending(store, clock) == [("space_return", due)]
 
 
+@pytest.mark.parametrize(
+    ("now", "due"),
+    [
+        # After midnight "tomorrow" means after sleep: 09:00 the same day, 8 hours on.
+        (datetime(2026, 1, 6, 1, 0, tzinfo=UTC), datetime(2026, 1, 6, 9, 0, tzinfo=UTC)),
+        (datetime(2026, 1, 5, 23, 30, tzinfo=UTC), datetime(2026, 1, 6, 9, 0, tzinfo=UTC)),
+    ],
+)
+async def test_late_at_night_tomorrow_is_the_morning_and_kept_then(
+    chat: Chat, store: SqlStore, clock: ManualClock, now: datetime, due: datetime
+) -> None:
+    clock.set(now)
+    await chat.command("space")
+    labels = [c.label for c in chat.buttons()]
+    # Not "Tomorrow" a day on (after midnight, the next night), nor "This evening".
+    assert "Tomorrow" not in labels and "This evening, at 8" not in labels
+    await chat.press("Tomorrow morning")
+    out = await chat.press("Very short")
+    said = [m.text for m in out]
+    assert "Need a little time to settle. I'll come back to it tomorrow morning." in said
+    out = await chat.press("Yes, remind me")
+    assert "Done, I'll nudge you" in texts(out) and "09:00" in texts(out)
+    assert "quiet hours" not in texts(out)
+    assert await pending(store, clock) == [("space_return", due - now)]
+
+
 async def test_warm_tone_and_a_time_in_their_own_words(
     chat: Chat, store: SqlStore, clock: ManualClock
 ) -> None:
