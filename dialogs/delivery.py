@@ -171,12 +171,16 @@ async def store_reply(
     at: datetime,
     *,
     forgotten: bool = False,
+    turn: int | None = None,
 ) -> Reply:
     """Store a turn's messages as outbox rows in its transaction (see `Reply` for
-    what is not stored)."""
+    what is not stored), rendered at the conversation's `turn`."""
     if forgotten or not messages or any(_carries_file(m) for m in messages):
         return Reply(messages)
-    return Reply(messages, await session.enqueue_outbound(owner, address, messages, at))
+    rows = await session.enqueue_outbound(
+        owner, address, messages, at, OutboundKind.REPLY, turn=turn
+    )
+    return Reply(messages, rows)
 
 
 def _carries_file(message: Outbound) -> bool:

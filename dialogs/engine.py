@@ -154,7 +154,13 @@ class Engine:
                 if remind and consented and not turn.safety_fired and not turn.forgotten:
                     turn.out.insert(0, Outbound(self._content.copy.not_human_reminder))
                 reply = await store_reply(
-                    session, user, addr, turn.out, turn.at, forgotten=turn.forgotten
+                    session,
+                    user,
+                    addr,
+                    turn.out,
+                    turn.at,
+                    forgotten=turn.forgotten,
+                    turn=turn.turn,
                 )
                 await self._save(turn)
         except Exception:
@@ -259,7 +265,7 @@ class Engine:
             await self._save(turn)
             # The messages become outbox rows in this transaction, and the follow-up is
             # done: the outbox owes them now, and re-sends them after a crash.
-            rows = await session.queue_followup(current.id, address, turn.out, now)
+            rows = await session.queue_followup(current.id, address, turn.out, now, turn=turn.turn)
             await self._checkins.after_handled(session, current, turn.profile, now)
         self._checkins.announce(turn.scheduled)
         return DueOutcome(DueStatus.DELIVERED, address, tuple(turn.out), tuple(rows))

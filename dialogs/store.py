@@ -190,11 +190,13 @@ class ChatTurn:
     (`rows`, from the lowest pending seq), and the pending rows of that address, up
     to the asked seq, that must wait behind an earlier row another process is
     sending (`waiting`: those this process may release; `waiting_behind` is the row
-    they wait for)."""
+    they wait for); `superseded`, rows it recorded superseded instead of sending
+    again, because the person's conversation moved on since they were written."""
 
     rows: tuple[OutboundRow, ...]
     waiting: tuple[int, ...] = ()
     waiting_behind: int | None = None
+    superseded: tuple[int, ...] = ()
 
 
 class StoreSession(ReflectionRecords, LinkRecords, Protocol):
@@ -270,11 +272,18 @@ class StoreSession(ReflectionRecords, LinkRecords, Protocol):
         ...
 
     async def queue_followup(
-        self, followup_id: int, address: Address, messages: Sequence[Outbound], at: datetime
+        self,
+        followup_id: int,
+        address: Address,
+        messages: Sequence[Outbound],
+        at: datetime,
+        *,
+        turn: int | None = None,
     ) -> list[OutboundRow]:
         """The follow-up's rendered messages become outbox rows (kind SCHEDULED, to
         `address` unless a message says otherwise), and the follow-up is SENT: from
-        here on the outbox owes them. Needs a CLAIMED or DELIVERING row."""
+        here on the outbox owes them. Needs a CLAIMED or DELIVERING row. `turn` as
+        for `enqueue_outbound`; the rows also keep the follow-up's id."""
         ...
 
     async def enqueue_outbound(
@@ -284,13 +293,18 @@ class StoreSession(ReflectionRecords, LinkRecords, Protocol):
         messages: Sequence[Outbound],
         at: datetime,
         kind: OutboundKind = OutboundKind.REPLY,
+        *,
+        turn: int | None = None,
     ) -> list[OutboundRow]:
         """Store messages to send after commit, one row each, in this transaction: a
         message goes to its own `to` or else to `address`, after everything already
         stored for that chat. `owner` is whose turn said them (forgetting them
         deletes the rows). Returns the rows in the order given. Messages with an
         attachment cannot be stored (files are never kept): callers send those
-        directly."""
+        directly. `turn`: the owner's conversation turn they were rendered at, when
+        `address` is the owner's private chat: should they have to be sent again
+        (a failure, a crash) once the conversation is past it, they are recorded
+        superseded instead (`claim_unsent`, `take_chat`)."""
         ...
 
     async def pending_followups(self, user: UserKey) -> list[FollowUp]:
@@ -355,7 +369,9 @@ class Store(Protocol):
         than `lease` (not those in `held`, which this process is sending) and return
         them in order per chat, and rows released by another process (claimed by
         nobody). With `startup`, where one process sends for a database (SQLite),
-        also every row another process claimed: it is gone."""
+        also every row another process claimed: it is gone. A row whose person's
+        conversation is past the turn it was rendered at is recorded superseded
+        ("conversation moved on") instead of returned."""
         ...
 
     async def take_chat(
@@ -373,7 +389,10 @@ class Store(Protocol):
         those released by another (claimed by nobody) and those whose sender has had
         them longer than `lease`. It stops at the first it may not take (another
         process is sending it, or it is in `elsewhere`): that row and every later one
-        wait. Rows in `have` are returned as given (not read back)."""
+        wait. Rows in `have` are returned as given (not read back). A row taken
+        from another sender (dead, released, or past its lease) whose person's
+        conversation is past the turn it was rendered at is recorded superseded
+        ("conversation moved on"), not returned."""
         ...
 
     async def mark_outbound(

@@ -155,8 +155,9 @@ class OutboundRow(Base):
         # Serves "pending rows of these platforms, claimed before the lease" (the resend
         # sweep) and the purge of old finished rows.
         Index("ix_outbound_status_claimed_at", "status", "claimed_at"),
-        # Serves the order within a chat.
-        Index("ix_outbound_chat", "platform", "chat_id", "seq"),
+        # Serves the order within a chat, and "anything pending before this row in
+        # its chat?" without walking the chat's finished rows.
+        Index("ix_outbound_chat", "platform", "chat_id", "status", "seq"),
         _NEVER_REUSE_IDS,
     )
 
@@ -184,6 +185,11 @@ class OutboundRow(Base):
     claimed_by: Mapped[str] = mapped_column(String(32))
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # What it was rendered against: the owner's conversation turn (rows to their own
+    # chat from their turn or follow-up; None otherwise) and the follow-up that said
+    # it. Sent again after a failure or a crash only if the turn is still current.
+    turn: Mapped[int | None]
+    followup_id: Mapped[int | None]
 
 
 class OutboundChatRow(Base):

@@ -20,7 +20,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.events import Address, Outbound
@@ -28,7 +28,7 @@ from dialogs.store import ChatTurn, OutboundKind, OutboundRow, OutboundStatus
 from storage.crypto import ENCRYPTED_KEY, VariableCipher
 from storage.dialect_insert import insert_for
 from storage.errors import StorageError
-from storage.models import OutboundChatRow
+from storage.models import ConversationRow, OutboundChatRow
 from storage.models import OutboundRow as OutboundTableRow
 from storage.outbound_json import outbound_from_json, outbound_to_json
 
@@ -71,6 +71,9 @@ COLUMNS = (
     OUTBOUND.c.created_at,
 )
 PENDING = OutboundStatus.PENDING.value
+# Why a row sent again after a failure or a crash was not: the person's conversation
+# is past the turn it was rendered at.
+MOVED_ON = "conversation moved on"
 
 
 async def enqueue(
@@ -86,12 +89,17 @@ async def enqueue(
     cipher: VariableCipher | None,
     earlier: Collection[int] = (),
     claimed_at: datetime | None = None,
+    turn: int | None = None,
+    followup_id: int | None = None,
 ) -> list[OutboundRow]:
     """Insert one pending row per message (claimed by `worker`, which sends it after
     commit) and return them in the order given. `earlier`: rows this transaction
     wrote before, which do not keep a row from being `first`. `claimed_at` starts the
     sender's lease (default `at`): the time of writing, not of the event, whose time
-    may be the platform's stamp of a message handled much later."""
+    may be the platform's stamp of a message handled much later. `turn`: the owner's
+    conversation turn these were rendered at, kept on the rows to `address` when it
+    is a private chat (see `supersede_moved_on`); `followup_id`: the follow-up that
+    said them."""
     if not messages:
         return []
     if any(message.attachment is not None or message.chart is not None for message in messages):
@@ -133,6 +141,8 @@ async def enqueue(
                 "claimed_by": worker,
                 "sent_at": None,
                 "updated_at": at,
+                "turn": turn if destination == address and address.is_private else None,
+                "followup_id": followup_id,
             }
         )
     lowest: dict[Address, int] = {}
@@ -270,6 +280,15 @@ async def take_chat(
             taken += 1
         takeable = takeable[:taken]
     waiting_rows = found[len(takeable) :]
+    # Rows sent again, not by the send they were written for (a dead process's, or
+    # past their lease): not if the person's conversation has moved on since.
+    resent = [
+        id_
+        for id_, claimed_by, claimed_at in found[: len(takeable)]
+        if id_ not in have and (claimed_by != worker or claimed_at < stale)
+    ]
+    superseded = await supersede_moved_on(session, resent, now)
+    takeable = [id_ for id_ in takeable if id_ not in superseded]
     read = {
         row.id: row
         for row in await select_rows(session, [i for i in takeable if i not in have], cipher)
@@ -278,4 +297,36 @@ async def take_chat(
         rows=tuple(have[id_] if id_ in have else read[id_] for id_ in takeable),
         waiting=tuple(id_ for id_, claimed_by, _ in waiting_rows if claimed_by in (worker, nobody)),
         waiting_behind=waiting_rows[0][0] if waiting_rows else None,
+        superseded=tuple(sorted(superseded)),
     )
+
+
+async def supersede_moved_on(session: AsyncSession, ids: Collection[int], at: datetime) -> set[int]:
+    """Record as superseded ("conversation moved on") those of the pending rows `ids`
+    rendered at a turn of their owner's conversation that is over: the person has
+    answered since (or a later message asked something else), so its buttons are
+    stale and its question may repeat one they answered. Returns their ids."""
+    if not ids:
+        return set()
+    current = (
+        select(ConversationRow.turn)
+        .where(ConversationRow.user_id == OUTBOUND.c.user_id)
+        .scalar_subquery()
+    )
+    superseded = await session.scalars(
+        update(OUTBOUND)
+        .where(
+            OUTBOUND.c.id.in_(list(ids)),
+            OUTBOUND.c.status == PENDING,
+            OUTBOUND.c.turn.is_not(None),
+            OUTBOUND.c.turn < current,
+        )
+        .values(
+            status=OutboundStatus.SUPERSEDED.value,
+            reason=MOVED_ON,
+            message=null(),
+            updated_at=at,
+        )
+        .returning(OUTBOUND.c.id)
+    )
+    return set(superseded.all())

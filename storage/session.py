@@ -285,7 +285,13 @@ class SqlStoreSession(ReflectionRows, LinkRows):
         row.updated_at = at
 
     async def queue_followup(
-        self, followup_id: int, address: Address, messages: Sequence[Outbound], at: datetime
+        self,
+        followup_id: int,
+        address: Address,
+        messages: Sequence[Outbound],
+        at: datetime,
+        *,
+        turn: int | None = None,
     ) -> list[OutboundRow]:
         # One statement, on a due follow-up's hot path: SENT if it is ours to send.
         owner = await self._session.scalar(
@@ -322,6 +328,8 @@ class SqlStoreSession(ReflectionRows, LinkRows):
             worker=self._worker,
             cipher=self._cipher,
             earlier=self.enqueued,
+            turn=turn,
+            followup_id=followup_id,
         )
         self.enqueued.extend(row.id for row in rows)
         return rows
@@ -333,6 +341,8 @@ class SqlStoreSession(ReflectionRows, LinkRows):
         messages: Sequence[Outbound],
         at: datetime,
         kind: OutboundKind = OutboundKind.REPLY,
+        *,
+        turn: int | None = None,
     ) -> list[OutboundRow]:
         if not messages:
             return []
@@ -352,6 +362,7 @@ class SqlStoreSession(ReflectionRows, LinkRows):
             # when a backlog is handled): the lease runs from now, or another
             # worker's resend sweep would send the row while this one does.
             claimed_at=max(at, self._clock.now()),
+            turn=turn,
         )
         self.enqueued.extend(row.id for row in rows)
         return rows

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import uuid
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -59,12 +60,20 @@ from storage.models import (
     UserRow,
 )
 from storage.notify import announce_unsent
-from storage.outbound_rows import OUTBOUND, PENDING, select_rows, take_chat
+from storage.outbound_rows import (
+    OUTBOUND,
+    PENDING,
+    select_rows,
+    supersede_moved_on,
+    take_chat,
+)
 from storage.privacy import count_deleted
 from storage.reflection_rows import purge_reflections
 from storage.sealed_profile import needs_sealing, open_profile, seal_profile_values
 from storage.session import SqlStoreSession
 from storage.write_lock import WriteLock
+
+log = logging.getLogger(__name__)
 
 # `claimed_by` of an outbox row released for whichever process can send it.
 NOBODY = ""
@@ -397,10 +406,15 @@ class SqlStore:
                     .returning(OUTBOUND.c.id)
                 )
             ).all()
+            # Not sent again if the person's conversation moved on since.
+            superseded = await supersede_moved_on(session, taken, now)
+            taken = [id_ for id_ in taken if id_ not in superseded]
             # Perhaps written by a turn that then cleared what they repeat, and whose
             # process died before marking them: checkpoint once they are marked.
             self._scrub_rows.update(taken)
-            return await select_rows(session, taken, self._cipher)
+            rows = await select_rows(session, taken, self._cipher)
+        await self._superseded(len(superseded))
+        return rows
 
     async def take_chat(
         self,
@@ -427,7 +441,15 @@ class SqlStore:
             )
         # Read back after a crash or a failure: as for `claim_unsent`.
         self._scrub_rows.update(row.id for row in turn.rows if row.id not in have)
+        await self._superseded(len(turn.superseded))
         return turn
+
+    async def _superseded(self, count: int) -> None:
+        """Rows superseded as they were taken lost their message, which may have
+        repeated words no longer kept: out of the WAL with them."""
+        if count:
+            log.info("outbox rows not sent again: the conversation moved on count=%d", count)
+            await self.checkpoint()
 
     async def mark_outbound(
         self,
