@@ -368,11 +368,12 @@ async def run_guide(
     caps: bool = False,
     name: str = FULL_STACK,
     think: float = 0.0,
+    adapter_options: dict[str, Any] | None = None,
 ) -> Result:
     from bot.telegram.adapter import TelegramAdapter
 
     guide, settings = await open_bench_guide(database, users, fake.base_url, caps=caps)
-    adapter = TelegramAdapter(guide, settings)
+    adapter = TelegramAdapter(guide, settings, **(adapter_options or {}))
     await guide.add_platform("telegram", adapter)
     await adapter.start()
     try:

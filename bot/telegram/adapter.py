@@ -43,6 +43,7 @@ from bot.app import Guide, SetupError
 from bot.config import Settings
 from bot.ops_http import ops_routes
 from bot.person_queue import Admission, is_urgent
+from bot.telegram.bounded_request import CONNECTIONS, BoundedRequest
 from bot.telegram.confirm import ConfirmingRequest, HandledUpdates
 from bot.telegram.inbox import WebhookInbox
 from bot.telegram.processor import PerPersonProcessor, person_key
@@ -89,6 +90,10 @@ GROUP_MESSAGES_PER_MINUTE = 20
 ALLOWED_UPDATES = ("message", "callback_query")
 # "typing" is shown only when the engine has not answered within this many seconds.
 TYPING_AFTER = 1.0
+# ... and only while at most this many answers are being worked on. With more, the wait
+# is the bot's own backlog: a "typing" call for each of them would be more work for a
+# bot already behind (it was 0.74 calls per action in a 100-person burst).
+TYPING_BUSY = 8
 
 _App = Application[Any, Any, Any, Any, Any, Any]
 # No link previews, ever: a preview of a link in a shared answer or a quoted message
@@ -112,6 +117,8 @@ class TelegramAdapter:
         max_concurrent_updates: int = 256,
         group_messages_per_minute: float = GROUP_MESSAGES_PER_MINUTE,
         typing_after: float = TYPING_AFTER,
+        typing_busy: int = TYPING_BUSY,
+        connections: int = CONNECTIONS,
     ) -> None:
         if settings.telegram_bot_token is None:
             raise SetupError("TELEGRAM_BOT_TOKEN is not set")
@@ -124,6 +131,9 @@ class TelegramAdapter:
         self._max_concurrent = max_concurrent_updates
         self._group_rate = group_messages_per_minute
         self._typing_after = typing_after
+        self._typing_busy = typing_busy
+        self._answering = 0  # engine turns in flight, for `_typing_worth_it`
+        self._connections = connections
         self._application: _App | None = None
         self._handled = HandledUpdates()
         self._webhook_server: WebhookServer | None = None
@@ -167,6 +177,9 @@ class TelegramAdapter:
             )
             # The guide has its own scheduler; PTB's job queue would be a second one.
             .job_queue(None)
+            # Few connections for the bot's calls, the rest waiting in line
+            # (bot.telegram.bounded_request): PTB's 256 cost CPU on every call.
+            .request(BoundedRequest(self._connections))
         )
         if self._webhook:
             # Our own server feeds the update queue (bot.telegram.webhook).
@@ -527,19 +540,27 @@ class TelegramAdapter:
 
     async def _handle(self, inbound: Inbound) -> Reply:
         """The engine's answer. In a private chat, "typing" shows only if the answer is
-        not ready within about a second: a quick reply needs no call for it."""
+        not ready within about a second and the bot is not behind: a quick reply needs
+        no call for it, and a backlog would only grow with one."""
         handling = asyncio.ensure_future(self._guide.engine.handle(inbound))
-        if not inbound.address.is_private:
-            return await handling
+        self._answering += 1
         try:
+            if not inbound.address.is_private:
+                return await handling
             done, _ = await asyncio.wait({handling}, timeout=self._typing_after)
-            if not done:
+            if not done and self._typing_worth_it():
                 with contextlib.suppress(TelegramError):
                     await self._typing(int(inbound.address.chat_id))
             return await handling
         except BaseException:
             handling.cancel()
             raise
+        finally:
+            self._answering -= 1
+
+    def _typing_worth_it(self) -> bool:
+        """Whether a slow answer is slow for its own sake, not behind others'."""
+        return self._answering <= self._typing_busy
 
     async def _anonymous_note(self, address: Address) -> None:
         try:

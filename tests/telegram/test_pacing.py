@@ -129,3 +129,40 @@ async def test_typing_shows_only_when_the_answer_is_slow(
     assert typing.params["action"] == "typing"
     [reply] = [c for c in sent_to(tg.fake, ME) if c.at > typing.at][:1]
     assert reply.params["text"].startswith("When it's hard")
+
+
+async def test_no_typing_for_an_answer_slow_only_behind_others(
+    tg: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Room for one slow answer: the first person sees "typing", the second, whose
+    answer waits behind the first, does not (a typing call would add to the backlog)."""
+    other = ME + 1
+    for user_id in (ME, other):
+        await tg.onboard(user_id)
+    release = asyncio.Event()
+    real = tg.guide.engine.handle
+
+    async def held(inbound: Any) -> Any:
+        await release.wait()
+        return await real(inbound)
+
+    verdicts: list[bool] = []
+    judge = tg.adapter._typing_worth_it
+
+    def recorded() -> bool:
+        verdicts.append(judge())
+        return verdicts[-1]
+
+    monkeypatch.setattr(tg.guide.engine, "handle", held)
+    monkeypatch.setattr(tg.adapter, "_typing_after", 0.05)
+    monkeypatch.setattr(tg.adapter, "_typing_busy", 1)
+    monkeypatch.setattr(tg.adapter, "_typing_worth_it", recorded)
+    tg.fake.push_message(ME, "/help")
+    await tg.fake.wait_for(lambda: tg.fake.ok_calls("sendChatAction", ME))
+    tg.fake.push_message(other, "/help")
+    await tg.fake.wait_for(lambda: len(verdicts) == 2, within=10)
+    release.set()
+    for user_id in (ME, other):
+        await tg.person(user_id).replies_after(0, "Tap a button")
+    assert verdicts == [True, False]
+    assert tg.fake.ok_calls("sendChatAction", other) == []
