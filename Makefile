@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.followups_wave $(if $(BENCH_QUICK),--quick,--window 30 --dispatch-seconds 20)
 	$(BIN)/python -m bench.telegram_throughput $(if $(BENCH_QUICK),--quick)
 	$(BIN)/python -m bench.partner_signal
+	$(BIN)/python -m bench.gateway_failover $(if $(BENCH_QUICK),--kills 2)
 
 # The soak harness (docs/reliability.md): people, kill -9s and network faults against the
 # real `pausecheck run`; MINUTES=30 for a longer one. Exits non-zero on any violation.
