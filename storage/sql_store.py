@@ -637,6 +637,14 @@ class TurnSession(SqlStoreSession):
 
     async def _select_opened(self, user: UserKey, at: datetime) -> Any:
         key = {"platform": user.platform, "platform_user_id": user.user_id}
+        if self._dialect != "sqlite":
+            # The person's row lock first, on its own. _OPEN_EVENT's FOR UPDATE OF
+            # users alone is not enough on PostgreSQL: when it has to wait for another
+            # turn of the same person, it re-reads the users row after that commit but
+            # returns the conversation as its statement's snapshot saw it, before: the
+            # turn would start from a stale state and overwrite the other's (a lost
+            # update). A statement begun once the lock is held sees every commit.
+            await self._user_id(user, at, lock=True)
         row = (await self._session.execute(_OPEN_EVENT, key)).first()
         if row is None:
             await self._user_id(user, at)

@@ -1,9 +1,16 @@
-"""Shared fixtures: the real content, the real store on in-memory SQLite, a manual clock."""
+"""Shared fixtures: the real content, the real store, a manual clock.
+
+The store runs on both backends: every test that takes `store` (directly, or through
+`engine`, `chat`, `newcomer`) or `store_url` runs once on SQLite and once on PostgreSQL
+(a schema of its own, see tests/postgres.py), except where `ONE_BACKEND` below says
+why SQLite alone is enough. PostgreSQL cases skip where the server is not reachable,
+and fail instead with PAUSECHECK_REQUIRE_POSTGRES=1 (CI).
+"""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -19,6 +26,7 @@ from dialogs.safety.resources import SafetyResources
 from dialogs.safety.screen import SafetyScreen
 from dialogs.store import OutboundStatus, Profile, UserKey
 from storage import SqlStore, open_store
+from tests.postgres import drop_made_schemas, postgres_migrated_schema_url
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT_DIR = ROOT / "content"
@@ -35,6 +43,49 @@ def _intent_model_built_once() -> None:
 
 
 MEMORY_URL = "sqlite+aiosqlite:///:memory:"
+BACKENDS = ("sqlite", "postgresql")
+
+# Where SQLite alone is enough, and why. Everything else that takes the store runs on
+# both backends: whatever touches transactions, locking, claiming, dedupe, follow-ups,
+# partner links, reflection, delivery or deletion. README's "Tests and checks" says the same.
+ONE_BACKEND = {
+    "tests/flows/": "walks the content; the store only carries a step from turn to turn",
+    "tests/test_listener.py": "understanding typed text; the store only carries the step",
+    "tests/test_engine_stateful.py": "reads the SQLite file itself to check what is at rest",
+    "tests/test_scheduler.py": "APScheduler's wake-ups on the real clock, not the store",
+}
+
+
+def _backends(definition: pytest.Function) -> list[str]:
+    marker = definition.get_closest_marker("backends")
+    if marker is not None:
+        return list(marker.args)
+    where = definition.path.relative_to(ROOT).as_posix()
+    if any(where.startswith(prefix) for prefix in ONE_BACKEND):
+        return ["sqlite"]
+    return list(BACKENDS)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "backends(*names): run this test's store only on these backends"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", _backends(metafunc.definition), indirect=True)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    drop_made_schemas()
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    """ "sqlite" or "postgresql" (set per test by pytest_generate_tests)."""
+    name: str = request.param
+    return name
 
 
 @pytest.fixture(scope="session")
@@ -58,10 +109,30 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-async def store(clock: ManualClock) -> AsyncIterator[SqlStore]:
-    s = await open_store(MEMORY_URL, clock=clock)
-    yield s
-    await s.close()
+def store_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A URL of a migrated database with no rows, that every store opened on it shares
+    (two of them play two processes): an SQLite file, or a PostgreSQL schema."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'pc.db'}"
+        return
+    with postgres_migrated_schema_url() as url:
+        yield url
+
+
+@pytest.fixture
+async def store(backend: str, clock: ManualClock) -> AsyncIterator[SqlStore]:
+    """The real store: in-memory SQLite, or a PostgreSQL schema of its own."""
+    if backend == "sqlite":
+        s = await open_store(MEMORY_URL, clock=clock)
+        yield s
+        await s.close()
+        return
+    with postgres_migrated_schema_url() as url:
+        s = await open_store(url, clock=clock)
+        try:
+            yield s
+        finally:
+            await s.close()
 
 
 def make_engine(

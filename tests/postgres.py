@@ -1,4 +1,9 @@
-"""A private PostgreSQL schema per test, on the server named by PAUSECHECK_TEST_POSTGRES_URL."""
+"""A private PostgreSQL schema per test, on the server named by PAUSECHECK_TEST_POSTGRES_URL.
+
+`postgres_schema_url` gives a new, empty schema (for tests of the migrations themselves);
+`postgres_migrated_schema_url` one at the newest migration, holding no rows, for every
+other test (see there for why it is reused).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,14 @@ from contextlib import contextmanager
 from functools import cache
 
 import pytest
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
+
+from storage.migrate import alembic_config
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REQUIRE_ENV = "PAUSECHECK_REQUIRE_POSTGRES"
+SCHEMA_PREFIX = "pc_test_"
 
 
 def test_postgres_url() -> str:
@@ -25,6 +34,12 @@ test_postgres_url.__test__ = False  # type: ignore[attr-defined]
 def _conninfo(url: str) -> str:
     """The URL as libpq wants it (no `+psycopg`)."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _in_schema(schema: str) -> str:
+    """The test server's URL, with connections that see only `schema`."""
+    url = make_url(test_postgres_url()).update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False)
 
 
 @cache
@@ -49,19 +64,92 @@ def require_postgres() -> None:
     pytest.skip(reason)
 
 
+def _admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(_conninfo(test_postgres_url()), autocommit=True) as connection:
+        connection.execute(sql)
+
+
 @contextmanager
 def postgres_schema_url() -> Iterator[str]:
     """A URL whose connections see only a new, empty schema; dropped afterwards."""
+    require_postgres()
+    schema = f"{SCHEMA_PREFIX}{uuid.uuid4().hex[:16]}"
+    _admin(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield _in_schema(schema)
+    finally:
+        _admin(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+# Migrated schemas no test is using, each emptied before it is handed out again, and
+# every schema this process made (dropped when the session ends).
+_idle: list[str] = []
+_made: list[str] = []
+
+
+def _new_migrated_schema() -> str:
+    from alembic import command
+
+    schema = f"{SCHEMA_PREFIX}{uuid.uuid4().hex[:16]}"
+    _admin(f'CREATE SCHEMA "{schema}"')
+    _made.append(schema)
+    # Alembic on a synchronous connection: this runs inside the test's event loop.
+    engine = create_engine(_in_schema(schema))
+    try:
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    finally:
+        engine.dispose()
+    return schema
+
+
+def _emptied(schema: str) -> None:
+    """Every row gone (the migrations leave only alembic's version) and every sequence
+    back at 1: what a schema just migrated holds."""
     import psycopg
 
+    from storage.models import Base
+
+    with psycopg.connect(_conninfo(_in_schema(schema))) as connection:
+        # A test that leaked a connection holding a lock fails here, not silently later.
+        connection.execute("SET lock_timeout = '5s'")
+        with connection.pipeline():
+            # Children first, so no foreign key is in the way.
+            for table in reversed(Base.metadata.sorted_tables):
+                connection.execute(f'DELETE FROM "{table.name}"')
+            connection.execute(
+                "SELECT setval(format('%%I.%%I', schemaname, sequencename), 1, false)"
+                " FROM pg_sequences WHERE schemaname = %s",
+                (schema,),
+            )
+
+
+@contextmanager
+def postgres_migrated_schema_url() -> Iterator[str]:
+    """A URL whose connections see only a schema at the newest migration, holding no
+    rows, that no other test uses while this one runs.
+
+    Running the migrations costs most of a second on PostgreSQL, several hundred times
+    over for the engine suites, so a schema is migrated once and then handed to one
+    test after another, emptied in between (rows deleted, sequences restarted: a few
+    milliseconds). Tests given one may change rows, never the schema itself (those
+    take `postgres_schema_url`)."""
     require_postgres()
-    schema = f"pc_test_{uuid.uuid4().hex[:16]}"
-    admin = _conninfo(test_postgres_url())
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE SCHEMA "{schema}"')
-    url = make_url(test_postgres_url()).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    schema = _idle.pop() if _idle else _new_migrated_schema()
+    _emptied(schema)
+    yield _in_schema(schema)
+    # Not when the body raised (a store that failed to open may have left anything):
+    # such a schema stays out of use until the session drops it.
+    _idle.append(schema)
+
+
+def drop_made_schemas() -> None:
+    """Drop every schema this process made (at the end of the session)."""
+    while _made:
+        schema = _made.pop()
+        _admin(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    _idle.clear()

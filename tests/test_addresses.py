@@ -10,7 +10,6 @@ import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -73,13 +72,13 @@ async def terminal(
 
 @pytest.fixture
 async def ann_and_bob(
-    tmp_path: Path,
+    store_url: str,
     clock: ManualClock,
     content: Content,
     safety_screen: SafetyScreen,
     resources: SafetyResources,
 ) -> AsyncIterator[tuple[Terminal, Terminal]]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+    url = store_url
     ann = await terminal("ann", url, clock, content, safety_screen, resources)
     bob = await terminal("bob", url, clock, content, safety_screen, resources)
     yield ann, bob

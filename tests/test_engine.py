@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from dialogs.clock import ManualClock
 from dialogs.content import Content
@@ -494,9 +496,15 @@ async def test_evening_followup_is_at_seven_local_time(
 
 
 async def test_a_store_failure_gets_an_apology_not_silence(
-    chat: Chat, store: SqlStore, caplog: pytest.LogCaptureFixture
+    chat: Chat, store: SqlStore, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await store.close()
+    @asynccontextmanager
+    async def database_gone() -> AsyncIterator[object]:
+        # What the driver raises when the server went away (either backend).
+        raise OperationalError("BEGIN", None, ConnectionError("server closed the connection"))
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(store, "session", database_gone)
     with caplog.at_level(logging.ERROR):
         out = await chat.say("hello")
     assert "something went wrong on my side" in out[0].text

@@ -97,8 +97,10 @@ async def test_a_daily_checkin_late_by_a_day_is_missed_and_the_next_one_planned(
 # ----------------------------------------------------------------- once
 
 
-async def test_two_dispatcher_processes_deliver_each_followup_once(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+async def test_two_dispatcher_processes_deliver_each_followup_once(
+    tmp_path: Path, store_url: str
+) -> None:
+    url = store_url
     store = await open_store(url)
     now = datetime.now(UTC)
     people = [UserKey("test", f"p{n}") for n in range(60)]

@@ -18,7 +18,6 @@ from dialogs.reflection.store import ReflectionAnswer, ReflectionStatus
 from dialogs.store import UserKey
 from storage import SqlStore
 from storage.models import ReflectionAnswerRow
-from tests.conftest import MEMORY_URL
 
 MOD = UserKey("test", "mod")
 ANN = UserKey("test", "ann")
@@ -58,13 +57,13 @@ async def ended_reflection(store: SqlStore, clock: ManualClock) -> None:
 
 
 async def test_the_daily_job_purges_unsaved_answers_after_the_configured_days(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, store_url: str
 ) -> None:
     monkeypatch.delenv("PAUSECHECK_REFLECTION_RETENTION_DAYS", raising=False)
     clock = ManualClock()
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,
-        database_url=MEMORY_URL,
+        database_url=store_url,
         timezone="Europe/London",
         reflection_retention_days=DAYS,
     )

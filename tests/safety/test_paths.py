@@ -9,7 +9,9 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import inspect
 from sqlalchemy import text as sql
+from sqlalchemy.engine import Connection
 
 from dialogs.clock import ManualClock
 from dialogs.content import Content
@@ -36,6 +38,16 @@ async def set_profile(store: SqlStore, chat: Chat, **changes: object) -> None:
         await s.save_profile(user, replace(current, **changes))  # type: ignore[arg-type]
 
 
+def table_columns(connection: Connection) -> dict[str, list[str]]:
+    """Every table of the store but Alembic's, with its columns' names, on either backend."""
+    schema = inspect(connection)
+    return {
+        table: [column["name"] for column in schema.get_columns(table)]
+        for table in schema.get_table_names()
+        if table != "alembic_version"
+    }
+
+
 async def rows_about(store: SqlStore, chat: Chat) -> dict[str, int]:
     """Rows in every table that mention the person, by table."""
     found: dict[str, int] = {}
@@ -46,17 +58,8 @@ async def rows_about(store: SqlStore, chat: Chat) -> dict[str, int]:
                 {"p": chat.address.platform, "u": chat.address.user_id},
             )
         ).scalar()
-        tables = [
-            r[0]
-            for r in await conn.execute(
-                sql(
-                    "select name from sqlite_master"
-                    " where type = 'table' and name != 'alembic_version'"
-                )
-            )
-        ]
-        for table in tables:
-            columns = [r[1] for r in await conn.execute(sql(f"pragma table_info({table})"))]
+        columns_of = await conn.run_sync(table_columns)
+        for table, columns in columns_of.items():
             if table == "users":
                 count = 1 if uid is not None else 0
             elif "user_id" in columns and uid is not None:
@@ -276,7 +279,9 @@ async def test_referrals_are_counted_by_day_and_country_only(
             tuple(r)
             for r in await conn.execute(sql("select day, country, signal, count from referrals"))
         )
-        columns = [r[1] for r in await conn.execute(sql("pragma table_info(referrals)"))]
+        columns = (await conn.run_sync(table_columns))["referrals"]
+    # A date on PostgreSQL, its ISO text on SQLite.
+    rows = sorted((str(day), *rest) for day, *rest in rows)
     day = clock.now().date().isoformat()
     assert rows == [(day, "US", "crisis", 2), (day, "US", "danger", 1)]
     assert sorted(columns) == ["count", "country", "day", "signal"]
