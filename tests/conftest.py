@@ -50,6 +50,8 @@ BACKENDS = ("sqlite", "postgresql")
 # partner links, reflection, delivery or deletion. README's "Tests and checks" says the same.
 ONE_BACKEND = {
     "tests/flows/": "walks the content; the store only carries a step from turn to turn",
+    "tests/safety/test_not_sure.py": "walks the safety screen's answers through the flows",
+    "tests/safety/test_before_the_screen.py": "walks what comes before the safety questions",
     "tests/test_listener.py": "understanding typed text; the store only carries the step",
     "tests/test_engine_stateful.py": "reads the SQLite file itself to check what is at rest",
     "tests/test_scheduler.py": "APScheduler's wake-ups on the real clock, not the store",
