@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from dialogs.events import Address, Outbound
-from dialogs.store import FollowUpRequest, UserKey
+from dialogs.store import FollowUpRequest, Profile, UserKey
 from storage import SqlStore, open_store
 from tests.postgres import postgres_schema_url
 
@@ -74,16 +74,15 @@ async def _enqueue_all_released(store: SqlStore, now: datetime) -> None:
     await store.release_outbound(ids, "for anyone", now)
 
 
-async def _run_claimers(url: str, kind: str, tmp_path: Path) -> list[Counter[str]]:
-    outs = [tmp_path / f"claimer{n}.txt" for n in range(CLAIMERS)]
-    go = tmp_path / "go"
+async def _run_together(module: str, args: list[str], outs: list[Path], go: Path) -> None:
+    """One process of `module` per file in `outs` (`module URL... OUT GO`), started
+    together: each waits for `go`, so they really compete for the same rows."""
     procs = [
         await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "tests.workers.claim_worker",
-            url,
-            kind,
+            module,
+            *args,
             str(out),
             str(go),
             cwd=ROOT,
@@ -95,9 +94,16 @@ async def _run_claimers(url: str, kind: str, tmp_path: Path) -> list[Counter[str
         if all(out.with_suffix(".ready").exists() for out in outs):
             break
         await asyncio.sleep(0.01)
-    go.write_text("go")  # every claimer starts at once, so they really compete
+    go.write_text("go")  # noqa: ASYNC240 - one tiny file, nothing else runs
     results = await asyncio.gather(*(p.communicate() for p in procs))
-    assert [p.returncode for p in procs] == [0] * CLAIMERS, [r[1].decode()[-2000:] for r in results]
+    assert [p.returncode for p in procs] == [0] * len(outs), [
+        r[1].decode()[-2000:] for r in results
+    ]
+
+
+async def _run_claimers(url: str, kind: str, tmp_path: Path) -> list[Counter[str]]:
+    outs = [tmp_path / f"claimer{n}.txt" for n in range(CLAIMERS)]
+    await _run_together("tests.workers.claim_worker", [url, kind], outs, tmp_path / "go")
     return [Counter(out.read_text().split()) if out.exists() else Counter() for out in outs]
 
 
@@ -168,3 +174,40 @@ async def test_a_claimer_takes_other_rows_instead_of_waiting_for_locked_ones(
         assert not locked & {str(id_) for id_ in taken}
     finally:
         await other.close()
+
+
+async def test_three_dispatcher_processes_deliver_each_followup_once(
+    url: str, store: SqlStore, tmp_path: Path
+) -> None:
+    """The real engine and dispatcher (tests/workers/dispatch_worker.py) in three
+    processes on one PostgreSQL database."""
+    now = datetime.now(UTC)
+    people = [UserKey("test", f"d{n}") for n in range(60)]
+    async with store.session() as session:
+        for user in people:
+            # Real time, at any hour: no quiet hours, or at night it would wait.
+            await session.save_profile(
+                user,
+                Profile(
+                    consent_at=now,
+                    adult=True,
+                    screened=True,
+                    quiet_start="00:00",
+                    quiet_end="00:00",
+                ),
+            )
+            await session.schedule_followup(
+                user,
+                FollowUpRequest(
+                    "followup",
+                    user.user_id,
+                    now - timedelta(seconds=1),
+                    now + timedelta(hours=1),
+                    f"k-{user.user_id}",
+                ),
+            )
+    outs = [tmp_path / f"worker{n}.txt" for n in range(CLAIMERS)]
+    await _run_together("tests.workers.dispatch_worker", [url], outs, tmp_path / "go")
+    sent = Counter(line for out in outs if out.exists() for line in out.read_text().split())
+    assert sent == Counter({user.user_id: 1 for user in people})
+    assert sum(1 for out in outs if out.exists() and out.read_text()) >= 2
