@@ -148,6 +148,15 @@ class DiscordAdapter:
                 client.user,
             )
 
+    def _in_tenure(self, what: str) -> bool:
+        """False for an event that came through the gateway after this worker's lease
+        ran out (bot.discord.lease): another worker may hold the gateway and get the
+        same event, so this one leaves it alone."""
+        if self._keeper is None or self._keeper.in_tenure():
+            return True
+        log.warning("a %s arrived after this worker's gateway lease ran out; left alone", what)
+        return False
+
     @property
     def holds_gateway(self) -> bool:
         """This worker's gateway is open under the lease (for health checks)."""
@@ -322,6 +331,8 @@ class DiscordAdapter:
     # handled in that person's turn, dropped past their burst cap.
 
     async def on_command(self, interaction: discord.Interaction, command: Command) -> None:
+        if not self._in_tenure("command"):
+            return
         dm = is_dm(interaction)
 
         async def work() -> None:
@@ -338,6 +349,8 @@ class DiscordAdapter:
         )
 
     async def on_choice(self, interaction: discord.Interaction, choice_id: str) -> None:
+        if not self._in_tenure("button press"):
+            return
         dm = is_dm(interaction)
 
         async def work() -> None:
@@ -359,6 +372,8 @@ class DiscordAdapter:
     async def on_group_choice(self, interaction: discord.Interaction, choice_id: str) -> None:
         """A button on a post the whole channel sees (Join): the press is answered
         for the presser alone, and the post keeps its buttons for everyone else."""
+        if not self._in_tenure("button press"):
+            return
         dm = is_dm(interaction)
 
         async def work() -> None:
@@ -374,12 +389,16 @@ class DiscordAdapter:
         )
 
     async def on_foreign_press(self, interaction: discord.Interaction) -> None:
+        if not self._in_tenure("button press"):
+            return
         log.info("button pressed by someone it was not for user=%s", _who(interaction.user))
         await interaction.response.send_message(
             self._guide.content.copy.not_your_button, ephemeral=True
         )
 
     async def on_direct_message(self, message: discord.Message) -> None:
+        if not self._in_tenure("direct message"):
+            return
         if (
             message.author.bot
             or message.guild is not None

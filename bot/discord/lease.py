@@ -75,6 +75,9 @@ class Timing:
 class LeaseHolder(Protocol):
     """One lease, seen by one would-be holder."""
 
+    # Other workers may hold it (False: this process is the only one there is).
+    shared: bool
+
     async def acquire(self) -> bool: ...
 
     async def renew(self) -> bool: ...
@@ -97,6 +100,8 @@ class Gateway(Protocol):
 class SoleLease:
     """SQLite: one process, so the lease is always this worker's."""
 
+    shared = False
+
     async def acquire(self) -> bool:
         return True
 
@@ -109,6 +114,8 @@ class SoleLease:
 
 class StoredLease:
     """A row of `leases` (storage.leases), for PostgreSQL."""
+
+    shared = True
 
     def __init__(self, leases: Leases, name: str, holder: str, ttl: float) -> None:
         self._leases = leases
@@ -162,11 +169,23 @@ class GatewayKeeper:
         self._task: asyncio.Task[None] | None = None
         self._first: asyncio.Future[bool] | None = None
         self._held = False
+        # Until when (on `clock`) the open gateway is this worker's; None when shut.
+        self._deadline: float | None = None
         # Set by `stop`. Cancelling alone is not enough on Python 3.11: a
         # `wait_for` whose inner call finishes just as the task is cancelled
         # swallows the cancellation.
         self._stopping = asyncio.Event()
         self.holding = False  # the gateway is open under the lease (for health checks)
+
+    def in_tenure(self) -> bool:
+        """May an event from the gateway be handled now? Only before the deadline of
+        the last renewal: a worker whose event loop was blocked or frozen past it
+        may find events in its socket before the keeper has woken up to close it,
+        and by then another worker may hold the gateway. Always, when no other
+        worker can exist (SQLite)."""
+        if not self._lease.shared:
+            return True
+        return self._deadline is not None and self._clock() < self._deadline
 
     async def start(self) -> bool:
         """Keep the lease in the background from now on; wait for the first attempt.
@@ -236,7 +255,7 @@ class GatewayKeeper:
         """With the lease just taken: open the gateway and renew until the lease is
         lost or the gateway fails; the gateway is closed on return."""
         timing = self._timing
-        deadline = timing.deadline(renewed_at)
+        deadline = self._deadline = timing.deadline(renewed_at)
         next_renewal = renewed_at + timing.renew_every
         opening: asyncio.Task[None] | None = asyncio.create_task(
             self._gateway.open(), name="discord-gateway-open"
@@ -269,11 +288,12 @@ class GatewayKeeper:
                     return _Ended.LOST
                 if not await self._renewed(started, deadline):
                     return _Ended.LOST
-                deadline = timing.deadline(started)
+                deadline = self._deadline = timing.deadline(started)
                 next_renewal = started + timing.renew_every
             return _Ended.LOST
         finally:
             self.holding = False
+            self._deadline = None
             if opening is not None:
                 opening.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

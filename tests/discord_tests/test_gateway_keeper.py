@@ -16,6 +16,7 @@ import pytest
 
 from bot.discord.lease import GatewayKeeper, SoleLease, Timing, gateway_lease
 from storage import SqlStore
+from tests.discord_tests.conftest import SIMULATED, World, texts
 
 FAST = Timing(ttl=0.6, renew_every=0.05, retry_every=0.02, margin=0.3, failure_backoff=0.2)
 PATIENCE = 10.0  # seconds before a wait counts as a hang
@@ -33,6 +34,7 @@ async def until(condition: Callable[[], bool]) -> None:
 class ScriptedLease:
     """A lease someone else may hold; renewals can be refused, fail or hang."""
 
+    shared = True
     free: bool = True
     renewal: str = "ok"  # "ok", "refused", "error" or "hang"
     log: list[str] = field(default_factory=list)
@@ -221,3 +223,64 @@ def test_the_holder_gives_up_before_the_lease_can_expire() -> None:
 
 async def test_on_sqlite_the_lease_is_always_held(store: SqlStore) -> None:
     assert isinstance(gateway_lease(store, Timing()), SoleLease)
+
+
+class ManualMonotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_past_its_deadline_a_holder_handles_nothing_even_before_it_wakes(
+    lease: ScriptedLease, gateway: ScriptedGateway
+) -> None:
+    clock = ManualMonotonic()
+    keeper = GatewayKeeper(lease, gateway, FAST, clock=clock)
+    try:
+        assert await keeper.start()
+        assert keeper.in_tenure()
+        # Frozen past the deadline (a blocked event loop, a paused VM): the next
+        # thing to run may be an event from the socket, not the keeper.
+        clock.now += FAST.ttl - FAST.margin + 0.01
+        assert not keeper.in_tenure()
+    finally:
+        await keeper.stop()
+    assert not keeper.in_tenure()
+
+
+async def test_alone_on_sqlite_the_holder_is_always_in_tenure(gateway: ScriptedGateway) -> None:
+    clock = ManualMonotonic()
+    keeper = GatewayKeeper(SoleLease(), gateway, FAST, clock=clock)
+    try:
+        assert await keeper.start()
+        clock.now += 3600
+        assert keeper.in_tenure()
+    finally:
+        await keeper.stop()
+
+
+class OutOfTenure:
+    holding = True
+
+    def in_tenure(self) -> bool:
+        return False
+
+    async def stop(self) -> None:
+        return None
+
+
+@SIMULATED
+async def test_an_event_arriving_after_the_lease_ran_out_is_left_alone(world: World) -> None:
+    world.adapter._keeper = OutOfTenure()  # type: ignore[assignment]
+    await world.alice.send_dm("/pause")
+    await world.env.settle()
+    assert [m for m in world.alice.user.dm_channel.history() if m.author.bot] == []
+    assert (await world.state(world.alice)).flow_id is None
+
+    world.adapter._keeper = None  # in tenure again: the same DM is handled
+    await world.alice.send_dm("/pause")
+    assert "pause for a minute" in texts(
+        [m for m in world.alice.user.dm_channel.history() if m.author.bot]
+    )
