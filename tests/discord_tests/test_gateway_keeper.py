@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from bot.discord.lease import GatewayKeeper, SoleLease, Timing, gateway_lease
+from bot.discord.lease import GatewayKeeper, SoleLease, StoredLease, Timing, gateway_lease
 from storage import SqlStore
 from tests.discord_tests.conftest import SIMULATED, World, texts
 
@@ -221,8 +221,11 @@ def test_the_holder_gives_up_before_the_lease_can_expire() -> None:
         Timing(ttl=5.0, renew_every=4.0, margin=2.0)
 
 
-async def test_on_sqlite_the_lease_is_always_held(store: SqlStore) -> None:
-    assert isinstance(gateway_lease(store, Timing()), SoleLease)
+async def test_the_lease_is_a_row_on_postgresql_and_always_held_on_sqlite(
+    store: SqlStore, backend: str
+) -> None:
+    lease = gateway_lease(store, Timing())
+    assert isinstance(lease, SoleLease if backend == "sqlite" else StoredLease)
 
 
 class ManualMonotonic:
