@@ -300,9 +300,10 @@ class FlowRunner:
         return None if index is None else shown[index]
 
     def shown_options(self, turn: Turn, step: ChoiceStep) -> list[int]:
-        """The indexes of the options offered now: those that fit the person's local hour."""
-        hour = turn.at.astimezone(self._checkins.zone_of(turn.profile)).hour
-        return [i for i, o in enumerate(step.options) if o.shown_at(hour)]
+        """The indexes of the options offered now: those that fit the person's local hour
+        and day of the week."""
+        local = turn.at.astimezone(self._checkins.zone_of(turn.profile))
+        return [i for i, o in enumerate(step.options) if o.shown_at(local.hour, local.weekday())]
 
     def pressed(self, turn: Turn, step: ChoiceStep, option_id: str) -> int | None:
         """The index of a pressed option, if it is offered now (a button shown before

@@ -138,7 +138,7 @@ def _excerpt(step: Step) -> str:
     """What the step does when that is the point (a follow-up, a profile write...),
     else the start of its first text."""
     if isinstance(step, ScheduleStep):
-        text = f"follow-up: {step.flow} " + (f"in {step.after}" if step.after else f"at {step.at}")
+        text = f"follow-up: {step.flow} {step.described()}"
     elif step.text:
         text = " ".join(step.text[0].split())
     elif isinstance(step, RememberStep):

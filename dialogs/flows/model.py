@@ -18,6 +18,10 @@ from dialogs.flows.templates import template_fields
 
 Ident = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", min_length=1, max_length=32)]
 VarValue = str | int
+# Days of the week as options name them, Monday first (index = `datetime.weekday()`).
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 # Discord's message limit is the tighter of the two platforms.
 MAX_TEXT = 2000
@@ -123,6 +127,9 @@ class Option(_Strict):
     # including) the second; [9, 5] wraps past midnight. For time words that stop
     # fitting the clock: no "This evening" after midnight.
     hours: tuple[int, int] | None = None
+    # Offered only on these local days of the week (and within `hours`, if given too).
+    # For words that depend on the weekday: no "This weekend" on a Sunday night.
+    days: tuple[Day, ...] | None = Field(default=None, min_length=1)
 
     def assigned(self, variables: Mapping[str, VarValue]) -> dict[str, VarValue]:
         """What choosing this option writes: its `set`, then its `add` on the numbers
@@ -141,8 +148,18 @@ class Option(_Strict):
                 raise ValueError("'hours' is [from, to]: from 0 to 23, to 1 to 24, not equal")
         return self
 
-    def shown_at(self, hour: int) -> bool:
-        """Whether the option is offered at this local hour (0 to 23)."""
+    @field_validator("days")
+    @classmethod
+    def _each_day_once(cls, days: tuple[Day, ...] | None) -> tuple[Day, ...] | None:
+        if days is not None and len(set(days)) != len(days):
+            raise ValueError("'days' names a day twice")
+        return days
+
+    def shown_at(self, hour: int, weekday: int) -> bool:
+        """Whether the option is offered at this local hour (0 to 23) on this local
+        weekday (0 is Monday, as `datetime.weekday`)."""
+        if self.days is not None and DAYS[weekday] not in self.days:
+            return False
         if self.hours is None:
             return True
         start, end = self.hours
@@ -167,11 +184,20 @@ class ChoiceStep(_Step):
 
     @model_validator(mode="after")
     def _something_to_tap_at_every_hour(self) -> ChoiceStep:
-        bare = [h for h in range(24) if not any(o.shown_at(h) for o in self.options)]
+        bare = [
+            (d, h)
+            for d in range(7)
+            for h in range(24)
+            if not any(o.shown_at(h, d) for o in self.options)
+        ]
         if bare:
-            raise ValueError(f"no option is offered at {bare[0]:02d}:00 (see 'hours')")
+            day, hour = bare[0]
+            # An hour bare on every day is a matter of `hours`: no day to name.
+            every_day = all((d, hour) in bare for d in range(7))
+            on = "" if every_day else f"on {DAY_NAMES[day]} "
+            raise ValueError(f"no option is offered {on}at {hour:02d}:00 (see 'hours', 'days')")
         other = next((o for o in self.options if o.id == self.other), None)
-        if other is not None and other.hours is not None:
+        if other is not None and (other.hours is not None or other.days is not None):
             raise ValueError("the 'other' option takes any text, so it must be offered always")
         return self
 
@@ -267,13 +293,15 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
 class ScheduleStep(_Step):
-    """Asks for `flow` to start later: `after` a duration, or at the next `at` local time.
+    """Asks for `flow` to start later: `after` a duration, or at the next `at` local time
+    (on the next day `on`, if given: "sat" with "09:00" is Saturday morning).
     Past `expires_after` beyond its due time, a late follow-up is recorded as missed."""
 
     kind: Literal["schedule"]
     flow: Ident
     after: str | None = None
     at: str | None = None
+    on: Day | None = None
     expires_after: str = "6h"
     next: Ident
 
@@ -281,6 +309,8 @@ class ScheduleStep(_Step):
     def _when(self) -> ScheduleStep:
         if (self.after is None) == (self.at is None):
             raise ValueError("a schedule step needs exactly one of 'after' or 'at'")
+        if self.on is not None and self.at is None:
+            raise ValueError("'on' names the day of an 'at' time, which is missing")
         if self.after is not None:
             parse_duration(self.after)
         if self.at is not None and not _HHMM.match(self.at):
@@ -293,6 +323,17 @@ class ScheduleStep(_Step):
 
     def local_time(self) -> time | None:
         return time.fromisoformat(self.at) if self.at else None
+
+    def weekday(self) -> int | None:
+        """The `on` day as `datetime.weekday` counts it (0 is Monday), if given."""
+        return DAYS.index(self.on) if self.on is not None else None
+
+    def described(self) -> str:
+        """When, for authors' views (transcripts, diagrams): "in 1h", "at 09:00 on Saturday"."""
+        if self.after is not None:
+            return f"in {self.after}"
+        weekday = self.weekday()
+        return f"at {self.at}" + ("" if weekday is None else f" on {DAY_NAMES[weekday]}")
 
     def expiry(self) -> timedelta:
         return parse_duration(self.expires_after)

@@ -17,12 +17,15 @@ from dialogs.content import Content
 from dialogs.flows import journeys
 from dialogs.flows.branching import choose_branch
 from dialogs.flows.model import (
+    DAY_NAMES,
+    DAYS,
     MEMORY_VARIABLES,
     PROFILE_VARIABLES,
     ActionStep,
     AskStep,
     BranchStep,
     ChoiceStep,
+    Day,
     EndStep,
     Flow,
     HandoffStep,
@@ -378,8 +381,7 @@ def _silent(
     if isinstance(step, BranchStep):
         return None, choose_branch(step, variables)
     if isinstance(step, ScheduleStep):
-        when = f"in {step.after}" if step.after else f"at {step.at}"
-        return f"*(a follow-up: `{step.flow}` {when})*", step.next
+        return f"*(a follow-up: `{step.flow}` {step.described()})*", step.next
     if isinstance(step, RememberStep):
         fields = ", ".join(_remembered(name, value, variables) for name, value in step.set.items())
         return f"*(remembers: {fields})*", step.next
@@ -447,10 +449,25 @@ def _buttons(step: Step, variables: dict[str, VarValue]) -> tuple[str, ...]:
 
 def _button(option: Option, variables: dict[str, VarValue]) -> str:
     label = f"[{_render(option.label, variables)}]"
-    if option.hours is None:
+    if option.days is None and option.hours is None:
         return label
-    start, end = option.hours
-    return f"{label} *(offered {start:02d}:00 to {end:02d}:00 local)*"
+    when = [] if option.days is None else [_days(option.days)]
+    if option.hours is None:
+        when.append("local day")
+    else:
+        start, end = option.hours
+        when.append(f"{start:02d}:00 to {end:02d}:00 local")
+    return f"{label} *(offered {', '.join(when)})*"
+
+
+def _days(days: Sequence[Day]) -> str:
+    """'Monday to Saturday' for three or more days in a row, else 'on Fridays and
+    Sundays', 'on Sundays'."""
+    indexes = sorted(DAYS.index(d) for d in days)
+    if len(indexes) > 2 and indexes == list(range(indexes[0], indexes[-1] + 1)):
+        return f"{DAY_NAMES[indexes[0]]} to {DAY_NAMES[indexes[-1]]}"
+    names = [f"{DAY_NAMES[i]}s" for i in indexes]
+    return "on " + (names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1])
 
 
 def _heading(t: Transcript) -> list[str]:

@@ -116,9 +116,12 @@ class Checkins:
         if delay is not None:
             target = now + delay
         else:
-            local = step.local_time()
+            local, weekday = step.local_time(), step.weekday()
             assert local is not None
-            target = next_local_time(now, local, zone)
+            if weekday is None:
+                target = next_local_time(now, local, zone)
+            else:
+                target = next_weekly_time(now, weekday, local, zone)
         asked = target
         target = after_quiet_hours(target, zone, *quiet_hours(turn.profile))
         # The confirmation says when it will really come, and why when quiet hours

@@ -15,6 +15,7 @@ import itertools
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from dialogs.clock import ManualClock
 from dialogs.content import Content
@@ -26,6 +27,7 @@ from dialogs.flows.model import (
     BranchStep,
     ChoiceStep,
     Flow,
+    Option,
     ScaleStep,
     ScheduleStep,
 )
@@ -41,6 +43,8 @@ from tests.conftest import onboard
 ADDRESS = Address("walker", "w1", "w1")
 USER = UserKey("walker", "w1")
 END = ("<end>",)
+# The engine's zone in tests (tests/conftest.py); the walker's profile has no other.
+ZONE = ZoneInfo("Europe/London")
 StateKey = tuple[object, ...]
 
 
@@ -53,6 +57,18 @@ def _scale_values(flow: Flow) -> list[int]:
                     if bound is not None:
                         values |= {max(0, min(10, bound - 1)), max(0, min(10, bound))}
     return sorted(values)
+
+
+def offered_from(now: datetime, option: Option) -> datetime:
+    """The first whole hour from `now` at which `option` is offered, in the walker's
+    zone (London: UTC in January). The walk runs on a Monday at noon; an option
+    hidden then ("Tomorrow morning" from 22:00, "Next weekend" on a Sunday) is
+    pressed at its own time, so the steps behind it are walked too."""
+    for hours in range(7 * 24):
+        local = (now + timedelta(hours=hours)).astimezone(ZONE)
+        if option.shown_at(local.hour, local.weekday()):
+            return now if hours == 0 else local.replace(minute=0, second=0, microsecond=0)
+    raise AssertionError(f"option {option.id!r} is offered at no hour of the week")
 
 
 @dataclass
@@ -111,12 +127,12 @@ class Walk:
         step = flow.step(state.node_id)
         at = self.clock.now()
 
-        def press(option: str) -> Inbound:
+        def press(option: str, when: datetime = at) -> Inbound:
             payload = encode_payload(Payload(flow.id, step.id, option, state.turn))  # type: ignore[union-attr]
-            return Inbound(ADDRESS, f"w{next(self.events)}", at, choice=payload)
+            return Inbound(ADDRESS, f"w{next(self.events)}", when, choice=payload)
 
         if isinstance(step, ChoiceStep):
-            return [press(o.id) for o in step.options]
+            return [press(o.id, offered_from(at, o)) for o in step.options]
         if isinstance(step, ScaleStep):
             return [press(str(v)) for v in _scale_values(flow)]
         if isinstance(step, AskStep):
@@ -179,17 +195,24 @@ async def test_every_path_of_every_flow_reaches_an_end(
             representative[key] = state
             frontier.append(key)
             walk.mark_asked(state)
-    tries = 0
+    tries = off_hours = 0
+    noon = clock.now()
     while frontier:
         key = frontier.pop()
         state = representative[key]
         for inbound in walk.answers(state):
+            # An option hidden at noon is pressed at a time it is offered, and the
+            # conversation is restored as it stood then.
+            clock.set(inbound.at)
             await walk.restore(state)
             replies = await engine.handle(inbound)
             assert replies, f"no reply at {key}"
             assert "something went wrong" not in replies[0].text, f"engine error at {key}"
+            assert "earlier step" not in replies[0].text, f"{inbound.choice} not taken at {key}"
+            off_hours += inbound.at != noon
             tries += 1
             after = await walk.load()
+            clock.set(noon)
             after_key = walk.key(after)
             edges[key].add(after_key)
             if after_key != END and after_key not in representative:
@@ -221,6 +244,7 @@ async def test_every_path_of_every_flow_reaches_an_end(
     }
     assert questions - walk.visited_steps == set()
     assert tries > 50  # the walk really walked
+    assert off_hours > 0  # options hidden at noon were pressed at their own hours
 
     # Schedule steps ran through the store too (they sit between questions, so the
     # question coverage above reaches them; this checks they did their work).

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from dialogs.clock import ManualClock
 from dialogs.engine import Engine
 from dialogs.followups.dispatcher import Dispatcher
+from dialogs.payloads import decode_payload, encode_payload
 from dialogs.store import UserKey
 from storage import SqlStore
 from tests.conftest import Chat, texts
@@ -76,10 +77,108 @@ async def test_rewording_skipping_examples_and_a_later_reminder(
     out = texts(await chat.press("Got it"))
     assert "Someone who reaches" not in out
     assert "When could you have the talk?" in out
-    await chat.press("This weekend")
+    await chat.press("I'll pick a time")
     assert [c.label for c in chat.buttons()] == ["Tomorrow, same time", "In 3 days", "No thanks"]
     await chat.press("In 3 days")
     assert await pending(store, clock) == [("talk_reminder", timedelta(days=3))]
+
+
+def local(day: int, hour: int, minute: int = 0) -> datetime:
+    """January 2026 in the person's zone (London, UTC then): the 5th is a Monday."""
+    return datetime(2026, 1, day, hour, minute, tzinfo=UTC)
+
+
+async def to_when(chat: Chat) -> list[str]:
+    await chat.command("talk")
+    await chat.press("That works for me")
+    await chat.press("Got it")
+    return [c.label for c in chat.buttons()]
+
+
+@pytest.mark.parametrize("hour", [10, 20, 23])
+async def test_on_a_sunday_this_weekend_is_not_offered_the_next_one_is(
+    chat: Chat, store: SqlStore, clock: ManualClock, hour: int
+) -> None:
+    clock.set(local(11, hour))  # Sunday
+    offered = await to_when(chat)
+    assert "This weekend" not in offered
+    assert offered[-2:] == ["Next weekend", "I'll pick a time"]
+    # A button for "This weekend" from another day is not taken on a Sunday.
+    turn = decode_payload(chat.buttons()[0].id)
+    assert turn is not None
+    out = await chat.send(choice=encode_payload(replace(turn, option="weekend")))
+    assert "earlier step" in texts(out)
+    await chat.press("Next weekend")
+    # Saturday is next week's; Sunday morning would be a week away, not "at the weekend".
+    assert [c.label for c in chat.buttons()] == ["Saturday morning", "No thanks"]
+    out = await chat.press("Saturday morning")
+    assert "Done, I'll send it on Sat 17 Jan at 09:00." in texts(out)
+    assert await pending(store, clock) == [("talk_reminder", local(17, 9) - clock.now())]
+
+
+@pytest.mark.parametrize(
+    ("day", "offered", "press", "said", "due"),
+    [
+        # Monday to Friday: either weekend morning, this week's.
+        (
+            5,
+            ["Saturday morning", "Sunday morning"],
+            "Sunday morning",
+            "on Sun 11 Jan",
+            local(11, 9),
+        ),
+        (9, ["Saturday morning", "Sunday morning"], "Saturday morning", "tomorrow", local(10, 9)),
+        # Saturday: only Sunday is still ahead (a "Saturday" reminder would be a week on).
+        (10, ["Sunday morning"], "Sunday morning", "tomorrow", local(11, 9)),
+    ],
+)
+async def test_this_weekend_reminders_name_the_day_and_come_before_it_ends(
+    chat: Chat,
+    store: SqlStore,
+    clock: ManualClock,
+    day: int,
+    offered: list[str],
+    press: str,
+    said: str,
+    due: datetime,
+) -> None:
+    clock.set(local(day, 23, 30))
+    assert "This weekend" in await to_when(chat)
+    await chat.press("This weekend")
+    assert [c.label for c in chat.buttons()] == [*offered, "No thanks"]
+    out = await chat.press(press)
+    assert f"Done, I'll send it {said} at 09:00." in texts(out)
+    assert await pending(store, clock) == [("talk_reminder", due - clock.now())]
+
+
+@pytest.mark.parametrize(
+    ("now", "said"),
+    [(local(6, 1), "at 09:00"), (local(5, 23, 30), "tomorrow at 09:00")],
+)
+async def test_late_at_night_a_later_reminder_is_the_morning_not_two_mornings_on(
+    chat: Chat, store: SqlStore, clock: ManualClock, now: datetime, said: str
+) -> None:
+    clock.set(now)
+    offered = await to_when(chat)
+    assert "Tonight" not in offered
+    await chat.press("I'll pick a time")
+    labels = [c.label for c in chat.buttons()]
+    # "Same time" tomorrow would be in quiet hours, moved to 08:00 a day later.
+    assert "Tomorrow, same time" not in labels and "Tomorrow morning" in labels
+    out = await chat.press("Tomorrow morning")
+    assert f"Done, I'll send it {said}." in texts(out)
+    assert "quiet hours" not in texts(out)
+    assert await pending(store, clock) == [("talk_reminder", local(6, 9) - now)]
+
+
+async def test_in_the_evening_a_reminder_tonight_comes_before_quiet_hours(
+    chat: Chat, clock: ManualClock
+) -> None:
+    clock.set(local(5, 19, 30))
+    await to_when(chat)
+    await chat.press("Tonight")
+    # 22:30 would be in quiet hours: the reminder would come the next morning.
+    assert [c.label for c in chat.buttons()] == ["In an hour", "No thanks"]
 
 
 @pytest.mark.parametrize("when", ["Tonight", "I'll pick a time"])

@@ -5,19 +5,21 @@ local hour (no "This evening" after midnight)."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
 
 from dialogs.clock import ManualClock
+from dialogs.engine import Engine
 from dialogs.flows.model import ChoiceStep
+from dialogs.followups.dispatcher import Dispatcher
 from dialogs.payloads import decode_payload, encode_payload
-from dialogs.store import UserKey
+from dialogs.store import FollowUpRequest, UserKey
 from storage import SqlStore
 from tests.conftest import Chat, texts
-from tests.test_engine import walk_pause_to_move
+from tests.test_engine import RecordingSender, walk_pause_to_move
 
 USER = UserKey("test", "u1")
 LONDON = ZoneInfo("Europe/London")  # the person's zone in these tests (UTC in January)
@@ -148,3 +150,110 @@ def test_a_choice_with_nothing_to_tap_at_some_hour_is_refused() -> None:
         ChoiceStep.model_validate(step)
     step["options"][1]["hours"] = [17, 5]  # type: ignore[index]
     ChoiceStep.model_validate(step)
+
+
+# ----------------------------------------------------------------- the day of the week
+
+
+@pytest.mark.parametrize(
+    ("zone", "weekend"), [("Europe/London", False), ("Pacific/Auckland", True)]
+)
+async def test_the_day_is_the_persons_own(
+    chat: Chat, store: SqlStore, clock: ManualClock, zone: str, weekend: bool
+) -> None:
+    # Sunday 20:00 in London is already Monday 09:00 in Auckland: a new week there.
+    async with store.session() as s:
+        await s.save_profile(USER, replace(await s.load_profile(USER), zone=zone))
+    clock.set(at(20, 0, day=11))
+    await chat.command("talk")
+    await chat.press("That works for me")
+    await chat.press("Got it")
+    offered = [c.label for c in chat.buttons()]
+    assert ("This weekend" in offered) is weekend
+    assert ("Next weekend" in offered) is not weekend
+
+
+def test_days_are_checked_like_hours() -> None:
+    step = {
+        "id": "when",
+        "kind": "choice",
+        "text": "When?",
+        "options": [
+            {"id": "wknd", "label": "This weekend", "days": ["mon", "fri"], "next": "x"},
+            {"id": "now", "label": "Now", "hours": [8, 20], "next": "x"},
+        ],
+    }
+    with pytest.raises(ValidationError, match="no option is offered on Tuesday at 00:00"):
+        ChoiceStep.model_validate(step)
+    step["options"][1]["days"] = ["tue", "wed", "thu", "sat", "sun"]  # type: ignore[index]
+    step["options"][1]["hours"] = None  # type: ignore[index]
+    ChoiceStep.model_validate(step)
+    step["options"][0]["days"] = ["mon", "mon"]  # type: ignore[index]
+    with pytest.raises(ValidationError, match="names a day twice"):
+        ChoiceStep.model_validate(step)
+    step["options"][0]["days"] = []  # type: ignore[index]
+    with pytest.raises(ValidationError, match="at least 1 item"):
+        ChoiceStep.model_validate(step)
+
+
+# ----------------------------------------------------------------- a check-in's snooze
+
+
+async def checkin_arrives(chat: Chat, engine: Engine, store: SqlStore, clock: ManualClock) -> None:
+    """A one-off check-in (as a snooze plans it) arrives now: outside quiet hours."""
+    async with store.session() as s:
+        await s.schedule_followup(
+            USER,
+            FollowUpRequest(
+                "checkin_due", "c1", clock.now(), clock.now() + timedelta(hours=6), "k"
+            ),
+        )
+    sender = RecordingSender()
+    assert await Dispatcher(store, engine, {"test": sender}, clock).run_due() == 1
+    chat.seen.extend(sender.sent[0][1])
+
+
+async def test_a_checkin_snoozed_in_the_day_comes_tomorrow_same_time(
+    chat: Chat, engine: Engine, store: SqlStore, clock: ManualClock
+) -> None:
+    clock.set(at(18, 0))
+    await checkin_arrives(chat, engine, store, clock)
+    labels = [c.label for c in chat.buttons()]
+    assert "Tomorrow" in labels and "Tomorrow morning" not in labels
+    out = await chat.press("Tomorrow")
+    assert "Okay, I'll ask again tomorrow at 18:00." in texts(out)
+    assert await due_times(store) == [at(18, 0, day=11)]
+
+
+@pytest.mark.parametrize(
+    ("now", "said"),
+    [(at(1, 0, day=11), "at 09:00"), (at(23, 30), "tomorrow at 09:00")],
+)
+async def test_a_checkin_snoozed_late_at_night_comes_the_next_morning(
+    chat: Chat, engine: Engine, store: SqlStore, clock: ManualClock, now: datetime, said: str
+) -> None:
+    # It arrived at 21:45; the person answers late. A day on from 23:30 is in quiet
+    # hours and would come at 08:00 two mornings away; from 01:00, the next night.
+    clock.set(at(21, 45))
+    await checkin_arrives(chat, engine, store, clock)
+    clock.set(now)
+    stale = await chat.press("Tomorrow")
+    assert "earlier step" in texts(stale)
+    labels = [c.label for c in chat.buttons()]
+    assert "Tomorrow" not in labels and "Tomorrow morning" in labels
+    out = await chat.press("Tomorrow morning")
+    assert f"Okay, I'll ask again {said}." in texts(out)
+    assert "quiet hours" not in texts(out)
+    assert await due_times(store) == [at(9, 0, day=11)]
+
+
+@pytest.mark.parametrize("now", [at(1, 0, day=11), at(23, 30)])
+async def test_typing_tomorrow_late_at_night_means_the_morning(
+    chat: Chat, engine: Engine, store: SqlStore, clock: ManualClock, now: datetime
+) -> None:
+    clock.set(at(21, 45))
+    await checkin_arrives(chat, engine, store, clock)
+    clock.set(now)
+    out = await chat.say("tomorrow")
+    assert "I'll ask again" in texts(out) and "09:00" in texts(out)
+    assert await due_times(store) == [at(9, 0, day=11)]
