@@ -22,9 +22,9 @@ from dialogs.insights.signals import (
     PAUSE_AFTER,
     PAUSE_BEFORE,
     SETTLED_AT,
+    SPACE_AT,
     SPACE_BACK,
     SPACE_DELAYS,
-    SPACE_EVENING,
     SPACE_GRACE,
     SPACE_REMIND,
     SPACE_REMIND_YES,
@@ -215,8 +215,8 @@ def _promised(
     delay = SPACE_DELAYS.get(when)
     if delay is not None:
         target = asked_at + delay
-    elif when == SPACE_EVENING[0]:
-        target = next_local_time(asked_at, time.fromisoformat(SPACE_EVENING[1]), zone)
+    elif when in SPACE_AT:
+        target = next_local_time(asked_at, time.fromisoformat(SPACE_AT[when]), zone)
     else:
         return None
     return after_quiet_hours(target, zone, *quiet)

@@ -43,13 +43,14 @@ SPACE_REMIND_YES = "yes"
 SPACE_BACK: Where = ("space_return", "settled")
 # How long after the promised time an answer to the reminder still counts as kept.
 SPACE_GRACE = timedelta(minutes=30)
-# The promised delay of each return time; "evening" is the next 20:00, local.
+# The promised delay of each return time, and the return times at a local clock time
+# ("this evening" is the next 20:00; "tomorrow morning", offered late at night, 09:00).
 SPACE_DELAYS = {
     "in_30m": timedelta(minutes=30),
     "in_1h": timedelta(hours=1),
     "tomorrow": timedelta(days=1),
 }
-SPACE_EVENING = ("evening", "20:00")
+SPACE_AT = {"evening": "20:00", "morning": "09:00"}
 
 # A check-in counts as answered once its first question is.
 CHECKIN_ANSWERED: Where = ("checkin", "settled")
@@ -73,7 +74,7 @@ def signal_problems(flows: Mapping[str, Flow]) -> list[tuple[str, str, str]]:
     options_read = {
         HELPED: NOT_HELPED,
         SPACE_REMIND: {SPACE_REMIND_YES},
-        SPACE_WHEN: {*SPACE_DELAYS, SPACE_EVENING[0]},
+        SPACE_WHEN: {*SPACE_DELAYS, *SPACE_AT},
     }
     problems: list[tuple[str, str, str]] = []
     for (flow_id, step_id), kind in READ_STEPS.items():

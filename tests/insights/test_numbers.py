@@ -7,7 +7,8 @@ from datetime import date, time, timedelta
 from zoneinfo import ZoneInfo
 
 from dialogs.insights.numbers import Week, compute
-from tests.insights.journal import NOW, at, three_weeks, two_pauses
+from dialogs.store import JournalEntry
+from tests.insights.journal import NOW, at, choice, rating, three_weeks, two_pauses
 
 LONDON = ZoneInfo("Europe/London")
 QUIET = (time(22, 0), time(8, 0))
@@ -92,3 +93,24 @@ def test_a_trend_needs_five_pauses_and_three_weeks() -> None:
     # Five pauses over three weeks: a trend can be shown.
     spread = [rating(at(day, 9), "pause", "rate", 6) for day in (16, 17, 24, 25, 30)]
     assert not compute(spread, NOW, LONDON, QUIET).early
+
+
+def test_a_tomorrow_morning_promise_is_placed_at_nine() -> None:
+    # Asked at 23:30 for "tomorrow morning": the reminder is the next 09:00. Back at
+    # 09:20 is kept; back at 10:00 is outside the grace.
+    def promise(back_minute: int) -> list[JournalEntry]:
+        return [
+            choice(at(27, 23, 30), "space", "when", "morning"),
+            choice(at(27, 23, 31), "space", "offer", "yes"),
+            rating(
+                at(28, 9, back_minute) if back_minute < 60 else at(28, 10),
+                "space_return",
+                "settled",
+                5,
+            ),
+        ]
+
+    kept = compute(promise(20), NOW, LONDON, QUIET)
+    late = compute(promise(60), NOW, LONDON, QUIET)
+    assert (kept.space_asked, kept.space_kept) == (1, 1)
+    assert (late.space_asked, late.space_kept) == (1, 0)

@@ -14,8 +14,8 @@ from dialogs.insights.signals import (
     HELPED,
     NOT_HELPED,
     READ_STEPS,
+    SPACE_AT,
     SPACE_DELAYS,
-    SPACE_EVENING,
     SPACE_REMIND,
     SPACE_REMIND_YES,
     SPACE_WHEN,
@@ -49,13 +49,16 @@ def test_option_ids_read_are_the_flows_own(content: Content) -> None:
     # Every return time with a reminder is one the insights can place.
     # ("own", a time typed in words, gets no reminder; "stay" is no time at all: it
     # leads back to the same question.)
-    placed = {*SPACE_DELAYS, SPACE_EVENING[0]}
+    placed = {*SPACE_DELAYS, *SPACE_AT}
     assert options(content, SPACE_WHEN) - {"own", "stay"} == placed
 
 
-def test_this_evening_is_when_the_space_flow_reminds(content: Content) -> None:
-    step = content.flows["space"].step("remind_eve")
-    assert getattr(step, "at", None) == SPACE_EVENING[1]
+def test_each_clock_time_is_when_the_space_flow_reminds(content: Content) -> None:
+    steps = {"evening": "remind_eve", "morning": "remind_morning"}
+    assert set(steps) == set(SPACE_AT)
+    for when, step_id in steps.items():
+        step = content.flows["space"].step(step_id)
+        assert getattr(step, "at", None) == SPACE_AT[when]
 
 
 def _edited(tmp_path: Path, flow: str, old: str, new: str) -> Path:
