@@ -59,7 +59,7 @@ from storage.models import (
     ProcessedEventRow,
     UserRow,
 )
-from storage.notify import announce_unsent
+from storage.notify import announce_followup, announce_unsent
 from storage.outbound_rows import (
     OUTBOUND,
     PENDING,
@@ -275,13 +275,19 @@ class SqlStore:
                     )
                 ).all()
             rows = (
-                await session.scalars(
+                await session.execute(
                     update(OUTBOUND)
                     .where(OUTBOUND.c.status == PENDING, OUTBOUND.c.claimed_by == self.worker)
                     .values(claimed_by=NOBODY, updated_at=at)
-                    .returning(OUTBOUND.c.id)
+                    .returning(OUTBOUND.c.id, OUTBOUND.c.platform)
                 )
             ).all()
+            # Other workers take them now, not at their next sweep (PostgreSQL): a
+            # round for the follow-ups (any platform), the resend sweep for the rows.
+            dialect = self._engine.dialect.name
+            if followups:
+                await announce_followup(session, dialect, "", at)
+            await announce_unsent(session, dialect, {row.platform for row in rows})
         self._held.clear()
         return len(followups), len(rows)
 

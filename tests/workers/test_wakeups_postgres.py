@@ -169,3 +169,58 @@ async def test_rows_another_worker_cannot_send_are_sent_at_once_by_one_that_can(
     report = await a_delivery.send(rows)
     assert report.left == 1
     await arrivals.wait_for("elsewhere")
+
+
+@pytest.mark.parametrize("held", ["followup", "outbox row"])
+async def test_what_a_stopping_worker_gives_back_is_taken_at_once_by_another(
+    worker_a: SqlStore, worker_b: tuple[WorkerB, Any], held: str
+) -> None:
+    b, arrivals = worker_b
+    rounds = Rounds(b.scheduler)
+    due = datetime.now(UTC) + timedelta(seconds=1)
+    if held == "followup":
+        await schedule(worker_a, "of-a", due)
+        # A claims it, as its dispatcher would at the due time.
+        [claimed] = await worker_a.claim_due(due, 10, ["test"])
+        assert claimed.user.user_id == "of-a"
+    else:
+        # A turn of A's wrote a reply it has not sent yet.
+        async with worker_a.session() as session:
+            await session.enqueue_outbound(
+                UserKey("test", "of-a"), Address("test", "of-a", "of-a"), [Outbound("owed")], due
+            )
+    # B's round after the due time (a wake-up, or for the row none) finds nothing it
+    # may take; then B idles (its sweep: an hour; the row's lease: 30 s).
+    b.scheduler.notify(due)
+    await rounds.wait_past(due)
+    assert arrivals.users == []
+    # A stops gracefully and gives it back: B takes it at once.
+    released = await worker_a.release_claims(datetime.now(UTC))
+    assert released == ((1, 0) if held == "followup" else (0, 1))
+    await arrivals.wait_for("of-a")
+
+
+class Rounds:
+    """When B's dispatcher ran its rounds."""
+
+    def __init__(self, scheduler: DispatchScheduler) -> None:
+        dispatcher = scheduler._dispatcher
+        self._run = dispatcher.run_due
+        self.ended: list[datetime] = []
+        self._changed = asyncio.Event()
+        dispatcher.run_due = self._counted  # type: ignore[method-assign]
+
+    async def _counted(self) -> int:
+        began = datetime.now(UTC)
+        try:
+            return await self._run()
+        finally:
+            self.ended.append(began)
+            self._changed.set()
+
+    async def wait_past(self, moment: datetime) -> None:
+        """Until a round that began after `moment` has ended."""
+        async with asyncio.timeout(ARRIVAL_TIMEOUT):
+            while not any(began >= moment for began in self.ended):
+                self._changed.clear()
+                await self._changed.wait()
