@@ -1,0 +1,168 @@
+"""What the PostgreSQL benchmarks share: a throwaway database, the real guide's parts
+on a URL, and due follow-ups planted in bulk.
+
+The server is `PAUSECHECK_BENCH_POSTGRES_URL` (default below: the machines' local
+PostgreSQL 15). Each run gets a database of its own, `pc_bench_<random>`, dropped at
+the end, so nothing is shared with the tests' schemas or another run; a whole database
+rather than a schema, because asyncpg has no way to set `search_path` in the URL.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import insert, select, text
+from sqlalchemy.engine import make_url
+
+from dialogs.clock import SystemClock
+from dialogs.content import load_content
+from dialogs.engine import Engine
+from dialogs.safety.resource_text import resource_text
+from dialogs.safety.resources import SafetyResources
+from dialogs.safety.screen import SafetyScreen
+from dialogs.store import FollowUpRequest, Profile, UserKey
+from storage import SqlStore, open_store
+from storage.models import FollowUpRow, UserRow
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTENT = ROOT / "content"
+DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+CHUNK = 5000
+
+
+def server_url() -> str:
+    return os.environ.get("PAUSECHECK_BENCH_POSTGRES_URL", DEFAULT_SERVER)
+
+
+def _libpq(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@contextmanager
+def temporary_database() -> Iterator[str]:
+    """The name of a new, empty database on the bench server; dropped afterwards
+    (`WITH (FORCE)`: a worker killed mid-run may still hold a connection)."""
+    import psycopg
+
+    name = f"pc_bench_{uuid.uuid4().hex[:12]}"
+    admin = _libpq(server_url())
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+    try:
+        yield name
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+
+
+def database_url(database: str, driver: str = "psycopg") -> str:
+    """The async SQLAlchemy URL of `database` on the bench server, through `driver`."""
+    url = make_url(server_url()).set(drivername=f"postgresql+{driver}", database=database)
+    return url.render_as_string(hide_password=False)
+
+
+def make_engine(store: SqlStore) -> Engine:
+    """The real engine on the real content and safety screen."""
+    resources = SafetyResources.from_file(CONTENT / "safety" / "resources.yaml")
+    return Engine(
+        load_content(CONTENT),
+        store,
+        SystemClock(),
+        SafetyScreen.from_file(CONTENT / "safety" / "signals.yaml"),
+        lambda signal, country: resource_text(resources, signal, country),
+    )
+
+
+def adult_profile(now: datetime) -> Profile:
+    return Profile(
+        consent_at=now,
+        adult=True,
+        screened=True,
+        last_active_at=now,
+        session_started_at=now,
+        reminded_at=now,
+        # Quiet hours off ("/quiet off"): at night a wave would only be postponed.
+        quiet_start="00:00",
+        quiet_end="00:00",
+    )
+
+
+async def plant_followups(
+    url: str,
+    platform: str,
+    count: int,
+    first_due: datetime,
+    spread: timedelta,
+    *,
+    limit: timedelta = timedelta(days=1),
+) -> None:
+    """`count` consented adults (`<platform>:u0`, `u1`, ...), each with one follow-up,
+    due evenly from `first_due` over `spread`.
+
+    One person goes through the store's own API; the others are copies of those rows
+    inserted with SQLAlchemy Core, so every column the store writes is filled the same
+    way whatever the schema holds today. The id sequences are moved past the copies,
+    so rows the guide writes later get fresh ids."""
+    store = await open_store(url)
+    now = SystemClock().now()
+    async with store.session() as s:
+        user = UserKey(platform, "u0")
+        await s.save_profile(user, adult_profile(now))
+        await s.schedule_followup(
+            user,
+            FollowUpRequest("followup", "u0", first_due, first_due + limit, f"bench:{platform}:u0"),
+        )
+    tables = UserRow.metadata.tables
+    users, followups = tables[UserRow.__tablename__], tables[FollowUpRow.__tablename__]
+    step = spread / max(count, 1)
+    async with store.engine.begin() as conn:
+        user_row = dict(
+            (await conn.execute(select(users).where(users.c.platform == platform))).mappings().one()
+        )
+        followup_row = dict(
+            (await conn.execute(select(followups).where(followups.c.user_id == user_row["id"])))
+            .mappings()
+            .one()
+        )
+        top_user = await conn.scalar(select(users.c.id).order_by(users.c.id.desc()).limit(1))
+        top_followup = await conn.scalar(
+            select(followups.c.id).order_by(followups.c.id.desc()).limit(1)
+        )
+        for start in range(1, count, CHUNK):
+            stop = min(count, start + CHUNK)
+            await conn.execute(
+                insert(users),
+                [
+                    user_row | {"id": top_user + i, "platform_user_id": f"u{i}"}
+                    for i in range(start, stop)
+                ],
+            )
+            await conn.execute(
+                insert(followups),
+                [
+                    followup_row
+                    | {
+                        "id": top_followup + i,
+                        "user_id": top_user + i,
+                        "chat_id": f"u{i}",
+                        "dedupe_key": f"bench:{platform}:u{i}",
+                        "due_at": first_due + step * i,
+                        "expires_at": first_due + step * i + limit,
+                    }
+                    for i in range(start, stop)
+                ],
+            )
+        if conn.dialect.name == "postgresql":
+            for table in ("users", "followups"):
+                await conn.execute(
+                    text(
+                        f"select setval(pg_get_serial_sequence('{table}', 'id'),"
+                        f" (select max(id) from {table}))"
+                    )
+                )
+    await store.close()

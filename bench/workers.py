@@ -1,0 +1,218 @@
+"""Several worker processes on one PostgreSQL database (issue 19's Benchmark), in one run:
+
+(a) turns: events/s and reply p50/p99 of `engine.handle` with 1, 2 and 3 worker
+    processes on PostgreSQL, and 1 process on SQLite (a file, WAL), the pause flow
+    walked by `--people` people split among the workers, 10 events at a time each;
+(b) lateness: `--rate` follow-ups due a minute for `--minutes`, dispatched by three
+    workers, one killed with SIGKILL half-way: lateness p50/p99 (sent minus due), how
+    many were lost and how many sent twice. The killed worker's claims come back after
+    the dispatcher's lease, shortened here to `--lease` seconds (5 minutes in
+    `pausecheck run`), which is the documented crash window;
+(c) wave: `--wave` follow-ups due at once, dispatched by three workers with the caps
+    off: follow-ups/s from the go to the last send.
+
+Workers are subprocesses running the real engine and dispatcher (bench/worker_proc.py)
+with a sender that only records. They look for due follow-ups every 0.1 s when idle
+rather than through LISTEN/NOTIFY, so lateness includes up to that poll. Each
+PostgreSQL figure is measured in a database of its own (bench/pg.py).
+
+Run: `python -m bench.workers` (or `make bench`); `--quick` for a small run. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bench.pg import ROOT, adult_profile, database_url, plant_followups, temporary_database
+from dialogs.clock import SystemClock
+from dialogs.store import UserKey
+from storage import open_store
+
+START_TIMEOUT = 120.0  # seconds for workers to be ready (imports, content, a loaded machine)
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(len(ordered) * q) - 1))] if ordered else 0.0
+
+
+async def _spawn(
+    mode: str, url: str, out: Path, go: Path, *args: object
+) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.worker_proc", mode, url, str(out), str(go),
+        *(str(a) for a in args),
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+
+
+async def _ready(outs: list[Path]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while not all(o.with_suffix(".ready").exists() for o in outs):
+        if time.monotonic() > deadline:
+            raise RuntimeError("workers did not start in time")
+        await asyncio.sleep(0.05)
+
+
+async def _onboard(url: str, people: int) -> None:
+    store = await open_store(url)
+    now = SystemClock().now()
+    async with store.session() as s:
+        for n in range(people):
+            await s.save_profile(UserKey("walk", f"p{n}"), adult_profile(now))
+    await store.close()
+
+
+async def turns(url: str, workers: int, people: int, tmp: Path) -> tuple[float, float, float]:
+    """events/s, p50 and p99 seconds."""
+    await _onboard(url, people)
+    go = tmp / f"go-turns-{workers}-{time.monotonic_ns()}"
+    outs = [tmp / f"turns-{workers}-{i}-{time.monotonic_ns()}.json" for i in range(workers)]
+    procs = [await _spawn("turns", url, o, go, i, workers, people) for i, o in enumerate(outs)]
+    await _ready(outs)
+    go.write_text("go")
+    codes = [await p.wait() for p in procs]
+    if any(codes):
+        raise RuntimeError(f"a turns worker failed: exit codes {codes}")
+    results = [json.loads(o.read_text()) for o in outs]
+    events = sum(r["events"] for r in results)
+    elapsed = max(r["ended"] for r in results) - min(r["began"] for r in results)
+    latencies = [x for r in results for x in r["latencies"]]
+    return events / elapsed, statistics.median(latencies), _pct(latencies, 0.99)
+
+
+def _sent(outs: list[Path]) -> list[tuple[str, float]]:
+    lines = [line.split() for o in outs if o.exists() for line in o.read_text().splitlines()]
+    return [(who, float(at)) for who, at in lines if at]
+
+
+async def lateness(
+    url: str, rate: int, minutes: float, lease: float, tmp: Path
+) -> dict[str, float]:
+    count = int(rate * minutes)
+    start_margin = 30.0  # seconds for the workers to start before the first is due
+    first_due = datetime.now(UTC) + timedelta(seconds=start_margin)
+    spread = timedelta(minutes=minutes)
+    await plant_followups(url, "bench", count, first_due, spread, limit=timedelta(hours=1))
+    step = spread / count
+    due = {f"u{i}": (first_due + step * i).timestamp() for i in range(count)}
+    # Until the last is due, then a lease and a sweep more for the dead worker's claims.
+    until = (first_due + spread).timestamp() + lease + 5
+    go = tmp / "go-late"
+    outs = [tmp / f"late-{i}.txt" for i in range(3)]
+    procs = [await _spawn("dispatch", url, o, go, lease, until) for o in outs]
+    await _ready(outs)
+    go.write_text("go")
+    kill_at = first_due.timestamp() + spread.total_seconds() / 2
+    await asyncio.sleep(max(0.0, kill_at - time.time()))
+    procs[0].send_signal(signal.SIGKILL)
+    codes = [await p.wait() for p in procs]
+    if any(codes[1:]):
+        raise RuntimeError(f"a surviving dispatch worker failed: exit codes {codes}")
+    sent = _sent(outs)
+    times = Counter(who for who, _ in sent)
+    first_sent: dict[str, float] = {}
+    for who, at in sent:
+        first_sent[who] = min(at, first_sent.get(who, at))
+    late = [max(0.0, first_sent[who] - due[who]) for who in first_sent]
+    return {
+        "planned": count,
+        "sent": len(first_sent),
+        "lost": count - len(first_sent),
+        "twice": sum(1 for n in times.values() if n > 1),
+        "p50": statistics.median(late) if late else 0.0,
+        "p99": _pct(late, 0.99),
+        "max": max(late, default=0.0),
+    }
+
+
+async def wave(url: str, count: int, tmp: Path) -> tuple[float, int, int]:
+    """follow-ups/s, sent, sent twice."""
+    await plant_followups(
+        url, "bench", count, datetime.now(UTC) - timedelta(minutes=1), timedelta(seconds=50)
+    )
+    go = tmp / "go-wave"
+    outs = [tmp / f"wave-{i}.txt" for i in range(3)]
+    # Generous: the workers stop once the time passes; the rate counts to the last send.
+    until = time.time() + START_TIMEOUT + 30 + count / 50
+    procs = [await _spawn("dispatch", url, o, go, 300, until) for o in outs]
+    await _ready(outs)
+    began = time.time()
+    go.write_text("go")
+    while len({who for who, _ in _sent(outs)}) < count and time.time() < until:  # noqa: ASYNC110 - files other processes write
+        await asyncio.sleep(0.2)
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+        await p.wait()
+    sent = _sent(outs)
+    times = Counter(who for who, _ in sent)
+    last = max((at for _, at in sent), default=began)
+    return len(times) / max(last - began, 1e-9), len(times), sum(n > 1 for n in times.values())
+
+
+def _load() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+async def run(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        print(f"(a) turns: {args.people} people x 8 events, 10 at a time per worker")
+        print(f"{'where':<22}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}  load")
+        sqlite = f"sqlite+aiosqlite:///{tmp / 'turns.db'}"
+        rate, p50, p99 = await turns(sqlite, 1, args.people, tmp)
+        print(
+            f"{'SQLite, 1 process':<22}{rate:>10.0f}{p50 * 1000:>9.1f}{p99 * 1000:>9.1f}  {_load()}"
+        )
+        for workers in (1, 2, 3):
+            with temporary_database() as database:
+                rate, p50, p99 = await turns(database_url(database), workers, args.people, tmp)
+            where = f"PostgreSQL, {workers} worker{'s' if workers > 1 else ''}"
+            print(f"{where:<22}{rate:>10.0f}{p50 * 1000:>9.1f}{p99 * 1000:>9.1f}  {_load()}")
+        print(
+            f"\n(b) lateness: {args.rate} due a minute for {args.minutes} min, 3 workers "
+            f"on PostgreSQL, one killed with -9 half-way; lease {args.lease:.0f} s"
+        )
+        with temporary_database() as database:
+            late = await lateness(database_url(database), args.rate, args.minutes, args.lease, tmp)
+        print(
+            f"planned {late['planned']:.0f}, sent {late['sent']:.0f}, lost {late['lost']:.0f}, "
+            f"sent twice {late['twice']:.0f}; lateness p50 {late['p50']:.2f} s, p99 "
+            f"{late['p99']:.2f} s, max {late['max']:.2f} s  (load {_load()})"
+        )
+        print(f"\n(c) wave: {args.wave} follow-ups due at once, 3 workers, caps off")
+        with temporary_database() as database:
+            per_second, sent, twice = await wave(database_url(database), args.wave, tmp)
+        print(
+            f"{per_second:.0f} follow-ups/s ({sent} sent, {twice} twice; goal 1,000/s)"
+            f"  (load {_load()})"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--people", type=int, default=150)
+    parser.add_argument("--rate", type=int, default=1000, help="follow-ups due a minute")
+    parser.add_argument("--minutes", type=float, default=2.0)
+    parser.add_argument("--lease", type=float, default=10.0)
+    parser.add_argument("--wave", type=int, default=10000)
+    parser.add_argument("--quick", action="store_true", help="a small run, about 2 minutes")
+    args = parser.parse_args()
+    if args.quick:
+        args.people, args.minutes, args.wave = 30, 0.5, 1000
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
