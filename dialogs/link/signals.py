@@ -124,4 +124,7 @@ def return_time(when: str, now: datetime, sender_zone: ZoneInfo) -> datetime | N
     if when == "evening":
         # The space flow's "this evening, at 8", in the sender's own zone.
         return next_local_time(now, time(20, 0), sender_zone)
+    if when == "morning":
+        # Its late-night "tomorrow morning": the next 09:00, as its reminder.
+        return next_local_time(now, time(9, 0), sender_zone)
     return None

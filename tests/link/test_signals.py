@@ -4,12 +4,16 @@ hours; unlinking and forgetting."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from dialogs.clock import ManualClock
+from dialogs.content import Content
 from dialogs.engine import Engine
 from dialogs.events import Outbound
+from dialogs.flows.model import ChoiceStep
+from dialogs.link.signals import return_time
 from dialogs.link.store import PARTNER_SIGNAL
 from dialogs.store import FollowUpStatus
 from storage import SqlStore
@@ -321,3 +325,25 @@ async def test_stop_names_a_waiting_signal_and_cancels_it_only_when_asked(
 async def _pending(store: SqlStore) -> list[object]:
     async with store.session() as s:
         return list(await s.pending_followups(key(ALICE)))
+
+
+async def test_tomorrow_morning_late_at_night_is_the_senders_9_told_in_the_partners_time(
+    alice: Chat, bob: Chat, clock: ManualClock
+) -> None:
+    await link_up(alice, bob)
+    clock.set(clock.now().replace(hour=23, minute=30))  # 23:30 in London
+    out = await space(alice, "Tomorrow morning")
+    # 09:00 in London is 04:00 in New York: the morning /space promised, not a day on.
+    assert "\"I'm taking some space. I'll be back at 04:00 tomorrow.\"" in offer_of(out)
+    assert "(04:00 tomorrow is their time; it's 09:00 tomorrow for you.)" in offer_of(out)
+
+
+def test_every_return_time_space_offers_can_be_told_to_a_partner(content: Content) -> None:
+    # A /space time the link cannot place is silently left out of the offer: each
+    # option that names a time (it sets when_label) must have a return time.
+    step = content.flows["space"].step("when")
+    assert isinstance(step, ChoiceStep)
+    now = datetime(2026, 1, 5, 23, 30, tzinfo=UTC)
+    timed = [o.id for o in step.options if "when_label" in o.set]
+    assert "morning" in timed
+    assert [t for t in timed if return_time(t, now, ZoneInfo("Europe/London")) is None] == []
