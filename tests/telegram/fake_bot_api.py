@@ -4,7 +4,8 @@ PTB is pointed at it with `base_url=http://127.0.0.1:PORT/bot`, so the whole lib
 runs, HTTP included. The fake answers the methods the adapter uses, keeps each chat's
 messages (with edits applied, as the person would see them), records every call, and
 hands out queued updates through long polling (`getUpdates` honours `offset` and
-holds the request until an update arrives or `timeout` passes).
+holds the request until an update arrives or `timeout` passes), or POSTs them to
+webhook URLs (`deliver_by_webhook`), round robin, again until one takes each.
 
 `getChatMember` answers from `owners`, `admins` and `outsiders` (per group; everyone
 else is a member). Faults can be injected: an HTTP status (429 with `retry_after`, 5xx), a slow
@@ -30,6 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+import aiohttp
 from aiohttp import web
 
 T = TypeVar("T")
@@ -175,6 +177,12 @@ class FakeBotAPI:
     _runner: web.AppRunner | None = None
     _closing: bool = False
     _released: asyncio.Event | None = None
+    # Webhook delivery (see `deliver_by_webhook`): where pushed updates are POSTed.
+    webhook_targets: list[str] = field(default_factory=list)
+    webhook_accepted: int = 0
+    _webhook_secret: str = ""
+    _webhook_queue: asyncio.Queue[dict[str, Any]] | None = None
+    _webhook_task: asyncio.Task[None] | None = None
     # Calls being held open by a "hold" fault (see `hold`).
     holding: int = 0
     port: int = 0
@@ -196,6 +204,10 @@ class FakeBotAPI:
         # Held long polls return at once, so the server need not wait out their timeout.
         self._closing = True
         self.release()
+        if self._webhook_task is not None:
+            self._webhook_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._webhook_task
         if self._changed is not None:
             async with self._changed:
                 self._changed.notify_all()
@@ -231,9 +243,70 @@ class FakeBotAPI:
 
     def push_update(self, body: dict[str, Any]) -> int:
         update_id = next(self._update_ids)
-        self._updates.append({"update_id": update_id, **body})
+        update = {"update_id": update_id, **body}
+        if self.webhook_targets:
+            self._deliver_soon(update)
+        else:
+            self._updates.append(update)
         self._notify()
         return update_id
+
+    # ------------------------------------------------------------------ webhook delivery
+
+    def deliver_by_webhook(self, targets: list[str], secret: str) -> None:
+        """From now on, POST each pushed update to `targets` (the workers' webhook
+        URLs) instead of keeping it for getUpdates, as Telegram does in webhook mode
+        behind a load balancer: each update to the next target in turn, and to the next
+        again (after a short pause) until one answers 200. Updates are sent one at a
+        time in push order, as Telegram sends a chat's updates; `webhook_accepted`
+        counts the 200s."""
+        self.webhook_targets = list(targets)
+        self._webhook_secret = secret
+
+    def _deliver_soon(self, update: dict[str, Any]) -> None:
+        if self._webhook_queue is None:
+            self._webhook_queue = asyncio.Queue()
+            self._webhook_task = asyncio.get_running_loop().create_task(self._webhook_loop())
+        self._webhook_queue.put_nowait(update)
+
+    async def webhook_idle(self, within: float = 30.0) -> None:
+        """Wait until every pushed update was accepted by a target."""
+        if self._webhook_queue is not None:
+            async with asyncio.timeout(within):
+                await self._webhook_queue.join()
+
+    async def _webhook_loop(self) -> None:
+        assert self._webhook_queue is not None
+        turn = itertools.count()
+        async with aiohttp.ClientSession() as http:
+            while True:
+                update = await self._webhook_queue.get()
+                try:
+                    await self._post_until_taken(http, update, next(turn))
+                finally:
+                    self._webhook_queue.task_done()
+
+    async def _post_until_taken(
+        self, http: aiohttp.ClientSession, update: dict[str, Any], turn: int
+    ) -> None:
+        headers = {"X-Telegram-Bot-Api-Secret-Token": self._webhook_secret}
+        for attempt in itertools.count():
+            target = self.webhook_targets[(turn + attempt) % len(self.webhook_targets)]
+            try:
+                async with http.post(
+                    target, json=update, headers=headers, timeout=aiohttp.ClientTimeout(total=10)
+                ) as response:
+                    if response.status == 200:
+                        self.webhook_accepted += 1
+                        self.handed_out[update["update_id"]] += 1
+                        self._notify()
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            if self._closing:
+                return
+            if attempt % len(self.webhook_targets) == len(self.webhook_targets) - 1:
+                await asyncio.sleep(0.2)
 
     def message_update(
         self,

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from storage.models import UserRow
-from tests.telegram.conftest import Harness
+from tests.telegram.conftest import Harness, free_port
 from tests.telegram.test_webhook import HEADER, SECRET, hooked, post
 
 __all__ = ["hooked"]  # the fixture, shared with test_webhook.py
@@ -101,3 +101,18 @@ async def test_a_late_press_is_answered_and_leaves_the_newer_state(hooked: Harne
     assert (await hooked.state(PERSON)).flow_id == "privacy"
     assert await last_update_id(hooked) == 12
     assert await inbox._rows.count() == 0
+
+
+async def test_the_fake_delivers_updates_by_webhook_past_a_dead_worker(hooked: Harness) -> None:
+    """The fake Bot API in webhook mode (for multi-worker runs): each update goes to
+    the next target in turn, and on to the next while one does not answer."""
+    fake = hooked.fake
+    await hooked.onboard(PERSON)
+    dead = f"http://127.0.0.1:{free_port()}/telegram/hook"
+    fake.deliver_by_webhook([dead, fake.webhook_url], SECRET)
+    person = hooked.person(PERSON)
+    await person.say("/help", until="When it's hard")
+    await person.say("/privacy", until="What I keep:")
+    await fake.webhook_idle()
+    assert fake.webhook_accepted == 2
+    assert fake._updates == []  # nothing left for getUpdates
