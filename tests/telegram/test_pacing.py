@@ -147,10 +147,13 @@ async def test_no_typing_for_an_answer_slow_only_behind_others(
         return await real(inbound)
 
     verdicts: list[bool] = []
+    both_judged = asyncio.Event()
     judge = tg.adapter._typing_worth_it
 
     def recorded() -> bool:
         verdicts.append(judge())
+        if len(verdicts) == 2:
+            both_judged.set()
         return verdicts[-1]
 
     monkeypatch.setattr(tg.guide.engine, "handle", held)
@@ -160,7 +163,7 @@ async def test_no_typing_for_an_answer_slow_only_behind_others(
     tg.fake.push_message(ME, "/help")
     await tg.fake.wait_for(lambda: tg.fake.ok_calls("sendChatAction", ME))
     tg.fake.push_message(other, "/help")
-    await tg.fake.wait_for(lambda: len(verdicts) == 2, within=10)
+    await asyncio.wait_for(both_judged.wait(), 10)
     release.set()
     for user_id in (ME, other):
         await tg.person(user_id).replies_after(0, "Tap a button")
