@@ -642,7 +642,7 @@ def print_calls(results: Sequence[Result]) -> None:
     print(
         "  a press: answerCallbackQuery + editMessageText (the choice shown in the question)"
         " + the reply's messages; /pause: its messages; sendChatAction ('typing') only when"
-        " the engine has not answered within 1 s"
+        " the engine has not answered within 1 s and at most 8 answers are in the works"
     )
 
 
