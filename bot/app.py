@@ -249,10 +249,14 @@ async def _build_guide(
         scheduled=senders,
         reply_ttl=timedelta(seconds=settings.outbox_reply_ttl_seconds),
         scheduled_ttl=timedelta(seconds=settings.outbox_scheduled_ttl_seconds),
-        # Leases shrink with the demo clock: a crashed claim must come back before the
-        # follow-up's own (shrunk) limit makes it missed.
-        lease=OUTBOX_LEASE / delay_scale,
+        # Not shrunk with the demo clock: it covers a real send (retries, a 429's
+        # wait, a toast answered first), which takes as long at any clock, and the
+        # rows' limits are real time too. A restart on SQLite takes a dead
+        # process's rows at once anyway.
+        lease=OUTBOX_LEASE,
     )
+    # The follow-up lease shrinks with the demo clock: a crashed claim must come
+    # back before the follow-up's own (shrunk) limit makes it missed.
     dispatcher = Dispatcher(
         store, engine, senders, clock, delivery=delivery, lease=FOLLOWUP_LEASE / delay_scale
     )

@@ -42,6 +42,7 @@ sends what is owed from the lowest seq first (`_send_address`, `Store.take_chat`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -241,6 +242,9 @@ class Delivery:
         self._gates: dict[Address, _Gate] = {}
         self._left: dict[Address, dict[int, int]] = {}
         self._taken: dict[int, datetime] = {}
+        # Sends waiting for an earlier row of ours that its sender has not handed
+        # over yet, woken when a send to the address ends or rows are marked.
+        self._settled: dict[Address, asyncio.Event] = {}
         # The group commit of marks: those noted and not yet taken by a flush, the
         # future their writers wait on, and the flush in flight with its own.
         self._marks: list[Mark] = []
@@ -306,28 +310,54 @@ class Delivery:
         sent by nobody here. Rows that were `first` when written, with nothing this
         process left pending for the address, go as they are; otherwise the store is
         asked (`Store.take_chat`) for every row owed to the address up to them, from
-        the lowest seq: rows a failed send left, rows of a dead process, and rows
-        whose own send has not begun yet (which then finds them gone, `_taken`). A
-        row another live process is sending holds back everything after it: those
-        are released for the sweep, which sends them in order once it went."""
+        the lowest seq: rows a failed send left, rows of a dead process, and rows of
+        a send still waiting for its turn (which then finds them gone, `_taken`). An
+        earlier row of ours that its sender has not handed over yet (it is about to
+        send it, or to mark it: a toast) is waited for. A row another live process
+        is sending holds back everything after it: those are released for the
+        sweep, which sends them in order once it went."""
         gate = self._gates.get(address)
         if gate is None:
             gate = self._gates[address] = _Gate()
         gate.users += 1
+        report = Report()
         try:
-            async with gate.lock:
-                return await self._send_in_order(address, rows)
+            while True:
+                async with gate.lock:
+                    # Taken before the store is read, so a row settled meanwhile
+                    # wakes this send up.
+                    settled = self._settled.setdefault(address, asyncio.Event())
+                    part, wait = await self._send_in_order(address, rows)
+                report += part
+                if not wait:
+                    return report
+                # Our own earlier row, not handed over yet by its sender: it is sent
+                # or marked in a moment (its lease, should its sender be gone).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(settled.wait(), self._lease.total_seconds())
         finally:
             gate.users -= 1
             if not gate.users:
                 del self._gates[address]
+            self._wake(address)
 
-    async def _send_in_order(self, address: Address, given: list[OutboundRow]) -> Report:
+    def _wake(self, address: Address) -> None:
+        """Rows to `address` were sent or marked: sends waiting for them look again."""
+        event = self._settled.pop(address, None)
+        if event is not None:
+            event.set()
+
+    async def _send_in_order(
+        self, address: Address, given: list[OutboundRow]
+    ) -> tuple[Report, bool]:
+        """What this call may send now, sent; and whether it must wait for an earlier
+        row of this process's own and come back."""
         rows = sorted((row for row in given if self._taken.pop(row.id, None) is None), key=_by_seq)
         if not rows:
-            return Report()  # all sent ahead of this call, by an earlier one's
+            return Report(), False  # all sent ahead of this call, by an earlier one's
         left = self._left.get(address, {})
         waiting = 0
+        again = False
         if not (left or not all(row.first for row in rows)):
             todo = rows
         else:
@@ -339,18 +369,23 @@ class Delivery:
                 self._lease,
                 have={row.id: row for row in rows},
                 elsewhere=self._elsewhere,
+                known=_LiveUnion(self._held, set(left)),
             )
             todo = list(turn.rows)
             mine = {row.id for row in rows}
             for row in todo:
                 if row.id not in mine and row.id not in left:
-                    # Committed here, its own send not begun: it will find it gone.
+                    # Held by a send waiting for its turn: it will find it gone.
                     self._taken[row.id] = now
             self._forget_taken(now)
-            self._settle(address, rows[-1].seq, {row.id for row in todo}, turn.waiting)
-            if turn.waiting_behind is not None:
-                waiting = len(turn.waiting)
-                await self._wait_behind(address, turn.waiting_behind, turn.waiting)
+            if turn.behind_own:
+                again = True
+                self._settle(address, rows[-1].seq, {row.id for row in todo}, ())
+            else:
+                self._settle(address, rows[-1].seq, {row.id for row in todo}, turn.waiting)
+                if turn.waiting_behind is not None:
+                    waiting = len(turn.waiting)
+                    await self._wait_behind(address, turn.waiting_behind, turn.waiting)
         now = self._clock.now()
         live: list[OutboundRow] = []
         expired = 0
@@ -367,7 +402,7 @@ class Delivery:
             report += await self._send_chat(live)
         # The next send to this address must see these marks (see `_send_address`).
         await self._written()
-        return report
+        return report, again
 
     def _forget_taken(self, now: datetime) -> None:
         """A row taken ahead whose own send never came (its caller was cancelled)
@@ -503,6 +538,8 @@ class Delivery:
         for row in rows:
             self._note((row.id, status, reason))
         await self._written()
+        for address in {row.address for row in rows}:
+            self._wake(address)
 
     # ------------------------------------------------------------------ the sweep
 

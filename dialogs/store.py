@@ -196,6 +196,8 @@ class ChatTurn:
     rows: tuple[OutboundRow, ...]
     waiting: tuple[int, ...] = ()
     waiting_behind: int | None = None
+    # The row waited for is this process's own, not yet handed over by its sender.
+    behind_own: bool = False
     superseded: tuple[int, ...] = ()
 
 
@@ -383,16 +385,19 @@ class Store(Protocol):
         *,
         have: Mapping[int, OutboundRow],
         elsewhere: Collection[int] = (),
+        known: Collection[int] = (),
     ) -> ChatTurn:
         """Take every pending row of `address` with a seq up to `up_to`, lowest first,
-        that this process may send now: its own (a row in `elsewhere` excepted),
-        those released by another (claimed by nobody) and those whose sender has had
-        them longer than `lease`. It stops at the first it may not take (another
-        process is sending it, or it is in `elsewhere`): that row and every later one
-        wait. Rows in `have` are returned as given (not read back). A row taken
-        from another sender (dead, released, or past its lease) whose person's
-        conversation is past the turn it was rendered at is recorded superseded
-        ("conversation moved on"), not returned."""
+        that this process may send now: its own that are in `have` or `known` (rows
+        a send left, or a send waiting for its turn, holds), those released by
+        another (claimed by nobody) and those whose sender has had them longer than
+        `lease`. It stops at the first it may not take (another process is sending
+        it, it is in `elsewhere`, or it is this process's own and not yet handed over
+        by its sender, `behind_own`): that row and every later one wait. Rows in
+        `have` are returned as given (not read back). A row taken from another
+        sender (dead, released, or past its lease) whose person's conversation is
+        past the turn it was rendered at is recorded superseded ("conversation moved
+        on"), not returned."""
         ...
 
     async def mark_outbound(

@@ -23,6 +23,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, insert, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dialogs.delivery import BEHIND_AN_EARLIER_ROW
 from dialogs.events import Address, Outbound
 from dialogs.store import ChatTurn, OutboundKind, OutboundRow, OutboundStatus
 from storage.crypto import ENCRYPTED_KEY, VariableCipher
@@ -236,6 +237,7 @@ async def take_chat(
     nobody: str,
     have: Mapping[int, OutboundRow],
     elsewhere: Collection[int],
+    known: Collection[int],
     cipher: VariableCipher | None,
 ) -> ChatTurn:
     """`Store.take_chat`: one read of the address's pending rows up to `up_to`, and
@@ -250,9 +252,16 @@ async def take_chat(
     ).all()
     stale = now - lease
     takeable: list[int] = []
+    behind_own = False
     for id_, claimed_by, claimed_at in found:
-        ours = claimed_by in (worker, nobody) and id_ not in elsewhere
-        if not (ours or claimed_at < stale):
+        if id_ in elsewhere:
+            break
+        if claimed_by == worker and claimed_at >= stale and id_ not in have and id_ not in known:
+            # Ours, and its sender has not handed it over yet: it may be about to be
+            # sent, or marked instead (a toast, a Discord interaction's own reply).
+            behind_own = True
+            break
+        if not (claimed_by in (worker, nobody) or claimed_at < stale):
             break
         takeable.append(id_)
     if any(id_ not in have for id_ in takeable) or any(
@@ -297,6 +306,7 @@ async def take_chat(
         rows=tuple(have[id_] if id_ in have else read[id_] for id_ in takeable),
         waiting=tuple(id_ for id_, claimed_by, _ in waiting_rows if claimed_by in (worker, nobody)),
         waiting_behind=waiting_rows[0][0] if waiting_rows else None,
+        behind_own=behind_own and bool(waiting_rows),
         superseded=tuple(sorted(superseded)),
     )
 
@@ -320,6 +330,8 @@ async def supersede_moved_on(session: AsyncSession, ids: Collection[int], at: da
             OUTBOUND.c.status == PENDING,
             OUTBOUND.c.turn.is_not(None),
             OUTBOUND.c.turn < current,
+            # A row that only waited for an earlier one was never tried: it goes.
+            OUTBOUND.c.reason.is_(None) | (OUTBOUND.c.reason != BEHIND_AN_EARLIER_ROW),
         )
         .values(
             status=OutboundStatus.SUPERSEDED.value,

@@ -431,6 +431,7 @@ class SqlStore:
         *,
         have: Mapping[int, OutboundRow],
         elsewhere: Collection[int] = (),
+        known: Collection[int] = (),
     ) -> ChatTurn:
         async with self._transaction() as session:
             turn = await take_chat(
@@ -443,6 +444,7 @@ class SqlStore:
                 nobody=NOBODY,
                 have=have,
                 elsewhere=elsewhere,
+                known=known,
                 cipher=self._cipher,
             )
         # Read back after a crash or a failure: as for `claim_unsent`.

@@ -16,7 +16,7 @@ from bot.outbox import Outbox
 from dialogs.clock import ManualClock
 from dialogs.delivery import Delivery
 from dialogs.events import Address, Outbound
-from dialogs.store import OutboundKind
+from dialogs.store import OutboundKind, OutboundStatus
 from storage import SqlStore, open_store
 from tests.postgres import postgres_schema_url
 from tests.test_delivery import ALICE, BOB, fates, owe, store
@@ -135,19 +135,37 @@ async def test_a_follow_up_sent_on_another_lane_meanwhile_waits_for_the_reply(
     assert {status for _, _, status, _ in await fates(store)} == {"sent"}
 
 
-async def test_a_later_send_that_begins_first_sends_the_earlier_rows_once(
+async def test_a_later_send_that_begins_first_waits_for_the_earlier_one(
     store: SqlStore, clock: ManualClock
 ) -> None:
-    """Two sends to one chat in flight at once, the later rows' first: the earlier
-    rows go first, and their own send, when it comes, finds them gone."""
+    """Two sends to one chat at once, the later rows' first: it waits for the
+    earlier rows, which their own send (or a toast's mark) settles."""
     platform = Platform()
     guide = delivery(store, clock, platform)
     reply = await owe(store, clock, ALICE, REPLY)
     follow_up = await owe(store, clock, ALICE, FOLLOW_UP, kind=OutboundKind.SCHEDULED)
-    first = await guide.send(follow_up)
-    second = await guide.send(reply)
+    later = asyncio.create_task(guide.send(follow_up))
+    await asyncio.sleep(0.05)
+    assert platform.taken == [] and not later.done()
+    assert (await guide.send(reply)).sent == 1
+    assert (await later).sent == 1
     assert platform.texts("chat-a") == [REPLY, FOLLOW_UP]
-    assert (first.sent, second.sent) == (2, 0)
+
+
+async def test_an_earlier_row_marked_instead_of_sent_is_never_sent(
+    store: SqlStore, clock: ManualClock
+) -> None:
+    """A stale press: the engine stored its notice, the adapter answers with a toast
+    and marks the row superseded. A send to the chat meanwhile must not send it."""
+    platform = Platform()
+    guide = delivery(store, clock, platform)
+    notice = await owe(store, clock, ALICE, "That button belongs to an earlier step")
+    follow_up = await owe(store, clock, ALICE, FOLLOW_UP, kind=OutboundKind.SCHEDULED)
+    later = asyncio.create_task(guide.send(follow_up))
+    await asyncio.sleep(0.05)
+    await guide.mark(notice, OutboundStatus.SUPERSEDED, "toast")
+    await later
+    assert platform.texts("chat-a") == [FOLLOW_UP]
 
 
 async def test_an_expired_earlier_row_is_recorded_and_skipped(

@@ -118,12 +118,15 @@ async def test_a_later_send_supersedes_what_a_dead_process_owed_before_a_newer_t
     clock.advance(timedelta(seconds=31))
     platform = Platform()
     guide = Delivery(store, clock, interactive={"test": platform}, scheduled={"test": platform})
-    await owe_at(store, clock, "the answer at turn 5", 5)
     async with store.session() as s:
-        [now_owed] = await s.enqueue_outbound(
-            UserKey("test", "alice"), ALICE, [Outbound("and this")], clock.now(), turn=5
+        now_owed = await s.enqueue_outbound(
+            UserKey("test", "alice"),
+            ALICE,
+            [Outbound("the answer at turn 5"), Outbound("and this")],
+            clock.now(),
+            turn=5,
         )
-    await guide.send([now_owed])
+    await guide.send(now_owed)
     assert platform.texts("chat-a") == [
         "a notice, no turn",
         "asked at turn 5",
@@ -167,3 +170,31 @@ async def test_rows_for_a_group_carry_no_turn(store: SqlStore, clock: ManualCloc
             turn=7,
         )
     assert [turn for *_, turn, _ in await rows(store)] == [7, None]
+
+
+async def test_a_row_held_back_only_for_order_is_sent_not_superseded(
+    store: SqlStore, clock: ManualClock
+) -> None:
+    """Another process's row holds the chat; the answer written meanwhile waits
+    ("after an earlier message"). Once that row is over its lease, the person has
+    moved on: the dead process's row is superseded, the answer that only waited goes."""
+    await set_turn(store, clock, 4)
+    await owe_at(store, clock, "asked at turn 4, by a process that died", 4)
+    async with store.engine.begin() as connection:
+        await connection.execute(sql("update outbound set claimed_by = 'dead-process'"))
+    platform = Platform()
+    guide = Delivery(store, clock, interactive={"test": platform}, scheduled={"test": platform})
+    async with store.session() as s:
+        answer = await s.enqueue_outbound(
+            UserKey("test", "alice"), ALICE, [Outbound("the answer at turn 5")], clock.now(), turn=5
+        )
+    await guide.send(answer)
+    assert platform.taken == []
+    await set_turn(store, clock, 6)
+    clock.advance(timedelta(seconds=31))
+    await guide.resend_unsent()
+    assert platform.texts("chat-a") == ["the answer at turn 5"]
+    assert [(status, reason) for _, status, reason, _, _ in await rows(store)] == [
+        ("superseded", "conversation moved on"),
+        ("sent", None),
+    ]
