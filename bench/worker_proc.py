@@ -8,6 +8,10 @@ database, started together with the others (it waits for GO_FILE).
       runs due follow-ups until the wall clock passes UNTIL (a Unix time), asking for
       more every POLL seconds when nothing is due; appends "user_id unix_time" to OUT
       for every follow-up sent, flushed at once (it may be killed with -9).
+  python -m bench.worker_proc scheduled URL OUT GO LEASE_SECONDS UNTIL
+      the same, woken as `pausecheck run` is: bot.scheduler.DispatchScheduler at the
+      next due time, by LISTEN/NOTIFY from the other workers (storage.notify) and by
+      its 30 s sweep.
 """
 
 from __future__ import annotations
@@ -22,11 +26,13 @@ from pathlib import Path
 
 from bench.engine_turns import WALK, _run
 from bench.pg import make_engine
+from bot.scheduler import DispatchScheduler
 from dialogs.clock import SystemClock
 from dialogs.events import Address, Command, Inbound, Outbound
 from dialogs.followups.dispatcher import Dispatcher
 from dialogs.store import UserKey
 from storage import open_store
+from storage.notify import wakeups_for
 
 POLL = 0.1  # seconds between looks when nothing is due (no LISTEN here: see workers.py)
 
@@ -72,7 +78,9 @@ class FileSender:
         self._file.write(f"{address.user_id} {time.time():.6f}\n")
 
 
-async def dispatch(url: str, out: Path, go: Path, lease: float, until: float) -> None:
+async def dispatch(
+    url: str, out: Path, go: Path, lease: float, until: float, *, scheduled: bool = False
+) -> None:
     store = await open_store(url)
     engine = make_engine(store)
     clock = SystemClock()
@@ -80,9 +88,17 @@ async def dispatch(url: str, out: Path, go: Path, lease: float, until: float) ->
     dispatcher = Dispatcher(store, engine, {"bench": sender}, clock, lease=timedelta(seconds=lease))
     out.with_suffix(".ready").write_text("ready")
     await _go(go)
-    while time.time() < until:
-        if not await dispatcher.run_due():
-            await asyncio.sleep(POLL)
+    if scheduled:
+        scheduler = DispatchScheduler(
+            dispatcher, store, sweep_seconds=30.0, clock=clock, wakeups=wakeups_for(url)
+        )
+        await scheduler.start()
+        await asyncio.sleep(max(0.0, until - time.time()))
+        await scheduler.shutdown()
+    else:
+        while time.time() < until:
+            if not await dispatcher.run_due():
+                await asyncio.sleep(POLL)
     await store.close()
 
 
@@ -90,8 +106,9 @@ def main(argv: list[str]) -> None:
     mode, url, out, go = argv[0], argv[1], Path(argv[2]), Path(argv[3])
     if mode == "turns":
         asyncio.run(turns(url, out, go, int(argv[4]), int(argv[5]), int(argv[6])))
-    elif mode == "dispatch":
-        asyncio.run(dispatch(url, out, go, float(argv[4]), float(argv[5])))
+    elif mode in ("dispatch", "scheduled"):
+        scheduled = mode == "scheduled"
+        asyncio.run(dispatch(url, out, go, float(argv[4]), float(argv[5]), scheduled=scheduled))
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 

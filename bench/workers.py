@@ -12,9 +12,10 @@
     off: follow-ups/s from the go to the last send.
 
 Workers are subprocesses running the real engine and dispatcher (bench/worker_proc.py)
-with a sender that only records. They look for due follow-ups every 0.1 s when idle
-rather than through LISTEN/NOTIFY, so lateness includes up to that poll. Each
-PostgreSQL figure is measured in a database of its own (bench/pg.py).
+with a sender that only records. In (b) they are woken as `pausecheck run` is (the
+scheduler at the next due time, LISTEN/NOTIFY, the 30 s sweep); in (c) each runs
+rounds back to back. Each PostgreSQL figure is measured in a database of its own
+(bench/pg.py).
 
 Run: `python -m bench.workers` (or `make bench`); `--quick` for a small run. Not a test.
 """
@@ -39,6 +40,7 @@ from dialogs.clock import SystemClock
 from dialogs.store import UserKey
 from storage import open_store
 
+SWEEP = 30.0  # bench/worker_proc.py's DispatchScheduler sweep, as `pausecheck run`'s default
 START_TIMEOUT = 120.0  # seconds for workers to be ready (imports, content, a loaded machine)
 
 
@@ -107,11 +109,13 @@ async def lateness(
     await plant_followups(url, "bench", count, first_due, spread, limit=timedelta(hours=1))
     step = spread / count
     due = {f"u{i}": (first_due + step * i).timestamp() for i in range(count)}
-    # Until the last is due, then a lease and a sweep more for the dead worker's claims.
-    until = (first_due + spread).timestamp() + lease + 5
+    # Until the last is due, then a lease and a sweep (30 s) more: the dead worker's
+    # claims come back in the first round after their lease, and once nothing else is
+    # due that round is the sweep's. Whatever is unsent then counts as lost.
+    until = (first_due + spread).timestamp() + lease + SWEEP + 5
     go = tmp / "go-late"
     outs = [tmp / f"late-{i}.txt" for i in range(3)]
-    procs = [await _spawn("dispatch", url, o, go, lease, until) for o in outs]
+    procs = [await _spawn("scheduled", url, o, go, lease, until) for o in outs]
     await _ready(outs)
     go.write_text("go")
     kill_at = first_due.timestamp() + spread.total_seconds() / 2
@@ -168,36 +172,49 @@ def _load() -> str:
 async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        print(f"(a) turns: {args.people} people x 8 events, 10 at a time per worker")
-        print(f"{'where':<22}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}  load")
-        sqlite = f"sqlite+aiosqlite:///{tmp / 'turns.db'}"
-        rate, p50, p99 = await turns(sqlite, 1, args.people, tmp)
-        print(
-            f"{'SQLite, 1 process':<22}{rate:>10.0f}{p50 * 1000:>9.1f}{p99 * 1000:>9.1f}  {_load()}"
-        )
-        for workers in (1, 2, 3):
-            with temporary_database() as database:
-                rate, p50, p99 = await turns(database_url(database), workers, args.people, tmp)
-            where = f"PostgreSQL, {workers} worker{'s' if workers > 1 else ''}"
-            print(f"{where:<22}{rate:>10.0f}{p50 * 1000:>9.1f}{p99 * 1000:>9.1f}  {_load()}")
-        print(
-            f"\n(b) lateness: {args.rate} due a minute for {args.minutes} min, 3 workers "
-            f"on PostgreSQL, one killed with -9 half-way; lease {args.lease:.0f} s"
-        )
+        if args.only in (None, "turns"):
+            await _turns_table(args, tmp)
+        if args.only in (None, "lateness"):
+            await _lateness_line(args, tmp)
+        if args.only in (None, "wave"):
+            await _wave_line(args, tmp)
+
+
+async def _turns_table(args: argparse.Namespace, tmp: Path) -> None:
+    print(f"(a) turns: {args.people} people x 8 events, 10 at a time per worker")
+    print(f"{'where':<22}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}  load")
+    sqlite = f"sqlite+aiosqlite:///{tmp / 'turns.db'}"
+    rate, p50, p99 = await turns(sqlite, 1, args.people, tmp)
+    print(f"{'SQLite, 1 process':<22}{rate:>10.0f}{p50 * 1000:>9.1f}{p99 * 1000:>9.1f}  {_load()}")
+    for workers in (1, 2, 3):
         with temporary_database() as database:
-            late = await lateness(database_url(database), args.rate, args.minutes, args.lease, tmp)
-        print(
-            f"planned {late['planned']:.0f}, sent {late['sent']:.0f}, lost {late['lost']:.0f}, "
-            f"sent twice {late['twice']:.0f}; lateness p50 {late['p50']:.2f} s, p99 "
-            f"{late['p99']:.2f} s, max {late['max']:.2f} s  (load {_load()})"
-        )
-        print(f"\n(c) wave: {args.wave} follow-ups due at once, 3 workers, caps off")
-        with temporary_database() as database:
-            per_second, sent, twice = await wave(database_url(database), args.wave, tmp)
-        print(
-            f"{per_second:.0f} follow-ups/s ({sent} sent, {twice} twice; goal 1,000/s)"
-            f"  (load {_load()})"
-        )
+            rate, p50, p99 = await turns(database_url(database), workers, args.people, tmp)
+        where = f"PostgreSQL, {workers} worker{'s' if workers > 1 else ''}"
+        print(f"{where:<22}{rate:>10.0f}{p50 * 1000:>9.1f}{p99 * 1000:>9.1f}  {_load()}")
+
+
+async def _lateness_line(args: argparse.Namespace, tmp: Path) -> None:
+    print(
+        f"\n(b) lateness: {args.rate} due a minute for {args.minutes} min, 3 workers "
+        f"on PostgreSQL, one killed with -9 half-way; lease {args.lease:.0f} s"
+    )
+    with temporary_database() as database:
+        late = await lateness(database_url(database), args.rate, args.minutes, args.lease, tmp)
+    print(
+        f"planned {late['planned']:.0f}, sent {late['sent']:.0f}, lost {late['lost']:.0f}, "
+        f"sent twice {late['twice']:.0f}; lateness p50 {late['p50']:.2f} s, p99 "
+        f"{late['p99']:.2f} s, max {late['max']:.2f} s  (load {_load()})"
+    )
+
+
+async def _wave_line(args: argparse.Namespace, tmp: Path) -> None:
+    print(f"\n(c) wave: {args.wave} follow-ups due at once, 3 workers, caps off")
+    with temporary_database() as database:
+        per_second, sent, twice = await wave(database_url(database), args.wave, tmp)
+    print(
+        f"{per_second:.0f} follow-ups/s ({sent} sent, {twice} twice; goal 1,000/s)"
+        f"  (load {_load()})"
+    )
 
 
 def main() -> None:
@@ -208,6 +225,7 @@ def main() -> None:
     parser.add_argument("--lease", type=float, default=10.0)
     parser.add_argument("--wave", type=int, default=10000)
     parser.add_argument("--quick", action="store_true", help="a small run, about 2 minutes")
+    parser.add_argument("--only", choices=("turns", "lateness", "wave"), default=None)
     args = parser.parse_args()
     if args.quick:
         args.people, args.minutes, args.wave = 30, 0.5, 1000

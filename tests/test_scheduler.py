@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text as sql
@@ -176,3 +176,45 @@ async def test_shutdown_stops_a_long_wave_instead_of_waiting_for_it(
     async with store.engine.connect() as connection:
         statuses = (await connection.execute(sql("select status from outbound"))).scalars().all()
     assert statuses == ["pending"]
+
+
+class _Stream:
+    """A dispatcher and store whose rows keep coming due: every round finds the next
+    one already due, `rounds` times over, then nothing."""
+
+    platforms = ("test",)
+
+    def __init__(self, rounds: int) -> None:
+        self.left = rounds
+        self.ran = 0
+        self.done = asyncio.Event()
+        self.delivery = self
+
+    async def resend_unsent(self, startup: bool = False) -> None:
+        return None
+
+    async def run_due(self) -> int:
+        self.ran += 1
+        if self.left == 0:
+            self.done.set()
+        return 1
+
+    async def next_due_at(self, platforms: object = None) -> datetime | None:
+        if self.left == 0:
+            return None
+        self.left -= 1
+        return datetime.now(UTC)
+
+
+async def test_a_wake_set_from_inside_a_wake_round_is_not_skipped() -> None:
+    """At 1,000 follow-ups due a minute, a round ends with the next one already due.
+    The wake it sets must run after it, not be skipped as a second instance of the
+    running wake job (and then wait for the hour-long sweep)."""
+    stream = _Stream(rounds=4)
+    scheduler = DispatchScheduler(stream, stream, sweep_seconds=3600)  # type: ignore[arg-type]
+    await scheduler.start()
+    try:
+        await asyncio.wait_for(stream.done.wait(), timeout=10)
+    finally:
+        await scheduler.shutdown()
+    assert stream.ran == 5  # the start's round, then one per row found due
