@@ -71,12 +71,15 @@ async def test_pausecheck_run_starts_telegram_when_the_token_is_set(
     try:
         # Polling has begun once the webhook is cleared (a held poll is recorded only
         # when it returns); an update queued even earlier would still be fetched.
-        await fake.wait_for(lambda: fake.ok_calls("deleteWebhook"))
+        # Start-up opens the store, loads the model and migrates: on a loaded machine
+        # that alone can take several seconds, so the wait is generous (not a timing).
+        await fake.wait_for(lambda: fake.ok_calls("deleteWebhook"), within=60)
         assert fake.ok_calls("setMyCommands")
         fake.push_message(4601, "/help")
         await fake.wait_for(
-            lambda: any("start a pause now" in m.get("text", "") for m in fake.bot_messages(4601))
+            lambda: any("start a pause now" in m.get("text", "") for m in fake.bot_messages(4601)),
+            within=30,
         )
     finally:
         stop.set()
-        await asyncio.wait_for(running, 5)
+        await asyncio.wait_for(running, 30)
