@@ -67,6 +67,10 @@ INVITATION_TTL = timedelta(hours=24)
 # A signal waiting for quiet hours to end is still sent this long after.
 WAITING_LIMIT = timedelta(hours=12)
 # Button payloads: pl:send:<id>, pl:skip:<id>, pl:ans:<id>:<kind>.
+# "Later tonight" is offered from 05:00 until 22:00 where the partner is, like the flows'
+# evening choices: after that, "tonight" is the small hours. A button already shown
+# still works (it is only words to the sender).
+TONIGHT_FROM, TONIGHT_UNTIL = 5, 22
 PAYLOAD_PREFIX = "pl:"
 
 StartFlow = Callable[[Turn, str], Awaitable[None]]
@@ -457,18 +461,24 @@ class PartnerLinks:
         await turn.session.update_signal(
             replace(signal, status=SignalStatus.SENT, due_at=turn.at, sent_at=turn.at)
         )
-        turn.out.append(self._received(signal, _address(*other)))
+        turn.out.append(self._received(signal, _address(*other), self._zone_of(theirs), turn.at))
         self._say(turn, self._copy.sent)
         log.info("partner signal sent user=%s kind=%s", turn.who, signal.kind)
 
-    def _received(self, signal: PartnerSignal, to: Address) -> Outbound:
+    def _received(
+        self, signal: PartnerSignal, to: Address, zone: ZoneInfo, now: datetime
+    ) -> Outbound:
+        """What the partner gets; a talk request carries the one-tap answers that fit
+        the hour where they are (no "Later tonight" in the small hours)."""
         answer = signal.kind in {k.value for k in ANSWERS}
         template = self._copy.received_answer if answer else self._copy.received
         choices: tuple[Choice, ...] = ()
         if signal.kind == Kind.TALK:
+            tonight_fits = TONIGHT_FROM <= now.astimezone(zone).hour < TONIGHT_UNTIL
             choices = tuple(
                 Choice(f"{PAYLOAD_PREFIX}ans:{signal.id}:{kind.value}", label)
                 for kind, label in self._answers().items()
+                if kind is not Kind.LATER_TONIGHT or tonight_fits
             )
         return Outbound(
             render(template, {"words": signal.words}), choices=choices, private_only=True, to=to
@@ -486,18 +496,19 @@ class PartnerLinks:
                 continue
             link = await session.link_by_id(signal.link_id)
             other = link.other(followup.user) if link else None
+            receiver = await session.load_profile(other[0]) if other is not None else None
             usable = (
                 link is not None
-                and other is not None
                 and link.status is LinkStatus.ACTIVE
                 and _may_link(sender)
-                and _may_link(await session.load_profile(other[0]))
+                and receiver is not None
+                and _may_link(receiver)
             )
-            if not usable or other is None:
+            if not usable or other is None or receiver is None:
                 await session.update_signal(replace(signal, status=SignalStatus.WITHDRAWN))
                 continue
             await session.update_signal(replace(signal, status=SignalStatus.SENT, sent_at=now))
-            posts.append(self._received(signal, _address(*other)))
+            posts.append(self._received(signal, _address(*other), self._zone_of(receiver), now))
         if not posts:
             await session.set_followup_status(followup.id, FollowUpStatus.CANCELLED, now)
         return posts

@@ -4,6 +4,7 @@ hours; unlinking and forgetting."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -347,3 +348,23 @@ def test_every_return_time_space_offers_can_be_told_to_a_partner(content: Conten
     timed = [o.id for o in step.options if "when_label" in o.set]
     assert "morning" in timed
     assert [t for t in timed if return_time(t, now, ZoneInfo("Europe/London")) is None] == []
+
+
+async def test_later_tonight_is_not_offered_in_the_partners_small_hours(
+    alice: Chat, bob: Chat, store: SqlStore, clock: ManualClock
+) -> None:
+    await link_up(alice, bob)
+    # Bob keeps no quiet hours at night (02:00 to 03:00 only), so a talk request can
+    # reach him at 01:00 his time (06:00 in London): "Later tonight" would mean nothing.
+    async with store.session() as s:
+        profile = await s.load_profile(key(BOB))
+        await s.save_profile(key(BOB), replace(profile, quiet_start="02:00", quiet_end="03:00"))
+    clock.advance(timedelta(hours=13))
+    await alice.command("talk")
+    await alice.press("That works for me")
+    await alice.press("Got it")
+    await alice.press("Tonight")
+    await alice.press("No thanks")
+    sent = await tap(alice, "Send it")
+    (request,) = [m for m in sent if m.to == BOB]
+    assert [c.label for c in request.choices] == ["Ready now", "Tomorrow"]
