@@ -6,17 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from soak.report import table
 from soak.run import Options, Soak
 
 
-@pytest.mark.skip(
-    reason="the soak still finds open violations (docs/reliability.md, 'Open'): follow-ups "
-    "left claimed after a kill (issue 15 item 2), and rows accepted out of order or twice "
-    "outside a crash window; unskip once python -m soak --minutes 1 passes"
-)
 async def test_a_minute_of_people_kills_and_faults_breaks_no_promise(tmp_path: Path) -> None:
     options = Options(minutes=1.0, kills=3, people=8, seed=15, workdir=tmp_path)
     result = await Soak(options).run()
