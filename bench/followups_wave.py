@@ -41,21 +41,17 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
+from bench.guide_parts import adult_profile, make_engine
 from bot.outbox import TELEGRAM_MESSAGES_PER_SECOND, Outbox
 from dialogs.clock import SystemClock
-from dialogs.content import load_content
 from dialogs.engine import Engine
 from dialogs.events import Address, Command, Inbound, Outbound
 from dialogs.followups.dispatcher import Dispatcher, Sender
-from dialogs.safety.resource_text import resource_text
-from dialogs.safety.resources import SafetyResources
-from dialogs.safety.screen import SafetyScreen
-from dialogs.store import FollowUpRequest, Profile, UserKey
+from dialogs.store import FollowUpRequest, UserKey
 from storage import SqlStore, open_store
 from storage.models import FollowUpRow, UserRow
 
 ROOT = Path(__file__).resolve().parent.parent
-CONTENT = ROOT / "content"
 PLATFORM = "bench"
 CAP = TELEGRAM_MESSAGES_PER_SECOND
 PROBE_TEXT = "hello"
@@ -151,33 +147,6 @@ def _url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
-def _engine(store: SqlStore) -> Engine:
-    resources = SafetyResources.from_file(CONTENT / "safety" / "resources.yaml")
-    return Engine(
-        load_content(CONTENT),
-        store,
-        SystemClock(),
-        SafetyScreen.from_file(CONTENT / "safety" / "signals.yaml"),
-        lambda signal, country: resource_text(resources, signal, country),
-    )
-
-
-def _profile() -> Profile:
-    now = SystemClock().now()
-    return Profile(
-        consent_at=now,
-        adult=True,
-        screened=True,
-        last_active_at=now,
-        session_started_at=now,
-        reminded_at=now,
-        # Quiet hours off ("/quiet off"): otherwise a run at night postpones the whole
-        # wave to the morning, sends nothing, and measures only postponing.
-        quiet_start="00:00",
-        quiet_end="00:00",
-    )
-
-
 async def build_wave(path: Path, n: int) -> float:
     """n consented adults with one follow-up each, due within the last minute.
 
@@ -191,7 +160,7 @@ async def build_wave(path: Path, n: int) -> float:
     first_due = now - timedelta(seconds=60)
     async with store.session() as s:
         user = UserKey(PLATFORM, "u0")
-        await s.save_profile(user, _profile())
+        await s.save_profile(user, adult_profile(SystemClock().now()))
         await s.schedule_followup(
             user,
             FollowUpRequest(
@@ -263,7 +232,7 @@ class Dispatch:
 async def dispatch_unlimited(path: Path, budget: float) -> Dispatch:
     """Follow-ups/s with the limiter off, to the end or for `budget` seconds."""
     store = await open_store(_url(path))
-    engine = _engine(store)
+    engine = make_engine(store)
     sender = RecordingSender()
     async with Outbox(sender, rate_per_second=None) as outbox:
         gate = Stoppable(outbox.scheduled)
@@ -282,7 +251,7 @@ async def dispatch_unlimited(path: Path, budget: float) -> Dispatch:
 
 async def onboard_probe(store: SqlStore) -> Address:
     async with store.session() as s:
-        await s.save_profile(UserKey(PLATFORM, "probe"), _profile())
+        await s.save_profile(UserKey(PLATFORM, "probe"), adult_profile(SystemClock().now()))
     return Address(PLATFORM, "probe", "probe")
 
 
@@ -341,7 +310,7 @@ class Wave:
 
 async def capped_wave(path: Path, window: float, idle_samples: int) -> Wave:
     store = await open_store(_url(path))
-    engine = _engine(store)
+    engine = make_engine(store)
     address = await onboard_probe(store)
     sender = RecordingSender()
     async with Outbox(sender, rate_per_second=CAP) as outbox:

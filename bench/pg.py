@@ -1,5 +1,5 @@
-"""What the PostgreSQL benchmarks share: a throwaway database, the real guide's parts
-on a URL, and due follow-ups planted in bulk.
+"""What the PostgreSQL benchmarks share: a throwaway database, its URL per driver, and
+due follow-ups planted in bulk (the guide's own parts are bench/guide_parts.py).
 
 The server is `PAUSECHECK_BENCH_POSTGRES_URL` (default below: the machines' local
 PostgreSQL 15). Each run gets a database of its own, `pc_bench_<random>`, dropped at
@@ -14,23 +14,16 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy import insert, select, text
 from sqlalchemy.engine import make_url
 
+from bench.guide_parts import adult_profile
 from dialogs.clock import SystemClock
-from dialogs.content import load_content
-from dialogs.engine import Engine
-from dialogs.safety.resource_text import resource_text
-from dialogs.safety.resources import SafetyResources
-from dialogs.safety.screen import SafetyScreen
-from dialogs.store import FollowUpRequest, Profile, UserKey
-from storage import SqlStore, open_store
+from dialogs.store import FollowUpRequest, UserKey
+from storage import open_store
 from storage.models import FollowUpRow, UserRow
 
-ROOT = Path(__file__).resolve().parent.parent
-CONTENT = ROOT / "content"
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 CHUNK = 5000
 
@@ -64,32 +57,6 @@ def database_url(database: str, driver: str = "psycopg") -> str:
     """The async SQLAlchemy URL of `database` on the bench server, through `driver`."""
     url = make_url(server_url()).set(drivername=f"postgresql+{driver}", database=database)
     return url.render_as_string(hide_password=False)
-
-
-def make_engine(store: SqlStore) -> Engine:
-    """The real engine on the real content and safety screen."""
-    resources = SafetyResources.from_file(CONTENT / "safety" / "resources.yaml")
-    return Engine(
-        load_content(CONTENT),
-        store,
-        SystemClock(),
-        SafetyScreen.from_file(CONTENT / "safety" / "signals.yaml"),
-        lambda signal, country: resource_text(resources, signal, country),
-    )
-
-
-def adult_profile(now: datetime) -> Profile:
-    return Profile(
-        consent_at=now,
-        adult=True,
-        screened=True,
-        last_active_at=now,
-        session_started_at=now,
-        reminded_at=now,
-        # Quiet hours off ("/quiet off"): at night a wave would only be postponed.
-        quiet_start="00:00",
-        quiet_end="00:00",
-    )
 
 
 async def plant_followups(

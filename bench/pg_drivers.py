@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from bench.engine_turns import CONCURRENCY, WALK, _p50_p99, _run
-from bench.pg import adult_profile, database_url, make_engine, plant_followups, temporary_database
+from bench.guide_parts import adult_profile, make_engine
+from bench.pg import database_url, plant_followups, temporary_database
 from dialogs.clock import SystemClock
 from dialogs.events import Address, Command, Inbound, Outbound
 from dialogs.followups.dispatcher import Dispatcher

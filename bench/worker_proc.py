@@ -25,7 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from bench.engine_turns import WALK, _run
-from bench.pg import make_engine
+from bench.guide_parts import make_engine
 from bot.scheduler import DispatchScheduler
 from dialogs.clock import SystemClock
 from dialogs.events import Address, Command, Inbound, Outbound

@@ -35,7 +35,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench.pg import ROOT, adult_profile, database_url, plant_followups, temporary_database
+from bench.guide_parts import ROOT, adult_profile
+from bench.pg import database_url, plant_followups, temporary_database
 from dialogs.clock import SystemClock
 from dialogs.store import UserKey
 from storage import open_store
