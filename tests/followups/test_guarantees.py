@@ -19,10 +19,11 @@ from dialogs.clock import ManualClock
 from dialogs.engine import Engine
 from dialogs.events import Address, Outbound
 from dialogs.followups.dispatcher import Dispatcher, RecipientUnreachable
-from dialogs.store import FollowUpRequest, Profile, UserKey
+from dialogs.store import UserKey
 from storage import SqlStore, open_store
 from tests.conftest import Chat, onboard, texts
 from tests.test_engine import RecordingSender, ask_for_followup_in_20_minutes
+from tests.workers.due_people import plant_due_followups
 
 USER = UserKey("test", "u1")
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,30 +104,7 @@ async def test_two_dispatcher_processes_deliver_each_followup_once(
     url = store_url
     store = await open_store(url)
     now = datetime.now(UTC)
-    people = [UserKey("test", f"p{n}") for n in range(60)]
-    async with store.session() as s:
-        for user in people:
-            # Real time, at any hour: no quiet hours, or at night it would wait.
-            await s.save_profile(
-                user,
-                Profile(
-                    consent_at=now,
-                    adult=True,
-                    screened=True,
-                    quiet_start="00:00",
-                    quiet_end="00:00",
-                ),
-            )
-            await s.schedule_followup(
-                user,
-                FollowUpRequest(
-                    "followup",
-                    user.user_id,
-                    now - timedelta(seconds=1),
-                    now + timedelta(hours=1),
-                    f"k-{user.user_id}",
-                ),
-            )
+    people = await plant_due_followups(store, "p", 60, now)
     await store.close()
     outs = [tmp_path / "a.txt", tmp_path / "b.txt"]
     go = tmp_path / "go"

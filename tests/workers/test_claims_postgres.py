@@ -19,9 +19,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from dialogs.events import Address, Outbound
-from dialogs.store import FollowUpRequest, Profile, UserKey
+from dialogs.store import FollowUpRequest, UserKey
 from storage import SqlStore, open_store
 from tests.postgres import postgres_schema_url
+from tests.workers.due_people import plant_due_followups
 
 ROOT = Path(__file__).resolve().parents[2]
 PEOPLE = 30
@@ -182,30 +183,7 @@ async def test_three_dispatcher_processes_deliver_each_followup_once(
     """The real engine and dispatcher (tests/workers/dispatch_worker.py) in three
     processes on one PostgreSQL database."""
     now = datetime.now(UTC)
-    people = [UserKey("test", f"d{n}") for n in range(60)]
-    async with store.session() as session:
-        for user in people:
-            # Real time, at any hour: no quiet hours, or at night it would wait.
-            await session.save_profile(
-                user,
-                Profile(
-                    consent_at=now,
-                    adult=True,
-                    screened=True,
-                    quiet_start="00:00",
-                    quiet_end="00:00",
-                ),
-            )
-            await session.schedule_followup(
-                user,
-                FollowUpRequest(
-                    "followup",
-                    user.user_id,
-                    now - timedelta(seconds=1),
-                    now + timedelta(hours=1),
-                    f"k-{user.user_id}",
-                ),
-            )
+    people = await plant_due_followups(store, "d", 60, now)
     outs = [tmp_path / f"worker{n}.txt" for n in range(CLAIMERS)]
     await _run_together("tests.workers.dispatch_worker", [url], outs, tmp_path / "go")
     sent = Counter(line for out in outs if out.exists() for line in out.read_text().split())
