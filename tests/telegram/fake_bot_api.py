@@ -183,8 +183,11 @@ class FakeBotAPI:
     _webhook_secret: str = ""
     _webhook_queue: asyncio.Queue[dict[str, Any]] | None = None
     _webhook_task: asyncio.Task[None] | None = None
-    # Calls being held open by a "hold" fault (see `hold`).
+    # Calls being held open by a "hold" fault (see `hold`), and each call held.
     holding: int = 0
+    held: list[Call] = field(default_factory=list)
+    # Pushed updates no webhook target has taken yet (queued or being posted).
+    webhook_waiting: int = 0
     port: int = 0
 
     # ------------------------------------------------------------------ server
@@ -267,6 +270,7 @@ class FakeBotAPI:
         if self._webhook_queue is None:
             self._webhook_queue = asyncio.Queue()
             self._webhook_task = asyncio.get_running_loop().create_task(self._webhook_loop())
+        self.webhook_waiting += 1
         self._webhook_queue.put_nowait(update)
 
     async def webhook_idle(self, within: float = 30.0) -> None:
@@ -284,6 +288,7 @@ class FakeBotAPI:
                 try:
                     await self._post_until_taken(http, update, next(turn))
                 finally:
+                    self.webhook_waiting -= 1
                     self._webhook_queue.task_done()
 
     async def _post_until_taken(
@@ -398,8 +403,11 @@ class FakeBotAPI:
         self.faults.append(Fault("hold", times, _methods([method]), chat_id, accept=accept))
 
     def release(self) -> None:
+        """Answer the calls held now; a call held after this waits for the next
+        release (each hold is a crash scene of its own)."""
         if self._released is not None:
             self._released.set()
+            self._released = asyncio.Event()
 
     # ------------------------------------------------------------------ what happened
 
@@ -533,13 +541,16 @@ class FakeBotAPI:
         if accept:
             handler = getattr(self, f"_api_{method}")
             await handler(params)
-            self._record(method, params, 200)
+            self.held.append(self._record(method, params, 200))
         else:
-            self._record(method, params, 0)  # never answered, never took effect
+            # Never answered, never took effect.
+            self.held.append(self._record(method, params, 0))
         self.holding += 1
         self._notify()
-        assert self._released is not None
-        await self._released.wait()
+        released = self._released
+        assert released is not None
+        if not self._closing:
+            await released.wait()
         return _error(503, "Service Unavailable")
 
     def _record(self, method: str, params: dict[str, Any], status: int) -> Call:
