@@ -1,11 +1,12 @@
 """Outbox rows from commit to mark (dialogs.delivery) on the real store and a manual
 clock: order, what is dropped and why, what the sweep takes, marks in groups, and the
-store's batch of transactions."""
+store's batch of transactions. `store` is tests/conftest.py's: each test runs on SQLite
+and on PostgreSQL (a migrated schema of its own, emptied before the test)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
@@ -23,29 +24,12 @@ from dialogs.delivery import (
 from dialogs.engine import Engine
 from dialogs.events import Address, Attachment, Outbound
 from dialogs.store import FollowUpRequest, OutboundKind, OutboundRow, Profile, UserKey
-from storage import SqlStore, open_store
-from tests.conftest import MEMORY_URL, Chat, onboard
-from tests.postgres import postgres_schema_url
+from storage import SqlStore
+from tests.conftest import Chat, onboard
 
 ALICE = Address("test", "alice", "chat-a")
 BOB = Address("test", "bob", "chat-b")
 GROUP = Address("test", "", "group-1", is_private=False)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, clock: ManualClock) -> AsyncIterator[SqlStore]:
-    """The real store on each backend (PostgreSQL: a schema of its own)."""
-    if request.param == "sqlite":
-        s = await open_store(MEMORY_URL, clock=clock)
-        yield s
-        await s.close()
-        return
-    with postgres_schema_url() as url:
-        s = await open_store(url, clock=clock)
-        try:
-            yield s
-        finally:
-            await s.close()
 
 
 class Recorder:
