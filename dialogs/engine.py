@@ -100,7 +100,13 @@ class Engine:
             on_scheduled=on_followup_scheduled,
             postpone_by=postpone_by,
         )
-        self._links = PartnerLinks(content, self._checkins.zone_of, quiet_hours, invite_link)
+        self._links = PartnerLinks(
+            content,
+            self._checkins.zone_of,
+            quiet_hours,
+            invite_link,
+            plain=lambda text: safety.screen(text) is None,
+        )
         self._flows = FlowRunner(content, resource_text, self._checkins, self._links)
         self._links.starts_flows_with(self._flows.start)
         self._reflections = GroupReflections(

@@ -96,6 +96,7 @@ class PartnerLinks:
         zone_of: ZoneOf,
         quiet_hours_of: QuietHoursOf,
         invite_link: InviteLink | None = None,
+        plain: Callable[[str], bool] = lambda text: True,
     ) -> None:
         copy = content.link_copy
         assert copy is not None, "content without link_copy.yaml does not load"
@@ -104,6 +105,8 @@ class PartnerLinks:
         self._zone_of = zone_of
         self._quiet_hours_of = quiet_hours_of
         self._invite_link = invite_link
+        # Whether text reads as no safety signal: codes are drawn until it does.
+        self._plain = plain
 
     def starts_flows_with(self, start_flow: StartFlow) -> None:
         """How to start a flow through its gates (the flow runner's `start`, which is
@@ -220,7 +223,7 @@ class PartnerLinks:
                 await turn.session.update_link(
                     replace(link, status=LinkStatus.ENDED, ended_at=turn.at)
                 )
-        code = new_code()
+        code = new_code(self._plain)
         await turn.session.create_link(turn.user, _chat(turn), code_hash(code), turn.at)
         hours = int(INVITATION_TTL.total_seconds() // 3600)
         deep_link = self._invite_link(code) if self._invite_link else None

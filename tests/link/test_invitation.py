@@ -207,3 +207,19 @@ def _key(chat: Chat):  # type: ignore[no-untyped-def]
 async def _live_links(chat: Chat) -> int:
     async with chat.engine._store.session() as s:  # type: ignore[attr-defined]
         return len(await s.links_of(_key(chat)))
+
+
+async def test_a_code_that_reads_as_a_safety_signal_is_never_given(
+    alice: Chat, bob: Chat, monkeypatch: Any
+) -> None:
+    """KMS5 reads as 'kill myself' to the screen, which reads command arguments first:
+    such a code, typed by the partner, would start the crisis flow instead of the
+    invitation (a real draw once made the suite fail, about one code in 16,000)."""
+    draws = iter(["ABCDKMS5EFGH", "ABCDEFGHJKLM"])
+    monkeypatch.setattr("dialogs.link.codes.random_code", lambda: next(draws))
+    code = await invite(alice)
+    assert code == "ABCD-EFGH-JKLM"
+    assert texts(await bob.command("link", code)).startswith("Your partner invited you.")
+    # The code drawn first really is read as a signal: had it been given, Bob typing
+    # it would have been asked whether he is safe, not invited.
+    assert "Are you safe right now?" in texts(await bob.command("link", "ABCD-KMS5-EFGH"))
