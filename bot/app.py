@@ -24,6 +24,7 @@ from dialogs.delivery import LEASE as OUTBOX_LEASE
 from dialogs.delivery import Delivery, Sender
 from dialogs.engine import Engine
 from dialogs.followups.dispatcher import Dispatcher
+from dialogs.insights.drawing import draw_charts
 from dialogs.safety.resource_text import resource_text
 from dialogs.safety.resources import SafetyResources
 from dialogs.safety.screen import SafetyScreen
@@ -254,6 +255,8 @@ async def _build_guide(
         # rows' limits are real time too. A restart on SQLite takes a dead
         # process's rows at once anyway.
         lease=OUTBOX_LEASE,
+        # A reply's chart, sent again after a crash, is drawn again.
+        prepare=draw_charts,
     )
     # The follow-up lease shrinks with the demo clock: a crashed claim must come
     # back before the follow-up's own (shrunk) limit makes it missed.

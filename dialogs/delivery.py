@@ -44,7 +44,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol, cast
@@ -68,6 +68,9 @@ _TAKEN_KEPT = 1024
 
 # Called with the index of each message the platform accepted, in order.
 Delivered = Callable[[int], None]
+# Turns stored messages into what a sender takes: draws their charts (a row read
+# back after a crash holds what a chart shows, not its picture).
+Prepare = Callable[[Sequence[Outbound]], Awaitable[list[Outbound]]]
 Mark = tuple[int, OutboundStatus, str | None]
 
 
@@ -176,17 +179,12 @@ async def store_reply(
 ) -> Reply:
     """Store a turn's messages as outbox rows in its transaction (see `Reply` for
     what is not stored), rendered at the conversation's `turn`."""
-    if forgotten or not messages or any(_carries_file(m) for m in messages):
+    if forgotten or not messages or any(m.attachment is not None for m in messages):
         return Reply(messages)
     rows = await session.enqueue_outbound(
         owner, address, messages, at, OutboundKind.REPLY, turn=turn
     )
     return Reply(messages, rows)
-
-
-def _carries_file(message: Outbound) -> bool:
-    # A file or a chart (drawn into one after commit) is never kept in the store.
-    return message.attachment is not None or message.chart is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,8 +223,10 @@ class Delivery:
         reply_ttl: timedelta = REPLY_TTL,
         scheduled_ttl: timedelta = SCHEDULED_TTL,
         lease: timedelta = LEASE,
+        prepare: Prepare | None = None,
     ) -> None:
         self._store = store
+        self._prepare = prepare
         self._clock = clock
         self._lanes = {OutboundKind.REPLY: interactive, OutboundKind.SCHEDULED: scheduled}
         self._ttl = {OutboundKind.REPLY: reply_ttl, OutboundKind.SCHEDULED: scheduled_ttl}
@@ -505,8 +505,11 @@ class Delivery:
             accepted.append(index)
             self._note((run[index].id, OutboundStatus.SENT, None))
 
+        messages = [row.message for row in run]
         try:
-            await send_tracked(lane, run[0].address, [row.message for row in run], delivered)
+            if self._prepare is not None and any(m.chart is not None for m in messages):
+                messages = await self._prepare(messages)
+            await send_tracked(lane, run[0].address, messages, delivered)
         except NotSent:
             raise
         except Exception as exc:

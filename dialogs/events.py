@@ -102,7 +102,8 @@ class Outbound:
     image: str | None = None
     attachment: Attachment | None = None
     # A chart to draw once the turn has committed (dialogs.insights.drawing.drawn):
-    # adapters receive it drawn, as an image `attachment`. Like files, never stored.
+    # adapters receive it drawn, as an image `attachment`. Unlike a file, it is
+    # stored (what it shows, not the picture) and drawn again if sent again.
     chart: Chart | None = None
     to: Address | None = None
     # A group post that may open a thread of this name (Discord): the adapter posts

@@ -294,7 +294,11 @@ def counts(
     for chat, ps in by_chat.items():
         if chat in unaccounted:
             continue
-        extra = sum(1 for p in ps if any(w and w in p.text for w in unstored))
+        # A picture goes as a post of its own after its message's words (one row:
+        # Telegram's sendPhoto carries no buttons), so it is not a row's post.
+        extra = sum(
+            1 for p in ps if p.method == "sendPhoto" or any(w and w in p.text for w in unstored)
+        )
         window = sum(len(k.window.get(chat, [])) for k in kills)
         dup = len(ps) - extra - sent_rows[chat]
         if dup < 0:

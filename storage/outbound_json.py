@@ -6,8 +6,11 @@ goes to another address and `"thread": str` for a post that opens one; a choice
 with a start payload is `[id, label, payload]`.
 Attachments are never stored: follow-ups never carry files (the only files are
 data exports, sent in reply to the person, and a copy of one here would be personal
-data kept past its use), so a message read back always has `attachment=None`; nor
-are charts, which become files (`dialogs.insights.drawing`), so `chart=None` too.
+data kept past its use), so a message read back always has `attachment=None`. A
+chart is stored as what it shows (`"chart": {...}`, `dialogs.insights.chart.Chart`:
+titles and the 0-10 numbers of the journal, nothing typed) and drawn again when the
+row is sent (`dialogs.insights.drawing.draw_charts`), so a reply with a chart is
+owed like any other after a crash.
 
 With a cipher the whole list is sealed as one `{"_enc": "<token>"}`, like
 conversation variables, because the text can quote what the person typed.
@@ -16,14 +19,16 @@ conversation variables, because the text can quote what the person typed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any
 
 from dialogs.events import Address, Choice, Outbound
+from dialogs.insights.chart import Chart
 from storage.crypto import ENCRYPTED_KEY, VariableCipher
 from storage.errors import StorageError
 
 _KEYS = frozenset({"text", "choices", "private_only", "image"})
-_OPTIONAL_KEYS = frozenset({"to", "thread"})
+_OPTIONAL_KEYS = frozenset({"to", "thread", "chart"})
 
 
 def outbound_to_json(message: Outbound) -> dict[str, Any]:
@@ -39,7 +44,25 @@ def outbound_to_json(message: Outbound) -> dict[str, Any]:
         data["to"] = [to.platform, to.user_id, to.chat_id, to.is_private]
     if message.thread is not None:
         data["thread"] = message.thread
+    if message.chart is not None:
+        data["chart"] = chart_to_json(message.chart)
     return data
+
+
+def chart_to_json(chart: Chart) -> dict[str, Any]:
+    return {f.name: _plain(getattr(chart, f.name)) for f in fields(chart)}
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def chart_from_json(data: Any) -> Chart:
+    """The chart `chart_to_json` wrote; StorageError if `data` is not one."""
+    names = {f.name for f in fields(Chart)}
+    if not isinstance(data, dict) or set(data) != names:
+        raise StorageError(f"stored chart has an unexpected shape: {_shape(data)}")
+    return Chart(**{name: tuple(v) if isinstance(v, list) else v for name, v in data.items()})
 
 
 def _choice_json(choice: Choice) -> list[str]:
@@ -72,6 +95,7 @@ def outbound_from_json(data: Any) -> Outbound:
         image=image,
         to=_address(data.get("to")),
         thread=data["thread"] if isinstance(data.get("thread"), str) else None,
+        chart=chart_from_json(data["chart"]) if data.get("chart") is not None else None,
     )
 
 

@@ -103,8 +103,8 @@ async def enqueue(
     said them."""
     if not messages:
         return []
-    if any(message.attachment is not None or message.chart is not None for message in messages):
-        raise ValueError("a message with a file or chart cannot be stored; send it directly")
+    if any(message.attachment is not None for message in messages):
+        raise ValueError("a message with a file cannot be stored; send it directly")
     destinations = [message.to or address for message in messages]
     counts: dict[tuple[str, str], int] = {}
     for destination in destinations:

@@ -18,6 +18,7 @@ import io
 import logging
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import replace
 
 from dialogs.delivery import Reply
@@ -156,24 +157,31 @@ def _nan(value: float | None) -> float:
 
 
 async def drawn(reply: Reply) -> Reply:
-    """`reply` with each chart drawn into an image attachment. A chart that cannot be
-    drawn is left out and its message goes alone: the words carry the same figures."""
+    """`reply` with each chart drawn into an image attachment, its rows carrying the
+    drawn messages (so the first send does not draw again; a row read back after a
+    crash holds the chart and is drawn when sent, `draw_charts`)."""
     if not any(message.chart is not None for message in reply):
         return reply
-    # Messages with a chart are never stored (dialogs.delivery.store_reply), like files.
-    assert not reply.rows, "a reply with a chart has no outbox rows"
-    messages: list[Outbound] = []
-    for message in reply:
+    messages = await draw_charts(reply)
+    rows = [replace(row, message=message) for row, message in zip(reply.rows, messages, strict=False)]
+    return Reply(messages, rows)
+
+
+async def draw_charts(messages: Sequence[Outbound]) -> list[Outbound]:
+    """`messages` with each chart drawn into an image attachment. A chart that cannot
+    be drawn is left out and its message goes alone: the words carry the same figures."""
+    out: list[Outbound] = []
+    for message in messages:
         chart = message.chart
         if chart is None:
-            messages.append(message)
+            out.append(message)
             continue
         try:
             png = await asyncio.to_thread(draw_png, chart)
         except Exception:
             log.exception("chart not drawn; its message goes without it")
-            messages.append(replace(message, chart=None))
+            out.append(replace(message, chart=None))
             continue
         picture = Attachment(chart.filename, png, "image/png", description=chart.description)
-        messages.append(replace(message, chart=None, attachment=picture))
-    return Reply(messages)
+        out.append(replace(message, chart=None, attachment=picture))
+    return out

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text as sql
 
 from dialogs.clock import ManualClock
+from dialogs.delivery import Delivery
 from dialogs.engine import Engine
+from dialogs.events import Address, Command, Inbound, Outbound
 from dialogs.followups.dispatcher import Dispatcher
 from dialogs.followups.weekly_insight import INSIGHT_KIND
 from dialogs.insights import drawing
@@ -65,8 +68,9 @@ async def test_insights_sends_the_words_with_a_chart_and_offers_a_weekly_look(
     assert summary.private_only
     assert summary.attachment is not None and summary.attachment.media_type == "image/png"
     assert summary.attachment.data.startswith(b"\x89PNG")
-    # Files are never stored: the whole reply goes directly, nothing waits in the outbox.
-    assert out.rows == ()
+    # Owed like any reply: both messages are outbox rows, and the rows carry the
+    # picture already drawn, so the first send does not draw it again.
+    assert [row.message for row in out.rows] == list(out)
     assert "once a week" in offer.text
     assert [c.label for c in offer.choices] == ["Yes, weekly", "No thanks"]
 
@@ -274,3 +278,42 @@ async def test_the_chart_is_drawn_after_the_turn_commits(
     assert before_draw.count("open") == before_draw.count("committed") >= 1
     # In a worker thread: the event loop keeps serving everyone else meanwhile.
     assert threads and threads[0] is not threading.main_thread()
+
+
+class Recording:
+    def __init__(self) -> None:
+        self.sent: list[Outbound] = []
+
+    async def send(self, address: Address, messages: Sequence[Outbound]) -> None:
+        self.sent.extend(messages)
+
+
+async def test_a_kill_after_the_turn_commits_loses_neither_the_chart_nor_the_offer(
+    chat: Chat, engine: Engine, store: SqlStore, clock: ManualClock
+) -> None:
+    # The process dies between the commit and the send: the rows are all there is.
+    await two_pauses(store)
+    out = await engine.handle(
+        Inbound(chat.address, "insights-1", clock.now(), command=Command("insights"))
+    )
+    async with store.engine.begin() as connection:
+        await connection.execute(sql("update outbound set claimed_by = 'dead-process'"))
+    sender = Recording()
+    restarted = Delivery(
+        store,
+        clock,
+        interactive={"test": sender},
+        scheduled={"test": sender},
+        prepare=drawing.draw_charts,
+    )
+    if store.engine.dialect.name == "sqlite":
+        assert await restarted.resend_unsent(startup=True) == 2
+    else:  # another worker may be sending them: they wait out the lease
+        clock.advance(timedelta(minutes=1))
+        assert await restarted.resend_unsent() == 2
+    [summary, offer] = sender.sent
+    assert summary.text == out[0].text
+    assert summary.attachment is not None and summary.attachment.data.startswith(b"\x89PNG")
+    assert summary.attachment.description == out[0].attachment.description  # type: ignore[union-attr]
+    assert summary.chart is None
+    assert offer.text == out[1].text and offer.choices == out[1].choices
