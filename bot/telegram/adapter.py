@@ -587,10 +587,12 @@ class TelegramAdapter:
             if copy.stale_button in texts or refused is not None:
                 # Stale, replayed or forged, or a reflection button pressed by someone
                 # who may not: the engine changed nothing, and neither does the chat.
-                # A toast says so; the question or the panel is still there.
+                # A toast says so; the question or the panel is still there. Recorded
+                # first: a toast slowed by retries must not leave the rows looking
+                # unsent to the sweep, which would post them as messages.
                 answered = True
-                await self._answer(query, refused or stale_toast)
                 await self._guide.delivery.mark(replies.rows, OutboundStatus.SUPERSEDED, "toast")
+                await self._answer(query, refused or stale_toast)
                 return
             accepted = bool(replies) and copy.error_apology not in texts
             answered = True

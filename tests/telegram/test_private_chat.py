@@ -61,6 +61,32 @@ async def test_pause_flow_with_buttons_then_the_followup_arrives(tg: Harness) ->
     await me.press("Better", until="How loud is it inside now")
 
 
+async def test_a_stale_press_is_recorded_a_toast_before_the_toast_is_answered(
+    tg: Harness,
+) -> None:
+    # The toast may take long (retries, a 429's wait): all that while, the stale
+    # note's rows must not look like a reply left unsent, or the sweep posts them.
+    await tg.onboard(ME)
+    me = tg.person(ME)
+    await me.say("/pause", until="Breathe in")
+    breathe, done = me.button("Done")
+    await me.press("Done", until="How loud")
+    sent_before = len(tg.fake.ok_calls("sendMessage"))
+    tg.fake.hold("answerCallbackQuery", accept=False)
+    tg.fake.push_callback(ME, breathe["message_id"], done, chat_id=ME)
+    await tg.fake.wait_for(lambda: tg.fake.holding)
+    async with tg.guide.store.engine.connect() as connection:
+        fates = await connection.execute(
+            sql("select status, reason from outbound where status != 'sent'")
+        )
+        assert [tuple(row) for row in fates] == [("superseded", "toast")] * 2
+    tg.clock.advance(timedelta(minutes=1))
+    assert await tg.guide.delivery.resend_unsent() == 0
+    tg.fake.release()
+    await tg.fake.wait_for(lambda: tg.fake.ok_calls("answerCallbackQuery"))
+    assert len(tg.fake.ok_calls("sendMessage")) == sent_before
+
+
 async def test_pause_flow_with_typed_answers(tg: Harness) -> None:
     await tg.onboard(ME)
     me = tg.person(ME)
