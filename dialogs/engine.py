@@ -221,9 +221,12 @@ class Engine:
         now = self._clock.now()
         address = Address(followup.user.platform, followup.user.user_id, followup.chat_id, True)
         async with self._store.session() as session:
-            current = await session.get_followup(followup.id)
-            if current is None or current.status is not FollowUpStatus.CLAIMED:
+            # The row again, under the owner's lock: still ours to run? With it, in
+            # the same read, their profile (and for the store, their conversation).
+            opened = await session.open_followup(followup.id)
+            if opened is None or opened[0].status is not FollowUpStatus.CLAIMED:
                 return DueOutcome(DueStatus.SKIPPED)
+            current, profile = opened
             if current.kind in (REFLECTION_TIMER, PARTNER_SIGNAL):
                 # A group's clock, or a signal after quiet hours: their own rules apply.
                 if current.kind == PARTNER_SIGNAL:
@@ -235,7 +238,6 @@ class Engine:
                     return DueOutcome(DueStatus.SKIPPED)
                 rows = await session.queue_followup(current.id, address, posts, now)
                 return DueOutcome(DueStatus.DELIVERED, address, tuple(posts), tuple(rows))
-            profile = await session.load_profile(current.user)
             flow = self._content.flows.get(current.flow_id)
             # A push-pull reminder arriving unasked for someone who may be unsafe
             # could be read over their shoulder, and only nudges toward the partner:

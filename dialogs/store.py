@@ -315,6 +315,14 @@ class StoreSession(ReflectionRecords, LinkRecords, Protocol):
 
     async def get_followup(self, followup_id: int) -> FollowUp | None: ...
 
+    async def open_followup(self, followup_id: int) -> tuple[FollowUp, Profile] | None:
+        """`get_followup` and its owner's `load_profile` in one, for a due follow-up
+        about to run; None when the row is gone. The owner's row is locked first (as
+        by `load_state`), so the status read is the one this transaction acts on. A
+        store may read the owner's conversation with them, for a later `load_state`
+        (which then stamps last seen as usual)."""
+        ...
+
     async def set_followup_status(
         self, followup_id: int, status: FollowUpStatus, at: datetime
     ) -> None: ...

@@ -383,6 +383,16 @@ class SqlStoreSession(ReflectionRows, LinkRows):
         )
         return found[0] if found else None
 
+    async def open_followup(self, followup_id: int) -> tuple[FollowUp, Profile] | None:
+        # The owner's row locked first; the status is read after it (storage.sql_store's
+        # TurnSession does all of this in fewer statements).
+        if await self._session.scalar(lock_followup_owner(followup_id)) is None:
+            return None
+        followup = await self.get_followup(followup_id)
+        if followup is None:
+            return None
+        return followup, await self.load_profile(followup.user)
+
     async def set_followup_status(
         self, followup_id: int, status: FollowUpStatus, at: datetime
     ) -> None:
@@ -472,6 +482,13 @@ class SqlStoreSession(ReflectionRows, LinkRows):
             .on_conflict_do_nothing(index_elements=[UserRow.platform, UserRow.platform_user_id])
         )
         return (await self._session.scalars(query)).one()
+
+
+def lock_followup_owner(followup_id: Any) -> Select[int]:
+    """Locks the user a follow-up belongs to (PostgreSQL; SQLite ignores FOR UPDATE and
+    its transactions run one at a time); selects their id."""
+    owner = select(FollowUpRow.user_id).where(FollowUpRow.id == followup_id).scalar_subquery()
+    return select(UserRow.id).where(UserRow.id == owner).with_for_update()
 
 
 def _user_id_of(user: UserKey) -> Select[int]:

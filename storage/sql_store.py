@@ -49,7 +49,8 @@ from storage.crypto import (
 )
 from storage.dialect_insert import insert_for
 from storage.engine import checkpoint_wal
-from storage.followup_rows import select_followups
+from storage.followup_rows import COLUMNS as FOLLOWUP_COLUMNS
+from storage.followup_rows import followup_from, select_followups
 from storage.held_claims import HeldClaims
 from storage.link_rows import purge_links
 from storage.models import (
@@ -70,7 +71,7 @@ from storage.outbound_rows import (
 from storage.privacy import count_deleted
 from storage.reflection_rows import purge_reflections
 from storage.sealed_profile import needs_sealing, open_profile, seal_profile_values
-from storage.session import SqlStoreSession
+from storage.session import SqlStoreSession, lock_followup_owner
 from storage.write_lock import WriteLock
 
 log = logging.getLogger(__name__)
@@ -561,6 +562,19 @@ _OPEN_EVENT = (
     )
     .with_for_update(of=_USERS)
 )
+# A due follow-up and its owner's id, profile and conversation in one round trip
+# (`TurnSession.open_followup`): the follow-up's columns, then _OPEN_EVENT's.
+_FOLLOWUPS = cast(Table, FollowUpRow.__table__)
+_OPEN_FOLLOWUP = (
+    select(*FOLLOWUP_COLUMNS, *_OPEN_EVENT.selected_columns)
+    .select_from(
+        _FOLLOWUPS.join(_USERS, _USERS.c.id == _FOLLOWUPS.c.user_id).outerjoin(
+            _CONVERSATIONS, _CONVERSATIONS.c.user_id == _USERS.c.id
+        )
+    )
+    .where(_FOLLOWUPS.c.id == bindparam("followup_id"))
+)
+_LOCK_FOLLOWUP_OWNER = lock_followup_owner(bindparam("followup_id"))
 # Executed with the columns to set as parameters, and the row's id as "pk".
 _UPDATE_USER = update(_USERS).where(_USERS.c.id == bindparam("pk"))
 _UPDATE_CONVERSATION = update(_CONVERSATIONS).where(_CONVERSATIONS.c.user_id == bindparam("pk"))
@@ -583,6 +597,9 @@ class _Opened:
     reseal: bool
     # `load_state`'s last-seen stamp, written with the next save_turn (or at commit).
     seen: datetime | None
+    # Set by `load_state` for someone without a conversation row: the row it owes,
+    # written with the turn's state by save_turn, or empty at commit (`finish`).
+    create_at: datetime | None = None
 
 
 class TurnSession(SqlStoreSession):
@@ -623,18 +640,41 @@ class TurnSession(SqlStoreSession):
         # Like load_state, an empty state for someone without a conversation yet.
         return opened.state or ConversationState(), opened.current
 
+    async def open_followup(self, followup_id: int) -> tuple[FollowUp, Profile] | None:
+        """The follow-up, its owner's profile and conversation in one SELECT (after
+        the owner's row lock on PostgreSQL, as in `_select_opened`), kept as the
+        owner's snapshot: the `load_state` and `load_profile` that follow read
+        nothing more. Last seen is stamped only if the turn opens (`load_state`)."""
+        key = {"followup_id": followup_id}
+        if (
+            self._dialect != "sqlite"
+            and await self._session.scalar(_LOCK_FOLLOWUP_OWNER, key) is None
+        ):
+            return None
+        row = (await self._session.execute(_OPEN_FOLLOWUP, key)).first()
+        if row is None:
+            return None
+        followup = followup_from(row, self._cipher)
+        opened = self._opened.get(followup.user)
+        if opened is None:
+            opened = self._opened_from(followup.user, row[len(FOLLOWUP_COLUMNS) :], None)
+        return followup, opened.current
+
     async def load_state(self, user: UserKey, at: datetime) -> ConversationState:
         """`open_event`'s one SELECT (and snapshot, for save_turn) without an event:
-        a due follow-up opens a turn this way."""
+        a due follow-up opens a turn this way, unless `open_followup` read it."""
         opened = self._opened.get(user)
         if opened is None:
             opened = self._opened_from(user, await self._select_opened(user, at), at)
         else:
             opened.seen = at
         if opened.state is None:
-            # Created empty on first contact, as the protocol says.
-            await self._write_conversation(opened, ConversationState(), at)
-            opened.state = ConversationState()
+            # Created on first contact, as the protocol says, but with the turn's own
+            # state when save_turn follows (one INSERT, not an INSERT and an UPDATE);
+            # empty at commit otherwise (`finish`).
+            if opened.create_at is None:
+                opened.create_at = at
+            return ConversationState()
         return opened.state
 
     async def load_profile(self, user: UserKey) -> Profile:
@@ -659,7 +699,7 @@ class TurnSession(SqlStoreSession):
             row = (await self._session.execute(_OPEN_EVENT, key)).one()
         return row
 
-    def _opened_from(self, user: UserKey, row: Any, at: datetime) -> _Opened:
+    def _opened_from(self, user: UserKey, row: Any, at: datetime | None) -> _Opened:
         user_id: int = row[0]
         end = 1 + len(_PROFILE_FIELDS)
         profile = open_profile(Profile(*row[1:end]), row[-1], self._cipher)
@@ -705,6 +745,8 @@ class TurnSession(SqlStoreSession):
     async def finish(self) -> None:
         """Write what is still pending; the transaction is about to commit."""
         for opened in self._opened.values():
+            if opened.state is None and opened.create_at is not None:
+                await self._write_conversation(opened, ConversationState(), opened.create_at)
             await self._write_profile(opened, opened.profile)
 
     # Older methods keep the snapshot true, so that save_turn compares with what the

@@ -2,9 +2,12 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dialogs.store import FollowUpRequest, FollowUpStatus, UserKey
+from dialogs.store import ConversationState, FollowUpRequest, FollowUpStatus, Profile, UserKey
 from storage import SqlStore, StorageError, open_store
+from storage.models import UserRow
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 ALICE = UserKey("telegram", "alice")
@@ -192,3 +195,66 @@ async def test_postpone_refuses_a_followup_that_is_not_claimed(store: SqlStore) 
         async with store.session() as session:
             await session.postpone_followup(pending.id, T0 + timedelta(hours=1))
     assert await store.next_due_at() is None
+
+
+async def test_open_followup_reads_the_row_the_profile_and_the_conversation(
+    store: SqlStore, engine: AsyncEngine
+) -> None:
+    """One read for a due follow-up; the turn it opens reads nothing more, and only
+    a turn that opens stamps last seen (a follow-up held back is not the person)."""
+    async with store.session() as session:
+        await session.save_state(ALICE, ConversationState(flow_id="f", turn=3), T0)
+        await session.save_profile(ALICE, Profile(consent_at=T0, zone="Europe/Paris"))
+        assert await session.schedule_followup(ALICE, _request("a", T0 - timedelta(hours=1)))
+    [claimed] = await store.claim_due(T0, 1)
+    later = T0 + timedelta(hours=1)
+    async with store.session() as session:
+        assert await session.open_followup(claimed.id + 1000) is None
+        opened = await session.open_followup(claimed.id)
+        assert opened is not None
+        followup, profile = opened
+        assert followup == claimed
+        assert (profile.consent_at, profile.zone) == (T0, "Europe/Paris")
+    assert await _last_seen(engine) == T0  # held back: no turn opened
+    async with store.session() as session:
+        opened = await session.open_followup(claimed.id)
+        assert opened is not None
+        state = await session.load_state(ALICE, later)
+        assert (state.flow_id, state.turn) == ("f", 3)
+        assert await session.load_profile(ALICE) == opened[1]
+    assert await _last_seen(engine) == later
+
+
+async def test_open_followup_waits_for_the_owners_turn_and_sees_it(database_url: str) -> None:
+    """Two workers: while one person's turn holds their row, a dispatcher opening
+    their due follow-up waits, then reads what that turn committed (on PostgreSQL
+    the owner's row is locked before the read; SQLite runs them one at a time)."""
+    one, two = await open_store(database_url), await open_store(database_url)
+    try:
+        async with one.session() as session:
+            await session.save_profile(ALICE, Profile(consent_at=T0))
+            assert await session.schedule_followup(ALICE, _request("a"))
+        [claimed] = await one.claim_due(T0, 1)
+        opening: asyncio.Task[object] | None = None
+
+        async def open_it() -> object:
+            async with two.session() as session:
+                return await session.open_followup(claimed.id)
+
+        async with one.session() as session:
+            await session.load_state(ALICE, T0)  # the person's turn, their row locked
+            await session.save_profile(ALICE, Profile(consent_at=None))  # they stop
+            opening = asyncio.create_task(open_it())
+            await asyncio.sleep(0.3)  # let the dispatcher's read begin
+            assert not opening.done()
+        opened = await opening
+        assert isinstance(opened, tuple)
+        assert opened[1].consent_at is None
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def _last_seen(engine: AsyncEngine) -> datetime | None:
+    async with engine.connect() as connection:
+        return await connection.scalar(select(UserRow.last_seen_at))
