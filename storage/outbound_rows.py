@@ -11,7 +11,9 @@ Once a chat's counter is taken, every earlier row of that chat has committed: a 
 is marked `first` (`dialogs.store.OutboundRow`) when none of them to its address is
 still pending, other than rows of the same transaction. Rows never go back to
 pending, so that stays true, and `dialogs.delivery.Delivery` sends such a row
-without asking the store what comes before it.
+without asking the store what comes before it. On SQLite, rows to one address
+(nearly every turn and follow-up) ask that in the counter's own upsert: one round
+trip, not two (see `_NEXT_SEQ_OWED` for why not on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, null, select, update
+from sqlalchemy import Table, bindparam, exists, insert, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.delivery import BEHIND_AN_EARLIER_ROW
@@ -38,25 +40,48 @@ CHATS = cast(Table, OutboundChatRow.__table__)
 _INSERT = insert(OUTBOUND).returning(OUTBOUND.c.id, sort_by_parameter_order=True)
 # The counter upsert, built once per dialect: a turn runs it on its hot path.
 _NEXT_SEQ: dict[str, Any] = {}
+PENDING = OutboundStatus.PENDING.value
 
 
 def _next_seq(dialect: str) -> Any:
     statement = _NEXT_SEQ.get(dialect)
     if statement is None:
-        statement = _NEXT_SEQ[dialect] = (
-            insert_for(dialect, CHATS)
-            .values(
-                platform=bindparam("platform"),
-                chat_id=bindparam("chat_id"),
-                last_seq=bindparam("n"),
-            )
-            .on_conflict_do_update(
-                index_elements=[CHATS.c.platform, CHATS.c.chat_id],
-                set_={"last_seq": CHATS.c.last_seq + bindparam("n")},
-            )
-            .returning(CHATS.c.last_seq)
-        )
+        statement = _NEXT_SEQ[dialect] = _counter_upsert(dialect).returning(CHATS.c.last_seq)
     return statement
+
+
+def _counter_upsert(dialect: str) -> Any:
+    return (
+        insert_for(dialect, CHATS)
+        .values(
+            platform=bindparam("platform"),
+            chat_id=bindparam("chat_id"),
+            last_seq=bindparam("n"),
+        )
+        .on_conflict_do_update(
+            index_elements=[CHATS.c.platform, CHATS.c.chat_id],
+            set_={"last_seq": CHATS.c.last_seq + bindparam("n")},
+        )
+    )
+
+
+# Whether a row to the address in the parameters is still pending, this
+# transaction's own `earlier` rows aside (see `_owed_before`).
+_OWED = exists().where(
+    OUTBOUND.c.platform == bindparam("platform"),
+    OUTBOUND.c.chat_id == bindparam("chat_id"),
+    OUTBOUND.c.recipient == bindparam("recipient"),
+    OUTBOUND.c.private == bindparam("private"),
+    OUTBOUND.c.status == PENDING,
+    OUTBOUND.c.id.not_in(bindparam("earlier", expanding=True)),
+)
+# SQLite only: the counter upsert that also says whether a row to the address is
+# still pending. Its transactions run one at a time, so what the statement sees
+# is all there is. Not on PostgreSQL: an upsert that waited for another
+# transaction's lock on the counter updates the row as committed, but its
+# RETURNING subquery reads the snapshot from before that commit, and would miss
+# the rows the other transaction wrote (`_owed_before` runs after the lock instead).
+_NEXT_SEQ_OWED = _counter_upsert("sqlite").returning(CHATS.c.last_seq, _OWED)
 
 
 # The columns `row_from` reads, in its order.
@@ -71,7 +96,6 @@ COLUMNS = (
     OUTBOUND.c.kind,
     OUTBOUND.c.created_at,
 )
-PENDING = OutboundStatus.PENDING.value
 # Why a row sent again after a failure or a crash was not: the person's conversation
 # is past the turn it was rendered at.
 MOVED_ON = "conversation moved on"
@@ -106,6 +130,65 @@ async def enqueue(
     if any(message.attachment is not None for message in messages):
         raise ValueError("a message with a file cannot be stored; send it directly")
     destinations = [message.to or address for message in messages]
+    only = destinations[0]
+    if dialect == "sqlite" and all(destination == only for destination in destinations):
+        # The common case, one address: its counter and what is owed there before it
+        # in one statement (a follow-up's or a turn's reply).
+        n = len(messages)
+        last, owed = (
+            await session.execute(
+                _NEXT_SEQ_OWED,
+                {
+                    "platform": only.platform,
+                    "chat_id": only.chat_id,
+                    "n": n,
+                    "recipient": only.user_id,
+                    "private": only.is_private,
+                    "earlier": list(earlier),
+                },
+            )
+        ).one()
+        seqs = list(range(last - n + 1, last + 1))
+        first = {only: not owed}
+    else:
+        seqs, first = await _take_seqs(session, dialect, destinations, earlier)
+    params = [
+        {
+            "user_id": owner_id,
+            "platform": destination.platform,
+            "chat_id": destination.chat_id,
+            "recipient": destination.user_id,
+            "private": destination.is_private,
+            "seq": seq,
+            "kind": kind.value,
+            "status": PENDING,
+            "reason": None,
+            "message": encode_message(message, cipher),
+            "created_at": at,
+            "claimed_at": claimed_at or at,
+            "claimed_by": worker,
+            "sent_at": None,
+            "updated_at": at,
+            "turn": turn if destination == address and address.is_private else None,
+            "followup_id": followup_id,
+        }
+        for message, destination, seq in zip(messages, destinations, seqs, strict=True)
+    ]
+    ids = (await session.scalars(_INSERT, params)).all()
+    return [
+        OutboundRow(id_, destination, seq, message, kind, at, first[destination])
+        for id_, destination, seq, message in zip(ids, destinations, seqs, messages, strict=True)
+    ]
+
+
+async def _take_seqs(
+    session: AsyncSession,
+    dialect: str,
+    destinations: Sequence[Address],
+    earlier: Collection[int],
+) -> tuple[list[int], dict[Address, bool]]:
+    """Each destination's seq, its chat's counter taken once for all its rows (chats
+    in sorted order); and for each address whether its first row here is `first`."""
     counts: dict[tuple[str, str], int] = {}
     for destination in destinations:
         key = (destination.platform, destination.chat_id)
@@ -118,34 +201,11 @@ async def enqueue(
         )
         assert last is not None
         next_seq[(platform, chat_id)] = last - n + 1
-    params: list[dict[str, Any]] = []
     seqs: list[int] = []
-    for message, destination in zip(messages, destinations, strict=True):
+    for destination in destinations:
         key = (destination.platform, destination.chat_id)
-        seq = next_seq[key]
-        next_seq[key] = seq + 1
-        seqs.append(seq)
-        params.append(
-            {
-                "user_id": owner_id,
-                "platform": destination.platform,
-                "chat_id": destination.chat_id,
-                "recipient": destination.user_id,
-                "private": destination.is_private,
-                "seq": seq,
-                "kind": kind.value,
-                "status": PENDING,
-                "reason": None,
-                "message": encode_message(message, cipher),
-                "created_at": at,
-                "claimed_at": claimed_at or at,
-                "claimed_by": worker,
-                "sent_at": None,
-                "updated_at": at,
-                "turn": turn if destination == address and address.is_private else None,
-                "followup_id": followup_id,
-            }
-        )
+        seqs.append(next_seq[key])
+        next_seq[key] += 1
     lowest: dict[Address, int] = {}
     for destination, seq in zip(destinations, seqs, strict=True):
         lowest.setdefault(destination, seq)
@@ -153,11 +213,7 @@ async def enqueue(
         destination: not await _owed_before(session, destination, seq, earlier)
         for destination, seq in lowest.items()
     }
-    ids = (await session.scalars(_INSERT, params)).all()
-    return [
-        OutboundRow(id_, destination, seq, message, kind, at, first[destination])
-        for id_, destination, seq, message in zip(ids, destinations, seqs, messages, strict=True)
-    ]
+    return seqs, first
 
 
 def for_address(address: Address) -> Any:

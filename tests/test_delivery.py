@@ -128,6 +128,37 @@ async def test_sequence_numbers_follow_commits_per_chat(
     ]
 
 
+async def test_a_row_is_first_when_nothing_to_its_address_is_still_owed(
+    store: SqlStore, clock: ManualClock
+) -> None:
+    """`first` lets a send skip asking the store what comes before a row: true only
+    when no earlier row to the same address is pending, this transaction's own aside
+    (one turn may store its messages in two calls)."""
+    [a1] = await owe(store, clock, ALICE, "a1")
+    assert a1.first
+    # An earlier row to the address is pending: not first, on one address or several.
+    [a2] = await owe(store, clock, ALICE, "a2")
+    assert not a2.first
+    async with store.session() as s:
+        mixed = await s.enqueue_outbound(
+            UserKey("test", "alice"),
+            ALICE,
+            [Outbound("a3"), Outbound("to bob", to=BOB)],
+            clock.now(),
+        )
+    assert [row.first for row in mixed] == [False, True]
+    # Another person's rows in the same chat are owed to another address.
+    [carol] = await owe(store, clock, Address("test", "carol", "chat-a"), "c1")
+    assert carol.first
+    await delivery(store, clock, Recorder()).send([a1, a2, mixed[0]])
+    async with store.session() as s:
+        owner = UserKey("test", "alice")
+        [a4] = await s.enqueue_outbound(owner, ALICE, [Outbound("a4")], clock.now())
+        [a5] = await s.enqueue_outbound(owner, ALICE, [Outbound("a5")], clock.now())
+    assert a4.first
+    assert a5.first  # a4 is pending, but it is this transaction's own
+
+
 async def test_a_row_too_old_is_dropped_and_recorded_never_sent_late(
     store: SqlStore, clock: ManualClock
 ) -> None:
