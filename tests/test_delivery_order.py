@@ -19,7 +19,7 @@ from dialogs.events import Address, Outbound
 from dialogs.store import OutboundKind, OutboundStatus
 from storage import SqlStore, open_store
 from tests.postgres import postgres_schema_url
-from tests.test_delivery import ALICE, BOB, fates, owe, store
+from tests.test_delivery import ALICE, BOB, fates, owe
 
 __all__ = ["store"]  # the fixture, on both backends
 

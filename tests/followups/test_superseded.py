@@ -18,7 +18,7 @@ from dialogs.store import ConversationState, OutboundKind, UserKey
 from storage import SqlStore
 from tests.conftest import Chat, texts
 from tests.followups.test_guarantees import ShuttingDownSender, dispatcher
-from tests.test_delivery import ALICE, owe, store
+from tests.test_delivery import ALICE, owe
 from tests.test_delivery_order import Platform
 from tests.test_engine import RecordingSender, ask_for_followup_in_20_minutes
 
