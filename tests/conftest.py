@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -218,10 +219,9 @@ def texts(messages: Sequence[Outbound]) -> str:
     return "\n".join(m.text for m in messages)
 
 
-async def onboard(store: SqlStore, clock: Clock, address: Address, **changes: object) -> None:
-    """Make the person a consented, screened adult in the US who was just active, as
-    if they had been through the consent flow and the safety screen already."""
-    now = clock.now()
+def onboarded(now: datetime, **changes: object) -> Profile:
+    """A consented, screened adult in the US who was active at `now`, as if they had
+    been through the consent flow and the safety screen already."""
     profile = Profile(
         consent_at=now,
         adult=True,
@@ -232,10 +232,14 @@ async def onboard(store: SqlStore, clock: Clock, address: Address, **changes: ob
         last_active_at=now,
         reminded_at=now,
     )
+    return replace(profile, **changes)  # type: ignore[arg-type]
+
+
+async def onboard(store: SqlStore, clock: Clock, address: Address, **changes: object) -> None:
+    """Make the person `onboarded` (see there), just now."""
     async with store.session() as s:
         await s.save_profile(
-            UserKey(address.platform, address.user_id),
-            replace(profile, **changes),  # type: ignore[arg-type]
+            UserKey(address.platform, address.user_id), onboarded(clock.now(), **changes)
         )
 
 

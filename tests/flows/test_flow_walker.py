@@ -38,7 +38,7 @@ from dialogs.safety.resources import SafetyResources
 from dialogs.safety.screen import SafetyScreen
 from dialogs.store import ConversationState, FollowUpRequest, UserKey
 from storage import SqlStore
-from tests.conftest import onboard
+from tests.conftest import onboarded
 
 ADDRESS = Address("walker", "w1", "w1")
 USER = UserKey("walker", "w1")
@@ -97,8 +97,9 @@ class Walk:
     async def restore(self, state: ConversationState, **profile: object) -> None:
         # The profile goes back to a consented, screened adult each time, so what one
         # path remembers (under 18, unsafe, consent withdrawn) does not leak into others.
-        await onboard(self.store, self.clock, ADDRESS, **profile)
+        # One transaction for both: the walk restores before each of its many tries.
         async with self.store.session() as s:
+            await s.save_profile(USER, onboarded(self.clock.now(), **profile))
             await s.save_state(USER, state, self.clock.now())
 
     async def start(self, flow_id: str, **profile: object) -> ConversationState:
