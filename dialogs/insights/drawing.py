@@ -163,7 +163,9 @@ async def drawn(reply: Reply) -> Reply:
     if not any(message.chart is not None for message in reply):
         return reply
     messages = await draw_charts(reply)
-    rows = [replace(row, message=message) for row, message in zip(reply.rows, messages, strict=False)]
+    rows = [
+        replace(row, message=message) for row, message in zip(reply.rows, messages, strict=False)
+    ]
     return Reply(messages, rows)
 
 
