@@ -21,8 +21,6 @@ from storage import SqlStore, open_store
 from tests.postgres import postgres_schema_url
 from tests.test_delivery import ALICE, BOB, fates, owe
 
-__all__ = ["store"]  # the fixture, on both backends
-
 REPLY = "Done, I'll check in then"
 FOLLOW_UP = "Hi, checking in"
 

@@ -22,8 +22,6 @@ from tests.test_delivery import ALICE, owe
 from tests.test_delivery_order import Platform
 from tests.test_engine import RecordingSender, ask_for_followup_in_20_minutes
 
-__all__ = ["store"]  # the fixture, on both backends
-
 CHECKING_IN = "checking in like you asked"
 
 
