@@ -86,7 +86,22 @@ async def test_a_429_in_a_burst_loses_nothing_and_keeps_the_order(capped: Harnes
     assert marks == ["sent"] * 5
 
 
-async def test_a_wave_of_check_ins_never_exceeds_30_a_second_at_telegram(capped: Harness) -> None:
+async def test_a_wave_of_check_ins_never_exceeds_30_a_second_at_telegram(
+    capped: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The pace is read where the bot hands each message to Telegram (its sender), not
+    # where the fake receives it: the fake shares this process, so its arrival times
+    # also carry this machine's scheduling delays, which on a loaded machine outgrow
+    # the outbox's 5% margin (_WINDOW_MARGIN, there for network jitter): it once
+    # counted 31 in a second with every send correctly spaced.
+    handed: list[float] = []
+    send = capped.adapter.send
+
+    async def timed(*args: Any) -> None:
+        handed.append(time.monotonic())
+        await send(*args)
+
+    monkeypatch.setattr(capped.adapter, "send", timed)
     people = [ME + n for n in range(1, 76)]
     for user_id in people:
         await capped.onboard(user_id)
@@ -102,9 +117,8 @@ async def test_a_wave_of_check_ins_never_exceeds_30_a_second_at_telegram(capped:
                 ),
             )
     assert await capped.guide.dispatcher.run_due() == len(people)
-    times = [c.at for c in capped.fake.ok_calls("sendMessage")]
-    assert len(times) == len(people)
-    assert most_in_a_second(times) <= 30
+    assert len(capped.fake.ok_calls("sendMessage")) == len(handed) == len(people)
+    assert most_in_a_second(handed) <= 30
     # How close to the cap a wave gets is a speed claim: bench/followups_wave.py
     # measures it (a timed assertion here failed on a loaded machine).
 
