@@ -62,7 +62,10 @@ def chart_from_json(data: Any) -> Chart:
     names = {f.name for f in fields(Chart)}
     if not isinstance(data, dict) or set(data) != names:
         raise StorageError(f"stored chart has an unexpected shape: {_shape(data)}")
-    return Chart(**{name: tuple(v) if isinstance(v, list) else v for name, v in data.items()})
+    values: dict[str, Any] = {
+        name: tuple(v) if isinstance(v, list) else v for name, v in data.items()
+    }
+    return Chart(**values)
 
 
 def _choice_json(choice: Choice) -> list[str]:
