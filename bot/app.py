@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.config import DEFAULT_CONTENT_DIR, Settings
@@ -28,12 +29,14 @@ from dialogs.insights.drawing import draw_charts
 from dialogs.safety.resource_text import resource_text
 from dialogs.safety.resources import SafetyResources
 from dialogs.safety.screen import SafetyScreen
-from dialogs.understanding.classifier import IntentClassifier, load_or_train
 from dialogs.user_ref import set_user_ref_secret
 from storage import SqlStore, open_store
 from storage.notify import wakeups_for
 from storage.open import stored_user_ref_secret
 from storage.send_budget import PostgresSendBudget
+
+if TYPE_CHECKING:
+    from dialogs.understanding.classifier import IntentClassifier
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +301,11 @@ async def _build_guide(
 
 
 def _reader(content: Content, settings: Settings) -> IntentClassifier | None:
-    """The intent model for typed text; None for content that ships no examples."""
+    """The intent model for typed text; None for content that ships no examples.
+    Imported here: scikit-learn (with SciPy) takes seconds to import, which commands
+    that open no guide (`db`, `keys`, `content`) need not pay."""
+    from dialogs.understanding.classifier import load_or_train
+
     if not content.examples_dir.is_dir():
         return None
     return load_or_train(content.examples_dir, settings.cache_dir or default_cache_dir())

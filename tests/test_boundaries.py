@@ -144,3 +144,13 @@ def test_starting_the_guide_does_not_load_matplotlib() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert result.stdout.strip() == "False"
+
+
+def test_the_command_line_loads_no_scikit_learn_until_a_guide_opens() -> None:
+    # scikit-learn (and SciPy under it) takes seconds to import: `pausecheck db check`
+    # (a service's ExecStartPre), `keys` and `content` open no guide and need no model.
+    code = "import sys\nimport bot.cli\nprint('sklearn' in sys.modules, 'scipy' in sys.modules)\n"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert result.stdout.split() == ["False", "False"]
