@@ -2,7 +2,9 @@
 platform and has not handled yet.
 
 - `put` stores an update in one short transaction, before the platform is answered;
-  a redelivered update is already there and is not stored twice.
+  a redelivered update is already there and is not stored twice. `put_in_hand`
+  stores updates long polling already holds, before it confirms them to the platform
+  (`bot.telegram.confirm`), and `forget` deletes them once handled.
 - `claim` takes all of one person's rows, oldest update first, unless another
   worker's lease on any of them is still running: one worker handles a person at a
   time. It locks the person's rows while it decides (`FOR UPDATE` on PostgreSQL;
@@ -85,6 +87,48 @@ class InboxRows:
         async with self._store.transaction() as session:
             stored = await session.scalar(statement)
         return stored is not None
+
+    async def put_in_hand(
+        self, updates: Sequence[tuple[int, str, dict[str, Any]]], at: datetime
+    ) -> None:
+        """Store updates (update id, person, body) this worker is handling already,
+        in one transaction. Claimed by it, under a lease already over: no other
+        worker runs beside a long-polling one, and the next process to start takes
+        them at once (`waiting`) if this one dies before `forget`."""
+        if not updates:
+            return
+        values = [
+            {
+                "platform": self._platform,
+                "update_id": update_id,
+                "person": person,
+                "received_at": at,
+                "body": seal_value(body, self._store.cipher),
+                "attempts": 1,
+                "claimed_by": self.worker,
+                "lease_until": at,
+            }
+            for update_id, person, body in updates
+        ]
+        statement = (
+            insert_for(self._dialect, INBOX)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=[INBOX.c.platform, INBOX.c.update_id])
+        )
+        async with self._store.transaction() as session:
+            await session.execute(statement)
+
+    async def forget(self, update_ids: Sequence[int]) -> None:
+        """Delete these updates' rows: handled where they were in hand."""
+        if not update_ids:
+            return
+        async with self._store.transaction() as session:
+            await session.execute(
+                delete(INBOX).where(
+                    INBOX.c.platform == self._platform, INBOX.c.update_id.in_(list(update_ids))
+                )
+            )
+        await self._store.checkpoint()
 
     async def claim(self, person: str, now: datetime, lease: timedelta) -> list[InboxItem]:
         """This person's rows, oldest first, now held by this worker until `now +

@@ -154,7 +154,14 @@ class TelegramAdapter:
     # ------------------------------------------------------------------ lifecycle
 
     def _build(self) -> _App:
-        self._handled = HandledUpdates()
+        rows = InboxRows(self._guide.store, PLATFORM)
+        self._handled = HandledUpdates(
+            spill=lambda bodies: rows.put_in_hand(
+                [(body["update_id"], self._person_of(body), body) for body in bodies],
+                self._clock.now(),
+            ),
+            forget=rows.forget,
+        )
         builder = (
             ApplicationBuilder()
             .token(self._token)
@@ -216,6 +223,7 @@ class TelegramAdapter:
                 await self._start_webhook(application, self._settings.telegram_webhook_url)
             else:
                 assert application.updater is not None
+                await self._drain_stored(application)
                 await application.updater.start_polling(
                     timeout=self._poll_timeout, allowed_updates=list(ALLOWED_UPDATES)
                 )
@@ -240,6 +248,27 @@ class TelegramAdapter:
     @property
     def _webhook(self) -> bool:
         return bool(self._settings.telegram_webhook_url)
+
+    async def _drain_stored(self, application: _App) -> None:
+        """Before polling: the updates a process that died had stored while they were
+        in its hand (bot.telegram.confirm), handled first, in order per person."""
+        inbox = WebhookInbox(
+            InboxRows(self._guide.store, PLATFORM),
+            platform=PLATFORM,
+            decode=lambda body: Update.de_json(body, application.bot),
+            handle=self._process_stored,
+            clock=self._clock,
+        )
+        people = await inbox.drain_stored()
+        if people:
+            log.info("stored updates handled at start people=%d", people)
+
+    def _person_of(self, body: dict[str, Any]) -> str:
+        try:
+            person = person_key(Update.de_json(body, self._bot_app().bot))
+        except Exception:
+            return ""  # stored all the same; handled when read back, or dropped then
+        return "" if person is None else str(person)
 
     async def _start_webhook(self, application: _App, url: str) -> None:
         secret = self._settings.telegram_webhook_secret

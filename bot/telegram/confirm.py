@@ -17,10 +17,14 @@ Asking from the oldest update in hand, Telegram answers at once with the updates
 hand (no long poll), so while some are in hand an answer with nothing new waits up to
 `RECHECK_SECONDS` for one of them to finish before asking again: a new update waits
 that long at most. An answer full of updates in hand (a backlog of 100: one person's
-flood being worked through) could hide newer ones, another person's /sos among them:
-the next ask goes past the newest at once, as PTB would, and the updates still in
-hand are confirmed unhandled. So behind a backlog of 100 the old window reopens for
-those; in ordinary traffic nothing fetched is confirmed before it is handled.
+flood being worked through, or an outage's worth after a restart) could hide newer
+ones, another person's /sos among them: the next ask goes past the newest at once,
+as PTB would. The updates still in hand are stored first (`Spill`: the inbox's
+rows, `storage.inbox_rows.InboxRows.put_in_hand`), so confirming them loses nothing:
+a process killed while it works through them leaves them to the next one, which
+handles what is stored before it polls (`bot.telegram.adapter`). Stored ones are
+deleted once handled (`Forget`, on the next ask). So nothing fetched is confirmed
+before it is either handled or stored; in ordinary traffic nothing is stored.
 """
 
 from __future__ import annotations
@@ -28,12 +32,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Iterable
+import logging
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from telegram import Update
+from telegram.error import NetworkError
 from telegram.request import HTTPXRequest, RequestData
 from telegram.request._requestparameter import RequestParameter
+
+log = logging.getLogger(__name__)
 
 # How long to wait for an update in hand before asking Telegram again anyway.
 RECHECK_SECONDS = 0.1
@@ -41,24 +49,59 @@ RECHECK_SECONDS = 0.1
 LIMIT = 100
 
 
-class HandledUpdates:
-    """The ids of fetched updates not yet handled, and the newest id fetched."""
+# Stores updates in hand (their bodies, as Telegram sent them) before they are
+# confirmed; and deletes stored ones once handled (by update id).
+Spill = Callable[[list[dict[str, Any]]], Awaitable[None]]
+Forget = Callable[[list[int]], Awaitable[None]]
 
-    def __init__(self) -> None:
-        self._open: set[int] = set()
+
+class HandledUpdates:
+    """The fetched updates not yet handled (with their bodies, should they have to
+    be stored), and the newest id fetched."""
+
+    def __init__(self, spill: Spill | None = None, forget: Forget | None = None) -> None:
+        self._open: dict[int, dict[str, Any]] = {}
+        self._stored: set[int] = set()
+        self._done_stored: list[int] = []
         self._newest = -1
         self._finished = asyncio.Event()
+        self._spill = spill
+        self._forget = forget
 
-    def fetched(self, update_ids: Iterable[int]) -> None:
-        for update_id in update_ids:
-            self._open.add(update_id)
+    def fetched(self, updates: Iterable[dict[str, Any]]) -> None:
+        for body in updates:
+            update_id = body["update_id"]
+            self._open[update_id] = body
             self._newest = max(self._newest, update_id)
 
     def finished(self, update: object) -> None:
         """Called once each update is handled, dropped or failed."""
         if isinstance(update, Update) and update.update_id in self._open:
-            self._open.discard(update.update_id)
+            del self._open[update.update_id]
+            if update.update_id in self._stored:
+                self._stored.discard(update.update_id)
+                self._done_stored.append(update.update_id)
             self._finished.set()
+
+    async def store_in_hand(self) -> None:
+        """Store the updates in hand not stored yet: they are about to be confirmed."""
+        todo = [body for update_id, body in self._open.items() if update_id not in self._stored]
+        if not todo or self._spill is None:
+            return
+        await self._spill(todo)
+        self._stored.update(body["update_id"] for body in todo)
+        log.info("updates in hand stored before they are confirmed count=%d", len(todo))
+
+    async def forget_handled(self) -> None:
+        """Delete the stored updates handled since (a crash first: handled again by
+        the next process, where the engine's event claim makes it change nothing)."""
+        done, self._done_stored = self._done_stored, []
+        if done and self._forget is not None:
+            try:
+                await self._forget(done)
+            except Exception:
+                self._done_stored.extend(done)
+                raise
 
     @property
     def newest(self) -> int:
@@ -98,7 +141,11 @@ class ConfirmingRequest(HTTPXRequest):
             return await super().do_request(url, method, request_data, *args, **kwargs)
         past_newest = False
         while True:
-            asked = self._asked(request_data, past_newest)
+            try:
+                await self._handled.forget_handled()
+            except Exception as exc:  # left for the next ask
+                log.warning("handled updates not deleted error=%s", type(exc).__name__)
+            asked = await self._asked(request_data, past_newest)
             status, payload = await super().do_request(url, method, asked, *args, **kwargs)
             if status != 200:
                 return status, payload
@@ -108,7 +155,7 @@ class ConfirmingRequest(HTTPXRequest):
                 return status, payload
             fresh = [u for u in result if not self._handled.already_fetched(u["update_id"])]
             if fresh or not result:
-                self._handled.fetched(u["update_id"] for u in fresh)
+                self._handled.fetched(fresh)
                 body["result"] = fresh
                 return status, json.dumps(body).encode()
             # Only updates still in hand came back. Behind a full answer of them (a
@@ -118,11 +165,17 @@ class ConfirmingRequest(HTTPXRequest):
             if not past_newest:
                 await self._handled.wait_for_one(RECHECK_SECONDS)
 
-    def _asked(self, request_data: RequestData, past_newest: bool) -> RequestData:
+    async def _asked(self, request_data: RequestData, past_newest: bool) -> RequestData:
         oldest = self._handled.oldest_open
         # From the oldest in hand, a full answer could hold nothing new: skip it.
         behind = oldest is not None and self._handled.newest - oldest + 1 >= _limit(request_data)
         if past_newest or behind:
+            # Asking past them confirms the updates in hand: stored first. If they
+            # cannot be, this ask fails and PTB asks again after its backoff.
+            try:
+                await self._handled.store_in_hand()
+            except Exception as exc:
+                raise NetworkError(f"updates in hand not stored: {type(exc).__name__}") from exc
             return _with_offset(request_data, self._handled.newest + 1)
         return self._from_oldest_in_hand(request_data)
 

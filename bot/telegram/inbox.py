@@ -101,6 +101,22 @@ class WebhookInbox:
         """Sweep now (rows a previous run left) and every `sweep_every` seconds."""
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
 
+    async def drain_stored(self) -> int:
+        """Handle every stored update nobody is handling, and return once all are
+        handled; how many people had some. A long-polling process runs this at start,
+        before it polls: the updates a dead one stored while they were in its hand
+        (`bot.telegram.confirm`) go before anything newer."""
+        people = 0
+        while True:
+            now = self._clock.now()
+            waiting = await self._rows.waiting(now, unclaimed_before=now)
+            if not waiting:
+                return people
+            people += len(waiting)
+            for person in waiting:
+                self.nudge(person)
+            await asyncio.wait(set(self._tasks))
+
     async def receive(self, body: dict[str, Any], update_id: int, person: str) -> None:
         """Store an update; raises if it could not be stored (the server then answers
         an error, and Telegram sends the update again)."""

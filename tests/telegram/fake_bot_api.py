@@ -424,6 +424,11 @@ class FakeBotAPI:
         """The chat's messages from the bot and people, oldest first, edits applied."""
         return list(self.messages.get(chat_id, {}).values())
 
+    def unconfirmed(self) -> list[int]:
+        """Ids of the updates Telegram still keeps: not yet confirmed by a getUpdates
+        with a higher offset (nothing here once they are, as on Telegram)."""
+        return [u["update_id"] for u in self._updates]
+
     def bot_messages(self, chat_id: int) -> list[dict[str, Any]]:
         return [m for m in self.chat_log(chat_id) if m.get("from", {}).get("id") == self.bot_id]
 

@@ -175,3 +175,43 @@ async def test_killed_between_send_and_mark_the_restart_sends_at_most_one_duplic
     await fake.wait_for(
         lambda: [status for _, status, _ in outbox(db)] == ["sent", "sent"], within=10
     )
+
+
+def inbox_rows(db: Path) -> int:
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
+        return int(connection.execute("select count(*) from inbox").fetchone()[0])
+
+
+async def test_killed_behind_a_backlog_the_restart_answers_every_update_it_had_confirmed(
+    setup: tuple[FakeBotAPI, Guide, Guide, Path],
+) -> None:
+    # More messages than one getUpdates answer holds (100), say an outage's worth:
+    # polling confirms those in hand to look past them (another person's /sos may
+    # wait behind), so it must store them first, or a kill now loses them.
+    fake, first, second, db = setup
+    people, each = [5000 + n for n in range(25)], 5
+    # Every first reply's send hangs, so each person's later messages wait in hand,
+    # unhandled (one person's messages are handled one at a time, in order).
+    fake.hold("sendMessage", accept=False, times=1000)
+    for _ in range(each):
+        for person in people:
+            fake.push_message(person, "/help")
+    await first.start()
+    # Asked past them all, so Telegram forgets them, while most are unhandled.
+    await fake.wait_for(lambda: not fake.unconfirmed(), within=30)
+    await first.kill()
+    fake.faults.clear()
+    fake.release()
+
+    await second.start()
+
+    def answers(person: int) -> int:
+        return sum(1 for m in fake.bot_messages(person) if str(m["text"]).startswith(FIRST))
+
+    # Each person's later messages are answered, once each; the answer to the first,
+    # which the dead process had committed, is not sent after the newer ones (the
+    # conversation moved on: docs/reliability.md). Lost, they would get none.
+    await fake.wait_for(lambda: all(answers(p) >= each - 1 for p in people), within=60)
+    await asyncio.sleep(0.5)  # one more would have arrived by now
+    assert [answers(p) for p in people] == [each - 1] * len(people)
+    await fake.wait_for(lambda: inbox_rows(db) == 0, within=10)
