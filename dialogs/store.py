@@ -324,8 +324,15 @@ class StoreSession(ReflectionRecords, LinkRecords, Protocol):
         ...
 
     async def set_followup_status(
-        self, followup_id: int, status: FollowUpStatus, at: datetime
-    ) -> None: ...
+        self,
+        followup_id: int,
+        status: FollowUpStatus,
+        at: datetime,
+        *,
+        only_from: FollowUpStatus | None = None,
+    ) -> None:
+        """With `only_from`, nothing changes unless the follow-up is in that status."""
+        ...
 
     async def postpone_followup(self, followup_id: int, due_at: datetime) -> None:
         """Move a claimed follow-up back to pending at a later due time."""

@@ -394,17 +394,25 @@ class SqlStoreSession(ReflectionRows, LinkRows):
         return followup, await self.load_profile(followup.user)
 
     async def set_followup_status(
-        self, followup_id: int, status: FollowUpStatus, at: datetime
+        self,
+        followup_id: int,
+        status: FollowUpStatus,
+        at: datetime,
+        *,
+        only_from: FollowUpStatus | None = None,
     ) -> None:
         """Any status but DELIVERING, which needs its messages (`mark_delivering`).
         Leaving DELIVERING drops the stored messages: they are only kept for a
-        re-send, and may quote the person."""
+        re-send, and may quote the person. With `only_from`, a follow-up in another
+        status is left as it is (decided under the row's lock)."""
         if status is FollowUpStatus.DELIVERING:
             raise ValueError("a follow-up becomes DELIVERING through mark_delivering")
         row = await self._followup_row(followup_id)
         if row is None:
             # Deleting a user cascades to their follow-ups, possibly while the
             # dispatcher still holds one; there is nothing left to record.
+            return
+        if only_from is not None and row.status != only_from.value:
             return
         row.status = status.value
         row.updated_at = at

@@ -151,7 +151,13 @@ class Dispatcher:
                     outcome = await self._engine.start_due(followup)
                 except Exception:
                     log.exception("follow-up failed id=%d", followup.id)
-                    await self._mark(followup.id, FollowUpStatus.FAILED)
+                    # Only while it is still claimed: a claim that outlived its lease
+                    # (this worker stalled) was taken over, and what the other worker
+                    # recorded (sent, or pending again) must stand, or a follow-up
+                    # sent would read failed and one given back would be lost.
+                    await self._mark(
+                        followup.id, FollowUpStatus.FAILED, only_from=FollowUpStatus.CLAIMED
+                    )
                     continue
                 if outcome.status is DueStatus.DELIVERED:
                     rows.extend(outcome.rows)
@@ -190,6 +196,10 @@ class Dispatcher:
             await self._delivery.send(rows)
         return handled
 
-    async def _mark(self, followup_id: int, status: FollowUpStatus) -> None:
+    async def _mark(
+        self, followup_id: int, status: FollowUpStatus, *, only_from: FollowUpStatus | None = None
+    ) -> None:
         async with self._store.session() as session:
-            await session.set_followup_status(followup_id, status, self._clock.now())
+            await session.set_followup_status(
+                followup_id, status, self._clock.now(), only_from=only_from
+            )

@@ -6,6 +6,7 @@ would record it missed. Time comes from an injected clock."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,8 +20,9 @@ from dialogs.content import Content
 from dialogs.followups.dispatcher import Dispatcher
 from dialogs.safety.resources import SafetyResources
 from dialogs.safety.screen import SafetyScreen
-from dialogs.store import FollowUpRequest, UserKey
+from dialogs.store import FollowUp, FollowUpRequest, UserKey
 from storage import SqlStore, open_store
+from storage.errors import StorageError
 from tests.conftest import Chat, make_engine, onboard, texts
 from tests.test_engine import RecordingSender
 
@@ -124,3 +126,62 @@ async def test_in_demo_mode_the_lease_shrinks_with_the_clock(
         assert "checking in like you asked" in texts(sender.sent[0][1])
     finally:
         await guide.close()
+
+
+class LosesItsClaim:
+    """An engine that stalls past its claim's lease in the middle of starting the
+    follow-up: meanwhile another worker takes the claim over and sends it, so the
+    stalled start's write finds the follow-up no longer claimed and raises, as the
+    real engine's does (storage/session.py)."""
+
+    def __init__(self, engine: object, take_over: Callable[[], Awaitable[None]]) -> None:
+        self._engine = engine
+        self._take_over = take_over
+
+    async def start_due(self, followup: FollowUp) -> object:
+        await self._take_over()
+        raise StorageError(f"follow-up {followup.id} is sent, not claimed")
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._engine, name)
+
+
+# Several workers share a database on PostgreSQL only; on SQLite the other dispatcher
+# would wait for the stalled one's write lock, in this one process, for ever.
+@pytest.mark.backends("postgresql")
+async def test_a_claim_taken_over_while_its_worker_stalled_is_not_recorded_failed(
+    store_url: str,
+    clock: ManualClock,
+    chat: Chat,
+    content: Content,
+    safety_screen: SafetyScreen,
+    resources: SafetyResources,
+) -> None:
+    """The stalled worker's own start fails (the follow-up is no longer its claim);
+    what the other worker recorded stands: sent once, not failed (found by the soak
+    with three workers, at a lease shrunk to half a second)."""
+    store = await open_store(store_url, clock=clock)
+    try:
+        await onboard(store, clock, chat.address)
+        engine = make_engine(content, store, clock, safety_screen, resources)
+        other_sender = RecordingSender()
+        other = Dispatcher(store, engine, {"test": other_sender}, clock)
+        assert await other.run_due() == 0  # its start
+
+        async def take_over() -> None:
+            clock.advance(timedelta(minutes=5, seconds=1))  # past the lease
+            assert await other.run_due() == 1
+
+        stalled_sender = RecordingSender()
+        stalled = Dispatcher(
+            store,
+            LosesItsClaim(engine, take_over),  # type: ignore[arg-type]
+            {"test": stalled_sender},
+            clock,
+        )
+        await plan(store, clock, timedelta(hours=1))
+        await stalled.run_due()
+        assert await statuses(store) == ["sent"]
+        assert len(other_sender.sent) == 1 and stalled_sender.sent == []
+    finally:
+        await store.close()
