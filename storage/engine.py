@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from storage.errors import StorageError
+from storage.one_hop_sqlite import one_hop_module
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 # Who may read the database and what is exported from it: the guide's own user only.
@@ -36,12 +37,16 @@ def create_engine_for(url: str) -> AsyncEngine:
     if parsed.get_backend_name() != "sqlite":
         return create_async_engine(parsed, pool_pre_ping=True, hide_parameters=True)
     in_memory = _is_memory(parsed)
+    # One thread hand-off per statement instead of four (storage.one_hop_sqlite).
+    driver: dict[str, Any] = (
+        {"module": one_hop_module()} if parsed.get_driver_name() == "aiosqlite" else {}
+    )
     if in_memory:
         # Every session must see the same private database, so they share one connection.
-        engine = create_async_engine(parsed, poolclass=StaticPool, hide_parameters=True)
+        engine = create_async_engine(parsed, poolclass=StaticPool, hide_parameters=True, **driver)
     else:
         _prepare_file(Path(parsed.database or ""))
-        engine = create_async_engine(parsed, hide_parameters=True)
+        engine = create_async_engine(parsed, hide_parameters=True, **driver)
     _install_sqlite_hooks(engine, wal=not in_memory)
     return engine
 

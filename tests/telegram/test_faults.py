@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from tests.telegram.conftest import Harness
@@ -61,6 +62,10 @@ async def test_a_reply_that_outlasts_the_retries_is_sent_by_the_sweep_not_lost(
         lambda: len([c for c in tg.fake.calls if c.method == "sendMessage"]) == 4
     )
     assert me.seen() == []
+    # The fourth failure reached the fake; the send gives the row up a moment later.
+    async with asyncio.timeout(4):
+        while tg.guide.delivery.held:  # noqa: ASYNC110 - the delivery's own state
+            await asyncio.sleep(0.01)
     # The reply is still owed (a pending row), so the sweep sends it once its sender
     # has had the lease: late, never lost, and no apology in its place.
     tg.clock.advance(timedelta(seconds=31))
