@@ -127,7 +127,7 @@ def check(
     v.figures["cancelled"] = int(v.figures["cancelled"]) - later
     outbox(db, v, users)
     counts(db, fake, chaos, v, people, users, by_chat, unaccounted, kills, content)
-    order(v, by_chat)
+    order(v, by_chat, forget_done)
     addressing(fake, v, people, by_chat)
     privacy_in_logs(v, people, by_chat, logs)
     return v
@@ -347,25 +347,28 @@ def counts(
             )
 
 
-def order(v: Verdict, by_chat: dict[int, list[Post]]) -> None:
+def order(v: Verdict, by_chat: dict[int, list[Post]], forget_done: str) -> None:
     """Buttons carry the conversation's turn, which only grows between forgets: in each
     chat the turns of the posts never go back, except for a post repeating an
-    earlier one exactly (a duplicate, counted above, or a question asked again)."""
+    earlier one exactly (a duplicate, counted above, or a question asked again).
+    After /forget's last words (`forget_done`) the turns start again."""
     for chat, ps in by_chat.items():
         seen: set[tuple[str, tuple[str, ...]]] = set()
         high = -1
         for p in ps:
+            if forget_done and forget_done in p.text:
+                # A fresh conversation: its first questions repeat the first ones of
+                # the last (the same words, the same turns), so they look seen.
+                high = -1
+                seen.clear()
+                continue
             turns = [t.turn for t in (decode_payload(d) for d in p.data) if t is not None]
             if turns:
                 turn = max(turns)
                 if turn < high and p.key not in seen:
-                    if turn <= 1:
-                        high = turn  # a fresh conversation (after /forget)
-                    else:
-                        v.add(
-                            "order",
-                            f"chat {chat}: a question of turn {turn} arrived after turn {high}",
-                        )
+                    v.add(
+                        "order", f"chat {chat}: a question of turn {turn} arrived after turn {high}"
+                    )
                 high = max(high, turn)
             seen.add(p.key)
 
