@@ -127,6 +127,12 @@ class FollowUpRequest:
     kind: str = "once"
 
 
+class ClaimLost(Exception):
+    """The follow-up is no longer the caller's claim: another worker took it over
+    after its lease (the caller stalled), or it was given back. Whatever the other
+    records stands; the caller records nothing."""
+
+
 @dataclass(frozen=True, slots=True)
 class FollowUp:
     id: int

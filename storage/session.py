@@ -26,7 +26,7 @@ from dialogs.store import (
 )
 from storage.crypto import VariableCipher, encode_variables, readable_variables
 from storage.dialect_insert import insert_for
-from storage.errors import StorageError
+from storage.errors import FollowUpNotClaimed, StorageError
 from storage.followup_rows import select_followups
 from storage.link_rows import LinkRows
 from storage.models import (
@@ -278,7 +278,7 @@ class SqlStoreSession(ReflectionRows, LinkRows):
             # about to send, and the person may have just been forgotten.
             raise StorageError(f"no follow-up with id {followup_id}")
         if row.status != FollowUpStatus.CLAIMED.value:
-            raise StorageError(f"follow-up {followup_id} is {row.status}, not claimed")
+            raise FollowUpNotClaimed(f"follow-up {followup_id} is {row.status}, not claimed")
         row.status = FollowUpStatus.DELIVERING.value
         row.messages = encode_messages(messages, self._cipher)
         row.claimed_at = at
@@ -312,7 +312,7 @@ class SqlStoreSession(ReflectionRows, LinkRows):
             )
             if status is None:
                 raise StorageError(f"no follow-up with id {followup_id}")
-            raise StorageError(f"follow-up {followup_id} is {status}, not claimed")
+            raise FollowUpNotClaimed(f"follow-up {followup_id} is {status}, not claimed")
         # Follow-ups never carry files; were one to, its text still goes, as before.
         rows = await enqueue(
             self._session,
@@ -429,7 +429,7 @@ class SqlStoreSession(ReflectionRows, LinkRows):
         # Only the dispatcher holding the claim may postpone; reviving a cancelled or
         # sent follow-up here would message someone who opted out or was already reached.
         if row.status != FollowUpStatus.CLAIMED.value:
-            raise StorageError(f"follow-up {followup_id} is {row.status}, not claimed")
+            raise FollowUpNotClaimed(f"follow-up {followup_id} is {row.status}, not claimed")
         row.status = FollowUpStatus.PENDING.value
         row.due_at = due_at
         row.claimed_at = None

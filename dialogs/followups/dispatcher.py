@@ -45,7 +45,7 @@ from dialogs.delivery import (
 from dialogs.due import DueStatus
 from dialogs.engine import Engine
 from dialogs.events import Address
-from dialogs.store import FollowUp, FollowUpStatus, OutboundRow, Store
+from dialogs.store import ClaimLost, FollowUp, FollowUpStatus, OutboundRow, Store
 
 __all__ = [
     "Dispatcher",
@@ -149,6 +149,10 @@ class Dispatcher:
                     return rows, list(batch[n:])
                 try:
                     outcome = await self._engine.start_due(followup)
+                except ClaimLost:
+                    # This worker stalled past its lease: another has the follow-up.
+                    log.warning("follow-up claim taken over id=%d", followup.id)
+                    continue
                 except Exception:
                     log.exception("follow-up failed id=%d", followup.id)
                     # Only while it is still claimed: a claim that outlived its lease

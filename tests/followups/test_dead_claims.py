@@ -22,7 +22,7 @@ from dialogs.safety.resources import SafetyResources
 from dialogs.safety.screen import SafetyScreen
 from dialogs.store import FollowUp, FollowUpRequest, UserKey
 from storage import SqlStore, open_store
-from storage.errors import StorageError
+from storage.errors import FollowUpNotClaimed
 from tests.conftest import Chat, make_engine, onboard, texts
 from tests.test_engine import RecordingSender
 
@@ -134,13 +134,13 @@ class LosesItsClaim:
     stalled start's write finds the follow-up no longer claimed and raises, as the
     real engine's does (storage/session.py)."""
 
-    def __init__(self, engine: object, take_over: Callable[[], Awaitable[None]]) -> None:
+    def __init__(self, engine: object, take_over: Callable[[], Awaitable[str]]) -> None:
         self._engine = engine
         self._take_over = take_over
 
     async def start_due(self, followup: FollowUp) -> object:
-        await self._take_over()
-        raise StorageError(f"follow-up {followup.id} is sent, not claimed")
+        status = await self._take_over()
+        raise FollowUpNotClaimed(f"follow-up {followup.id} is {status}, not claimed")
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._engine, name)
@@ -168,9 +168,10 @@ async def test_a_claim_taken_over_while_its_worker_stalled_is_not_recorded_faile
         other = Dispatcher(store, engine, {"test": other_sender}, clock)
         assert await other.run_due() == 0  # its start
 
-        async def take_over() -> None:
+        async def take_over() -> str:
             clock.advance(timedelta(minutes=5, seconds=1))  # past the lease
             assert await other.run_due() == 1
+            return "sent"
 
         stalled_sender = RecordingSender()
         stalled = Dispatcher(
@@ -184,4 +185,42 @@ async def test_a_claim_taken_over_while_its_worker_stalled_is_not_recorded_faile
         assert await statuses(store) == ["sent"]
         assert len(other_sender.sent) == 1 and stalled_sender.sent == []
     finally:
+        await store.close()
+
+
+@pytest.mark.backends("postgresql")
+async def test_a_stalled_worker_leaves_the_claim_another_worker_holds_now(
+    store_url: str,
+    clock: ManualClock,
+    chat: Chat,
+    content: Content,
+    safety_screen: SafetyScreen,
+    resources: SafetyResources,
+) -> None:
+    """Taken back after the lease and claimed again by another worker that has not
+    finished yet: the stalled worker's failure must not mark that claim failed (the
+    other's start would then find it failed, and the follow-up would be lost)."""
+    store = await open_store(store_url, clock=clock)
+    other_store = await open_store(store_url, clock=clock)
+    try:
+        await onboard(store, clock, chat.address)
+        engine = make_engine(content, store, clock, safety_screen, resources)
+
+        async def take_over() -> str:
+            clock.advance(timedelta(minutes=5, seconds=1))  # past the lease
+            await other_store.recover(clock.now(), timedelta(minutes=5))
+            assert len(await other_store.claim_due(clock.now(), 10, ["test"])) == 1
+            return "pending"
+
+        stalled = Dispatcher(
+            store,
+            LosesItsClaim(engine, take_over),  # type: ignore[arg-type]
+            {"test": RecordingSender()},
+            clock,
+        )
+        await plan(store, clock, timedelta(hours=1))
+        await stalled.run_due()
+        assert await statuses(store) == ["claimed"]  # the other worker's, untouched
+    finally:
+        await other_store.close()
         await store.close()
