@@ -53,9 +53,12 @@ bench: $(STAMP)
 
 # The soak harness (docs/reliability.md): people, kill -9s and network faults against the
 # real `pausecheck run`; MINUTES=30 for a longer one. Exits non-zero on any violation.
+# POSTGRES=1: WORKERS (3) webhook workers on a fresh schema of the test PostgreSQL.
 MINUTES ?= 10
+POSTGRES ?=
+WORKERS ?= 3
 soak: $(STAMP)
-	$(BIN)/python -m soak --minutes $(MINUTES)
+	$(BIN)/python -m soak --minutes $(MINUTES) $(if $(POSTGRES),--postgres --workers $(WORKERS))
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

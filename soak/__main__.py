@@ -1,5 +1,5 @@
-"""`python -m soak [--minutes N] [--kills K] [--people P] [--seed S]`: exits 1 on any
-violation (the table lists them), 0 otherwise."""
+"""`python -m soak [--minutes N] [--kills K] [--people P] [--seed S] [--postgres [URL]
+--workers N] [--wave W]`: exits 1 on any violation (the table lists them), 0 otherwise."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
+from soak.postgres import server_url
 from soak.report import table
 from soak.run import Options, Soak
 
@@ -20,7 +21,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--people", type=int, default=16)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--clock-scale", type=float, default=600.0)
-    parser.add_argument("--workdir", type=Path, default=None, help="keep the run's files here")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="keep the run's files here (and its PostgreSQL schema, named in schema.txt)",
+    )
+    parser.add_argument(
+        "--postgres",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="URL",
+        help="webhook workers on a fresh schema of this PostgreSQL server "
+        "(default PAUSECHECK_TEST_POSTGRES_URL or 127.0.0.1:5432/test)",
+    )
+    parser.add_argument("--workers", type=int, default=3, help="with --postgres")
+    parser.add_argument(
+        "--wave", type=int, default=None, help="follow-ups due at once mid-run (300 with workers)"
+    )
     args = parser.parse_args(argv)
     # The fake's server logs each connection the killed guide left half-sent.
     logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
@@ -31,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         clock_scale=args.clock_scale,
         workdir=args.workdir,
+        postgres=None if args.postgres is None else (args.postgres or server_url()),
+        workers=args.workers,
+        wave=args.wave,
+        keep_schema=args.workdir is not None,
     )
     options.chaos.seed = args.seed
     result = asyncio.run(Soak(options).run())

@@ -25,7 +25,7 @@ from pathlib import Path
 from dialogs.content import Content
 from dialogs.payloads import decode_payload
 from soak.people import PROBES, Person
-from soak.records import POSTS, Post, posts, rows, when
+from soak.records import POSTS, Database, Post, posts, when
 from tests.telegram.fake_bot_api import Chaos, FakeBotAPI
 
 TERMINAL = {"sent", "missed", "cancelled", "superseded"}
@@ -35,6 +35,7 @@ TERMINAL = {"sent", "missed", "cancelled", "superseded"}
 class Kill:
     at: float
     in_window: bool  # the kill waited for a message Telegram took and did not answer
+    worker: int = 0  # which worker (with several)
     # Per chat: texts of pending rows the chat had already received (the crash window).
     window: dict[int, list[str]] = field(default_factory=dict)
 
@@ -89,7 +90,7 @@ def scheduled_flows(content: Content) -> set[str]:
 
 
 def check(
-    db: Path,
+    db: Database,
     fake: FakeBotAPI,
     people: list[Person],
     kills: list[Kill],
@@ -100,10 +101,12 @@ def check(
     grace: timedelta,
     logs: str,
     not_yet_due: set[int] = frozenset(),  # type: ignore[assignment]
+    receivers: set[int] = frozenset(),  # type: ignore[assignment]
 ) -> Verdict:
+    """`receivers`: chats of people who only receive (the wave), besides `people`."""
     v = Verdict()
     by_chat = posts(fake)
-    users = {int(r["platform_user_id"]): r["id"] for r in rows(db, "select * from users")}
+    users = {int(r["platform_user_id"]): r["id"] for r in db.rows("select * from users")}
     forget_done = first_words(
         step_texts(content)["forget"][1] if len(step_texts(content)["forget"]) > 1 else ""
     )
@@ -119,7 +122,7 @@ def check(
     later = len(
         [
             r
-            for r in rows(db, "select id, status from followups")
+            for r in db.rows("select id, status from followups")
             if r["id"] in not_yet_due and r["status"] == "cancelled"
         ]
     )
@@ -128,13 +131,13 @@ def check(
     outbox(db, v, users)
     counts(db, fake, chaos, v, people, users, by_chat, unaccounted, kills, content)
     order(v, by_chat, forget_done)
-    addressing(fake, v, people, by_chat)
+    addressing(fake, v, people, by_chat, receivers)
     privacy_in_logs(v, people, by_chat, logs)
     return v
 
 
 def followups(
-    db: Path,
+    db: Database,
     chaos: Chaos | None,
     v: Verdict,
     users: dict[int, int],
@@ -150,7 +153,7 @@ def followups(
     claimed or overdue; a sent one's messages went out (or were dropped, with the
     reason recorded); in accounted chats its opening arrived exactly once per sent
     follow-up, besides a duplicate only inside a crash window or after a lost answer."""
-    all_rows = rows(db, "select * from followups")
+    all_rows = db.rows("select * from followups")
     status = Counter(r["status"] for r in all_rows)
     v.figures["follow-ups"] = len(all_rows)
     v.figures["sent"] = status["sent"]
@@ -180,12 +183,11 @@ def followups(
     for r in all_rows:
         if r["status"] != "sent":
             continue
-        owed = rows(
-            db,
-            "select status, reason from outbound where user_id = ? and kind = 'scheduled' "
-            "and created_at = ? order by seq",
-            r["user_id"],
-            r["sent_at"],
+        owed = db.rows(
+            "select status, reason from outbound where user_id = :user and kind = 'scheduled' "
+            "and created_at = :at order by seq",
+            user=r["user_id"],
+            at=r["sent_at"],
         )
         if not owed:
             v.add("follow-ups", f"follow-up {r['id']} marked sent with no message owed")
@@ -228,10 +230,10 @@ def lost_posts(chaos: Chaos | None) -> Counter[int | None]:
     return Counter(c.chat_id for c in (chaos.lost if chaos else []) if c.method in POSTS)
 
 
-def outbox(db: Path, v: Verdict, users: dict[int, int]) -> None:
+def outbox(db: Database, v: Verdict, users: dict[int, int]) -> None:
     """No row left pending; each row addressed to its owner's own private chat; in
     each chat, rows were accepted in their order (marks never go back in time)."""
-    all_rows = rows(db, "select * from outbound order by platform, chat_id, seq")
+    all_rows = db.rows("select * from outbound order by platform, chat_id, seq")
     owner_of = {uid: str(chat) for chat, uid in users.items()}
     status = Counter(r["status"] for r in all_rows)
     v.figures["outbox rows"] = len(all_rows)
@@ -269,7 +271,7 @@ def outbox(db: Path, v: Verdict, users: dict[int, int]) -> None:
 
 
 def counts(
-    db: Path,
+    db: Database,
     fake: FakeBotAPI,
     chaos: Chaos | None,
     v: Verdict,
@@ -285,7 +287,7 @@ def counts(
     duplicates only inside crash windows or after lost answers. And each probe
     command typed got exactly one answer: an update lost or handled twice shows."""
     sent_rows = Counter(
-        int(r["chat_id"]) for r in rows(db, "select chat_id from outbound where status = 'sent'")
+        int(r["chat_id"]) for r in db.rows("select chat_id from outbound where status = 'sent'")
     )
     copy = content.copy
     unstored = [first_words(t) for t in (copy.error_apology, copy.slow_down)]
@@ -329,7 +331,7 @@ def counts(
     v.figures["updates fetched again"] = sum(1 for n in fake.handed_out.values() if n > 1)
     # Nothing lost: every update a person sent was handled (claimed in the turn's
     # transaction). /forget deletes a person's claims, so only accounted chats.
-    claimed = {r[0] for r in rows(db, "select event_key from processed_events")}
+    claimed = {r["event_key"] for r in db.rows("select event_key from processed_events")}
     for person in people:
         if person.chat_id in unaccounted:
             continue
@@ -374,11 +376,15 @@ def order(v: Verdict, by_chat: dict[int, list[Post]], forget_done: str) -> None:
 
 
 def addressing(
-    fake: FakeBotAPI, v: Verdict, people: list[Person], by_chat: dict[int, list[Post]]
+    fake: FakeBotAPI,
+    v: Verdict,
+    people: list[Person],
+    by_chat: dict[int, list[Post]],
+    receivers: set[int],
 ) -> None:
     """Nothing reaches a chat that is not a simulated person's; no word a person typed
     shows in anyone else's chat."""
-    chats = {p.chat_id for p in people}
+    chats = {p.chat_id for p in people} | receivers
     for call in fake.calls:
         if call.chat_id is not None and call.chat_id not in chats:
             v.add("addressing", f"{call.method} to chat {call.chat_id}, nobody's chat")
@@ -404,6 +410,55 @@ def privacy_in_logs(
             v.add("log privacy", f"the guide's text {line[:30]!r}... is in the logs")
 
 
+def most_in_any_second(times: list[float]) -> int:
+    """The most moments in any one-second window (sorted or not)."""
+    ordered = sorted(times)
+    most = first = 0
+    for last, at in enumerate(ordered):
+        while at - ordered[first] >= 1.0:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
+def cap(
+    v: Verdict, fake: FakeBotAPI, wave_due: dict[int, datetime], rate: int, clock_offset: float
+) -> None:
+    """The overall cap at the fake, across every worker: the wave's messages (to
+    people who only receive, so each is a scheduled message, which the cap governs;
+    replies are charged to it but never held) never more than `rate` in any one
+    second. And, as figures, how late each wave follow-up's first message arrived
+    after it was due (`clock_offset`: wall time less the fake's monotonic stamps)."""
+    by_chat = posts(fake)
+    times = [p.at for chat in wave_due for p in by_chat.get(chat, [])]
+    busiest = most_in_any_second(times)
+    v.figures["wave busiest second"] = busiest
+    if busiest > rate:
+        v.add("cap", f"{busiest} wave messages in one second at the fake, over the cap of {rate}")
+    late = sorted(
+        by_chat[chat][0].at + clock_offset - due.timestamp()
+        for chat, due in wave_due.items()
+        if by_chat.get(chat)
+    )
+    v.figures["wave"] = f"{len(wave_due)} due, {len(late)} reached, {len(times)} messages"
+    if late:
+        p50 = late[len(late) // 2]
+        p99 = late[min(len(late) - 1, int(len(late) * 0.99))]
+        v.figures["wave lateness p50/p99/max"] = f"{p50:.1f} / {p99:.1f} / {late[-1]:.1f} s"
+
+
+def markers_in_rows(people: list[Person], db: Database, tables: list[str]) -> list[str]:
+    """Words people typed still readable in any row of any table (PostgreSQL: its files
+    are the server's, so the rows are read instead)."""
+    found = []
+    stored = "\n".join(db.texts_of_every_row(tables))
+    for person in people:
+        for marker in _markers(person):
+            if marker in stored:
+                found.append(f"[stored data] a word chat {person.chat_id} typed is in the database")
+    return found
+
+
 def markers_in_files(people: list[Person], files: list[Path]) -> list[str]:
     """Words people typed still readable in any file of the database."""
     found = []
@@ -427,4 +482,4 @@ def _markers(person: Person) -> list[str]:
     return [w for t in person.typed for w in t.split() if w.startswith("soakword")]
 
 
-__all__ = ["Kill", "Verdict", "check", "json", "markers_in_files"]
+__all__ = ["Kill", "Verdict", "cap", "check", "json", "markers_in_files", "markers_in_rows"]

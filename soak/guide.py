@@ -1,26 +1,47 @@
 """The process under test: `pausecheck run --clock-scale N` in a subprocess of its
-own, on a database file that outlives it, polling the fake Bot API."""
+own, on a database that outlives it: polling the fake Bot API (one process, SQLite),
+or, given a webhook port, one of several webhook workers the fake posts updates to
+(PostgreSQL)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sys
+import time
 from pathlib import Path
+from typing import Any
+
+import aiohttp
 
 from tests.telegram.fake_bot_api import DEFAULT_TOKEN, FakeBotAPI
 
 ROOT = Path(__file__).resolve().parents[1]
 # Loading the content and the intent model takes a few seconds; on a loaded machine more.
 START_WITHIN = 90.0
+# What the fake's webhook posts carry, and the workers expect.
+WEBHOOK_SECRET = "soak-webhook-secret"
 
 
 class GuideProcess:
     def __init__(
-        self, fake: FakeBotAPI, database_url: str, log: Path, *, clock_scale: float, zone: str
+        self,
+        fake: FakeBotAPI,
+        database_url: str,
+        log: Path,
+        *,
+        clock_scale: float,
+        zone: str,
+        webhook_port: int | None = None,
     ) -> None:
         self.fake = fake
+        # A webhook worker serves on this port; None: long polling.
+        self.webhook_port = webhook_port
+        # The id this process's claims carry (outbox rows, inbox rows), once started.
+        self.worker_id: str | None = None
+        self.started_at = 0.0
         self.database_url = database_url
         self.log = log
         self.clock_scale = clock_scale
@@ -43,7 +64,18 @@ class GuideProcess:
         }
         env.pop("DISCORD_BOT_TOKEN", None)
         env.pop("PAUSECHECK_TELEGRAM_WEBHOOK_URL", None)
+        if self.webhook_port is not None:
+            env |= {
+                "PAUSECHECK_TELEGRAM_WEBHOOK_URL": "https://guide.example/telegram/hook",
+                "PAUSECHECK_TELEGRAM_WEBHOOK_LISTEN": "127.0.0.1",
+                "PAUSECHECK_TELEGRAM_WEBHOOK_PORT": str(self.webhook_port),
+                "PAUSECHECK_TELEGRAM_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            }
         return env
+
+    @property
+    def hook(self) -> str:
+        return f"http://127.0.0.1:{self.webhook_port}/telegram/hook"
 
     @property
     def running(self) -> bool:
@@ -51,19 +83,27 @@ class GuideProcess:
 
     async def start(self) -> None:
         polling = len(self.fake.ok_calls("deleteWebhook"))
+        logged = self.log.stat().st_size if self.log.exists() else 0
+        # Not up yet: no kill picks a process still starting.
+        self.started_at = float("inf")
         command = [sys.executable, "-m", "bot", "run", "--clock-scale", str(self.clock_scale)]
         with self.log.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
                 *command, cwd=ROOT, env=self.env(), stdout=log, stderr=log
             )
         self.starts += 1
-        # Polling has begun once the webhook is cleared.
         assert self.process is not None
-        began = asyncio.ensure_future(
-            self.fake.wait_for(
-                lambda: len(self.fake.ok_calls("deleteWebhook")) > polling, within=START_WITHIN
+        began: asyncio.Future[Any]
+        if self.webhook_port is None:
+            # Polling has begun once the webhook is cleared.
+            began = asyncio.ensure_future(
+                self.fake.wait_for(
+                    lambda: len(self.fake.ok_calls("deleteWebhook")) > polling,
+                    within=START_WITHIN,
+                )
             )
-        )
+        else:
+            began = asyncio.ensure_future(self._serving(logged))
         exited = asyncio.ensure_future(self.process.wait())
         await asyncio.wait({began, exited}, return_when=asyncio.FIRST_COMPLETED)
         if not began.done():
@@ -72,6 +112,27 @@ class GuideProcess:
         exited.cancel()
         if began.exception() is not None:
             raise RuntimeError(f"the guide did not start within {START_WITHIN:.0f} s")
+        self.started_at = time.monotonic()
+
+    async def _serving(self, logged: int) -> None:
+        """Until this worker answers on its webhook port and has logged the id its
+        claims carry (read from what this start wrote to the log)."""
+        deadline = time.monotonic() + START_WITHIN
+        async with aiohttp.ClientSession() as http:
+            while True:
+                if time.monotonic() > deadline:
+                    raise TimeoutError
+                found = re.search(rb"webhook inbox worker=(\w+)", self.log.read_bytes()[logged:])
+                if found:
+                    url = f"http://127.0.0.1:{self.webhook_port}/healthz"
+                    try:
+                        async with http.get(url, timeout=aiohttp.ClientTimeout(total=2)) as r:
+                            if r.status == 200:
+                                self.worker_id = found.group(1).decode()
+                                return
+                    except (aiohttp.ClientError, TimeoutError):
+                        pass
+                await asyncio.sleep(0.2)
 
     def _exited(self) -> bool:
         return self.process is not None and self.process.returncode is not None

@@ -1,7 +1,15 @@
 """One soak run: start the fake and the guide, let the people loose, kill the guide
 with SIGKILL at random moments (some while Telegram holds a message it took, the
 crash window) and start it again on the same database, under random network trouble;
-then let it drain, stop it as an operator would, and check everything."""
+then let it drain, stop it as an operator would, and check everything.
+
+Two shapes: one process polling on an SQLite file (the default), or `workers` webhook
+workers on a fresh PostgreSQL schema (`postgres`): the fake posts each update to the
+next worker in turn and to the next again while one does not take it (a load
+balancer, and Telegram retrying a webhook), a random live worker is killed at each
+kill moment and started again in the background while the others serve, and a wave
+of follow-ups comes due mid-run for people who only receive, so the overall cap is
+checked at the fake across all workers."""
 
 from __future__ import annotations
 
@@ -14,16 +22,20 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from dialogs.content import Content, load_content
-from dialogs.store import Profile, UserKey
-from soak.checks import Kill, Verdict, check, markers_in_files
-from soak.guide import ROOT, GuideProcess
+from dialogs.store import FollowUpRequest, Profile, UserKey
+from soak.checks import Kill, Verdict, cap, check, markers_in_files, markers_in_rows
+from soak.guide import ROOT, WEBHOOK_SECRET, GuideProcess
 from soak.people import Activity, Person
-from soak.records import pending_texts, posts, rows
+from soak.postgres import drop_schema, new_schema
+from soak.records import Database, pending_texts, posts
 from storage import open_store
+from storage.models import Base
+from tests.telegram.conftest import free_port
 from tests.telegram.fake_bot_api import Chaos, FakeBotAPI
 
 log = logging.getLogger("soak")
@@ -32,6 +44,10 @@ log = logging.getLogger("soak")
 MIN_UPTIME = 6.0
 # Left out of what people type: /reflect needs a group (the soak's chats are private).
 NOT_TYPED = frozenset({"reflect", "export", "forget"})
+# The wave's people: Telegram users who only receive (never onboarded as people).
+WAVE_FIRST_ID = 9000
+# The overall cap the guide is configured with (Telegram's default, bot/config.py).
+TELEGRAM_RATE = 30
 
 
 @dataclass
@@ -42,6 +58,14 @@ class Options:
     seed: int = 1
     clock_scale: float = 600.0
     workdir: Path | None = None
+    # The PostgreSQL server to run on (a fresh schema in it); None: an SQLite file.
+    postgres: str | None = None
+    # Webhook workers, with `postgres` (one polling process on SQLite).
+    workers: int = 1
+    # Follow-ups planted to come due at once mid-run (default: 300 with workers).
+    wave: int | None = None
+    # Keep the run's PostgreSQL schema after it (the CLI does with --workdir).
+    keep_schema: bool = False
     # The weather: each call the guide makes draws once.
     chaos: Chaos = field(
         default_factory=lambda: Chaos(
@@ -58,7 +82,18 @@ class Options:
 
     @property
     def kill_count(self) -> int:
-        return self.kills if self.kills is not None else max(3, round(self.minutes * 2.2))
+        if self.kills is not None:
+            return self.kills
+        # Several workers: one killed every ten seconds or so, the others serving.
+        return max(3, round(self.minutes * (6.0 if self.webhook else 2.2)))
+
+    @property
+    def webhook(self) -> bool:
+        return self.postgres is not None
+
+    @property
+    def wave_size(self) -> int:
+        return self.wave if self.wave is not None else (300 if self.webhook else 0)
 
 
 @dataclass
@@ -85,20 +120,36 @@ class Soak:
         self.rng = random.Random(options.seed)
         self.workdir = options.workdir or Path(tempfile.mkdtemp(prefix="pausecheck-soak-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.db = self.workdir / "soak.db"
-        self.url = f"sqlite+aiosqlite:///{self.db}"
-        self.log = self.workdir / "guide.log"
+        self.schema: str | None = None
+        if options.postgres is not None:
+            self.schema, self.url = new_schema(options.postgres, options.seed)
+            (self.workdir / "schema.txt").write_text(self.schema + "\n")
+        else:
+            self.url = f"sqlite+aiosqlite:///{self.workdir / 'soak.db'}"
+        self.db = Database(self.url)
         self.fake = FakeBotAPI()
         self.activity = Activity()
         self.fake.on_call = self.activity.on_call
         self.content: Content = load_content(ROOT / "content")
         self.zone = daytime_zone(datetime.now(UTC))
-        self.guide = GuideProcess(
-            self.fake, self.url, self.log, clock_scale=options.clock_scale, zone=self.zone
-        )
+        count = options.workers if options.webhook else 1
+        self.guides = [
+            GuideProcess(
+                self.fake,
+                self.url,
+                self.workdir / ("guide.log" if count == 1 else f"worker{n}.log"),
+                clock_scale=options.clock_scale,
+                zone=self.zone,
+                webhook_port=free_port() if options.webhook else None,
+            )
+            for n in range(count)
+        ]
+        self.restarts: set[asyncio.Task[None]] = set()
+        # The wave: chat -> when its follow-up was due.
+        self.wave_due: dict[int, datetime] = {}
         self.people: list[Person] = []
         self.kills: list[Kill] = []
-        self.stop_status: int | None = None
+        self.stop_status: list[int | None] = []
         self.not_yet_due: set[int] = set()
         # time.time() - time.monotonic(): the fake stamps calls with the latter.
         self.clock_offset = time.time() - time.monotonic()
@@ -110,11 +161,22 @@ class Soak:
         try:
             await self._run()
         finally:
-            if self.guide.running:
-                await self.guide.kill()
+            for task in self.restarts:
+                task.cancel()
+            await asyncio.gather(*self.restarts, return_exceptions=True)
+            for guide in self.guides:
+                if guide.running:
+                    await guide.kill()
             await self.fake.stop()
             self._save_calls()
-        return Result(self._verdict(), self.workdir)
+        try:
+            verdict = self._verdict()
+        finally:
+            self.db.close()
+            if self.schema is not None and not self.o.keep_schema:
+                assert self.o.postgres is not None
+                drop_schema(self.o.postgres, self.schema)
+        return Result(verdict, self.workdir)
 
     def _save_calls(self) -> None:
         """The fake's record, one call a line, for looking into a violation."""
@@ -149,11 +211,20 @@ class Soak:
                     out.write(json.dumps(record, ensure_ascii=False) + "\n")
         with (self.workdir / "kills.jsonl").open("w") as out:
             for kill in self.kills:
-                out.write(json.dumps({"at": round(kill.at, 3), "window": kill.window}) + "\n")
+                record = {
+                    "at": round(kill.at, 3),
+                    "worker": kill.worker,
+                    "in window": kill.in_window,
+                    "window": kill.window,
+                }
+                out.write(json.dumps(record) + "\n")
 
     async def _run(self) -> None:
         await self._onboard()
-        await self.guide.start()
+        if self.o.webhook:
+            self.fake.deliver_by_webhook([g.hook for g in self.guides], WEBHOOK_SECRET)
+        await asyncio.gather(*(guide.start() for guide in self.guides))
+        await self._plant_wave()
         self.fake.chaos = self.o.chaos
         began = time.monotonic()
         until = began + self.o.minutes * 60
@@ -167,20 +238,20 @@ class Soak:
         self.fake.chaos = None
         self.fake.faults.clear()
         self.fake.release()
-        if not self.guide.running:
-            await self.guide.start()
+        await asyncio.gather(*self.restarts)
+        await asyncio.gather(*(g.start() for g in self.guides if not g.running))
         await self._drain()
         # /stop below cancels what is planned for later: remember what that was.
-        now = datetime.now(UTC).isoformat(sep=" ")[:26]
         self.not_yet_due = {
-            r[0]
-            for r in rows(
-                self.db, "select id from followups where status = 'pending' and due_at >= ?", now
+            r["id"]
+            for r in self.db.rows(
+                "select id from followups where status = 'pending' and due_at >= :now",
+                now=datetime.now(UTC),
             )
         }
         await self._stop_everyone()
         self.ended = datetime.now(UTC)
-        self.stop_status = await self.guide.stop()
+        self.stop_status = list(await asyncio.gather(*(g.stop() for g in self.guides)))
 
     async def _onboard(self) -> None:
         commands = tuple(c.name for c in self.content.commands.commands if c.name not in NOT_TYPED)
@@ -220,6 +291,33 @@ class Soak:
         finally:
             await store.close()
 
+    async def _plant_wave(self) -> None:
+        """Follow-ups for `wave_size` people who only receive, all due halfway through
+        the run: a wave the overall cap governs, whichever workers dispatch it."""
+        if not self.o.wave_size:
+            return
+        store = await open_store(self.url)
+        now = datetime.now(UTC)
+        due = now + timedelta(seconds=self.o.minutes * 30)
+        try:
+            async with store.session() as s:
+                for n in range(self.o.wave_size):
+                    user_id = str(WAVE_FIRST_ID + n)
+                    user = UserKey("telegram", user_id)
+                    # No quiet hours: the wave comes due at any hour of the run.
+                    profile = Profile(
+                        consent_at=now, adult=True, screened=True, zone=self.zone,
+                        quiet_start="00:00", quiet_end="00:00",
+                    )  # fmt: skip
+                    await s.save_profile(user, profile)
+                    request = FollowUpRequest(
+                        "followup", user_id, due, due + timedelta(hours=1), f"soak-wave-{n}"
+                    )
+                    await s.schedule_followup(user, request)
+                    self.wave_due[int(user_id)] = due
+        finally:
+            await store.close()
+
     async def _kill_until(self, until: float) -> None:
         """Kill at random moments spread over the run (each restart takes a few
         seconds of it), the first after some activity, the last well before the end."""
@@ -234,39 +332,101 @@ class Soak:
             await asyncio.sleep(max(0.0, moment - time.monotonic()))
             if time.monotonic() >= until - 5:
                 break
+            if self.o.webhook:
+                victim = await self._victim(until)
+                if victim is None:
+                    break
             await self._kill_once(in_window=self.rng.random() < 0.35)
-            up_since = time.monotonic()
+            if not self.o.webhook:
+                up_since = time.monotonic()
         await asyncio.sleep(max(0.0, until - time.monotonic()))
 
+    async def _victim(self, until: float) -> GuideProcess | None:
+        """A live worker up at least MIN_UPTIME, while another is live too (the
+        service stays up); waits for one (restarts take seconds), None at the end."""
+        while time.monotonic() < until - 5:
+            live = [g for g in self.guides if g.running]
+            ready = [g for g in live if time.monotonic() - g.started_at >= MIN_UPTIME]
+            if ready and len(live) > 1:
+                return self.rng.choice(ready)
+            await asyncio.sleep(0.5)
+        return None
+
     async def _kill_once(self, *, in_window: bool) -> None:
+        victim: GuideProcess | None = None
         if in_window:
             # Telegram takes the next message and never answers: the process dies
             # between the platform accepting a row and its mark being written.
+            held = len(self.fake.held)
             self.fake.hold("sendMessage", accept=True)
             try:
-                await self.fake.wait_for(lambda: self.fake.holding, within=10)
+                await self.fake.wait_for(lambda: len(self.fake.held) > held, within=10)
             except TimeoutError:
                 self.fake.faults.clear()
                 in_window = False
-        await self.guide.kill()
-        kill = Kill(time.monotonic(), in_window)
+            else:
+                victim = self._holder(self.fake.held[-1])
+                if victim is None:
+                    # Not an outbox row's send, or no live worker's: its answer is
+                    # lost when released, which is what a lost answer is.
+                    self.o.chaos.lost.append(self.fake.held[-1])
+                    in_window = False
+        if victim is None:
+            victim = await self._victim(float("inf")) if self.o.webhook else self.guides[0]
+        assert victim is not None
+        await victim.kill()
+        kill = Kill(time.monotonic(), in_window, self.guides.index(victim))
         # A request already on its way may still arrive (a slow answer): the window
         # is what the chat holds once those have landed.
         await asyncio.sleep(self.o.chaos.slow_seconds + 0.5)
-        kill.window = self._window()
+        kill.window = self._window(victim.worker_id if self.o.webhook else None)
         self.kills.append(kill)
         self.fake.faults.clear()
         self.fake.release()
         self.fake.holding = 0
-        await self.guide.start()
+        if self.o.webhook:
+            # The others serve meanwhile; the next kill picks among the live.
+            task = asyncio.get_running_loop().create_task(self._restart(victim))
+            self.restarts.add(task)
+            task.add_done_callback(self.restarts.discard)
+        else:
+            await victim.start()
 
-    def _window(self) -> dict[int, list[str]]:
-        """Rows pending at the kill that the chat already received: each may come
-        twice. A row matches a post with its text that arrived after the row was
-        written, each post at most one row."""
+    async def _restart(self, guide: GuideProcess) -> None:
+        """Start a killed worker again; one that exits while starting is started again
+        (the drain starts any still down), and the log says why."""
+        for _ in range(3):
+            try:
+                await guide.start()
+                return
+            except RuntimeError as exc:
+                log.warning("worker restart failed: %s", exc)
+
+    def _holder(self, call: Any) -> GuideProcess | None:
+        """The live process whose outbox row the held call is sending."""
+        if not self.o.webhook:
+            return self.guides[0]
+        text = str(call.params.get("text", "")).strip()
+        for row in self.db.rows(
+            "select claimed_by, message from outbound where status = 'pending' and chat_id = :chat",
+            chat=str(call.chat_id),
+        ):
+            message = row["message"]
+            data = json.loads(message) if isinstance(message, str) else message
+            if isinstance(data, dict) and str(data.get("text", "")).strip() == text:
+                for guide in self.guides:
+                    if guide.running and guide.worker_id == row["claimed_by"]:
+                        return guide
+        return None
+
+    def _window(self, worker: str | None) -> dict[int, list[str]]:
+        """Rows pending at the kill that the chat already received (with several
+        workers, the killed worker's rows): each may come twice. A row matches a post
+        with its text that arrived after the row was written, each post at most one
+        row."""
         shown = posts(self.fake)
         window: dict[int, list[str]] = {}
-        for chat, pending in pending_texts(self.db).items():
+        for chat, pending in pending_texts(self.db, claimed_by=worker).items():
             taken = [p for p in shown.get(chat, [])]
             for created, text in pending:
                 after = self.wall_to_monotonic(created.timestamp()) - 1.0
@@ -286,16 +446,20 @@ class Soak:
         """Until nothing is owed and nothing overdue is left, or the drain time is up."""
         deadline = time.monotonic() + self.o.drain_seconds
         while time.monotonic() < deadline:
-            now = datetime.now(UTC).isoformat(sep=" ")
-            owed = rows(self.db, "select count(*) from outbound where status = 'pending'")[0][0]
-            stuck = rows(
-                self.db,
+            owed = self.db.count("select count(*) from outbound where status = 'pending'")
+            stuck = self.db.count(
                 "select count(*) from followups where status in ('claimed', 'delivering') "
-                "or (status = 'pending' and due_at < ?)",
-                now[:26],
-            )[0][0]
-            # Every update people queued was fetched and confirmed.
-            fetched = not self.fake._updates
+                "or (status = 'pending' and due_at < :now)",
+                now=datetime.now(UTC),
+            )
+            if self.o.webhook:
+                # Every update people sent was taken by a worker and handled.
+                fetched = not self.fake.webhook_waiting and not self.db.count(
+                    "select count(*) from inbox"
+                )
+            else:
+                # Every update people queued was fetched and confirmed.
+                fetched = not self.fake._updates
             if not owed and not stuck and fetched:
                 return
             await asyncio.sleep(1.0)
@@ -309,7 +473,7 @@ class Soak:
     # ------------------------------------------------------------------ the verdict
 
     def _verdict(self) -> Verdict:
-        logs = self.log.read_text(errors="replace") if self.log.exists() else ""
+        logs = "".join(g.log.read_text(errors="replace") for g in self.guides if g.log.exists())
         verdict = check(
             self.db,
             self.fake,
@@ -321,13 +485,21 @@ class Soak:
             grace=timedelta(seconds=5),
             logs=logs,
             not_yet_due=self.not_yet_due,
+            receivers=set(self.wave_due),
         )
-        files = [self.db, self.db.with_name(self.db.name + "-wal")]
-        verdict.violations.extend(markers_in_files(self.people, files))
-        if self.stop_status not in (0, None):
-            verdict.add("shutdown", f"the guide exited {self.stop_status} on SIGTERM")
+        if self.db.sqlite:
+            files = [Path(self.db.file), Path(self.db.file + "-wal")]
+            verdict.violations.extend(markers_in_files(self.people, files))
+        else:
+            tables = [t.name for t in Base.metadata.sorted_tables]
+            verdict.violations.extend(markers_in_rows(self.people, self.db, tables))
+        for n, status in enumerate(self.stop_status):
+            if status not in (0, None):
+                verdict.add("shutdown", f"worker {n} exited {status} on SIGTERM")
         if "Traceback" in logs:
             verdict.add("logs", "a traceback in the guide's log")
+        if self.wave_due:
+            cap(verdict, self.fake, self.wave_due, TELEGRAM_RATE, self.clock_offset)
         chaos = self.o.chaos
         f = verdict.figures
         f["kills"] = len(self.kills)
@@ -335,6 +507,7 @@ class Soak:
         f["faults"] = sum(chaos.injected.values())
         f["fault kinds"] = ", ".join(f"{n} {k}" for k, n in sorted(chaos.injected.items()))
         f["events"] = sum(sum(p.actions.values()) for p in self.people)
+        f["restarts"] = sum(g.starts for g in self.guides) - len(self.guides)
         f["violations"] = len(verdict.violations)
         return verdict
 
