@@ -157,21 +157,22 @@ class Soak:
     # ------------------------------------------------------------------ the run
 
     async def run(self) -> Result:
-        await self.fake.start()
         try:
-            await self._run()
-        finally:
-            for task in self.restarts:
-                task.cancel()
-            await asyncio.gather(*self.restarts, return_exceptions=True)
-            for guide in self.guides:
-                if guide.running:
-                    await guide.kill()
-            await self.fake.stop()
-            self._save_calls()
-        try:
+            await self.fake.start()
+            try:
+                await self._run()
+            finally:
+                for task in self.restarts:
+                    task.cancel()
+                await asyncio.gather(*self.restarts, return_exceptions=True)
+                for guide in self.guides:
+                    if guide.running:
+                        await guide.kill()
+                await self.fake.stop()
+                self._save_calls()
             verdict = self._verdict()
         finally:
+            # Also when the run itself failed: no schema left behind unasked.
             self.db.close()
             if self.schema is not None and not self.o.keep_schema:
                 assert self.o.postgres is not None

@@ -3,7 +3,7 @@ is for and nothing else."""
 
 from __future__ import annotations
 
-from soak.checks import Verdict, order
+from soak.checks import Verdict, opening_arrivals, order
 from soak.records import Post
 
 CHAT = 5013
@@ -29,3 +29,22 @@ def test_after_forget_the_turns_start_again_even_where_the_words_repeat() -> Non
     v = Verdict()
     order(v, {CHAT: [*ps, post("the next", 2)]}, FORGET_DONE)
     assert v.violations == []
+
+
+def test_an_opening_without_buttons_sent_twice_is_two_arrivals() -> None:
+    # talk_reminder's opening carries no buttons: the same text each time it is sent
+    # (the three-worker soak, seed 1, counted two as one).
+    opener = post("Here's the opener you asked me to keep.")
+    assert opening_arrivals([opener, post("other", 3), opener], "the opener", 2, 0) is None
+    assert opening_arrivals([opener], "the opener", 2, 0) == (
+        "2 follow-up(s) marked sent, 1 arrived"
+    )
+    # One more than sent: a duplicate only where a crash window or lost answer allows.
+    assert opening_arrivals([opener, opener], "the opener", 1, 1) is None
+    assert opening_arrivals([opener, opener], "the opener", 1, 0) is not None
+
+
+def test_an_opening_with_buttons_counts_distinct_turns_exactly() -> None:
+    asked, again, next_one = post("Checking in", 4), post("Checking in", 4), post("Checking in", 9)
+    assert opening_arrivals([asked, again], "Checking in", 1, 0) is None
+    assert opening_arrivals([asked, again, next_one], "Checking in", 1, 5) is not None
