@@ -17,6 +17,13 @@ from storage.migrate import alembic_config
 from storage.models import Base
 
 
+@pytest.fixture
+def engine(fresh_engine: AsyncEngine) -> AsyncEngine:
+    """These tests check the migrations and change the schema (an index dropped, a
+    downgrade): a database migrated for each, never the shared emptied schema."""
+    return fresh_engine
+
+
 def _json_default_differs(
     context: MigrationContext,
     inspected_column: Any,
