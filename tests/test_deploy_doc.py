@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from bot.app import SHUTDOWN_GRACE
 from bot.cli import app
 from bot.config import Settings, load_settings, variable_name
+from bot.discord.intake import EVENT_GRACE
 from bot.metrics import METRICS
 from bot.ops_http import HEALTH_PATH, METRICS_PATH
 from dialogs.store import UserKey
@@ -137,7 +138,8 @@ def test_the_shown_commands_run_and_move_a_database_to_postgresql(
 def test_the_unit_waits_for_the_graceful_stop_and_checks_readiness() -> None:
     service = unit()["Service"]
     assert service["KillSignal"] == "SIGTERM"
-    assert int(service["TimeoutStopSec"]) > SHUTDOWN_GRACE
+    # The events in hand (Discord's bound), then the sends in flight.
+    assert int(service["TimeoutStopSec"]) > EVENT_GRACE + SHUTDOWN_GRACE
     assert service["ExecStart"].endswith("pausecheck run")
     assert service["ExecStartPre"].endswith("pausecheck db check")
     # The env files it reads are those the doc shows.

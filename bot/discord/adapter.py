@@ -42,6 +42,7 @@ from bot.discord.client import GuideClient, choice_view, group_view, is_dm
 from bot.discord.commands import build_commands
 from bot.discord.dms import DmOpener
 from bot.discord.gateway import ClientGateway
+from bot.discord.intake import EVENT_GRACE, Intake
 from bot.discord.lease import GatewayKeeper, LeaseHolder, Timing, gateway_lease
 from bot.discord.queue import DiscordQueue
 from bot.discord.reflection import (
@@ -83,6 +84,7 @@ class DiscordAdapter:
         client_options: Mapping[str, Any] | None = None,
         lease: LeaseHolder | None = None,
         timing: Timing | None = None,
+        event_grace: float = EVENT_GRACE,
     ) -> None:
         self._guide = guide
         self._settings = settings
@@ -95,6 +97,8 @@ class DiscordAdapter:
         self._lease = lease
         self._timing = timing or Timing()
         self._keeper: GatewayKeeper | None = None
+        # Open until a graceful stop (`stop_receiving`); counts the events in hand.
+        self._intake = Intake(event_grace)
         self.queue = DiscordQueue(
             guide.screen,
             guide.content.copy.slow_down,
@@ -175,6 +179,28 @@ class DiscordAdapter:
             raise SetupError(f"Discord refused to log in: {exc}") from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise SetupError(f"could not reach Discord: {exc}") from exc
+
+    async def stop_receiving(self) -> None:
+        """Take no new events and let those in hand finish (up to `event_grace`
+        seconds), their replies included; sending still works, and the gateway stays
+        connected, so the outbox can finish its sends before `stop` (a graceful stop,
+        bot/cli.py). An event arriving from now on is answered with a short "I'm
+        restarting, send it again" rather than left to time out."""
+        await self._intake.close()
+
+    async def _refused(self, interaction: discord.Interaction) -> bool:
+        """True (after the kind refusal) once `stop_receiving` was called: the engine
+        is not run, and the answer is immediate, within Discord's 3 seconds."""
+        if self._intake.open:
+            return False
+        log.info("interaction refused while stopping user=%s", _who(interaction.user))
+        try:
+            await interaction.response.send_message(
+                self._guide.content.copy.restarting, ephemeral=True
+            )
+        except discord.HTTPException:
+            log.info("refusal not delivered user=%s", _who(interaction.user))
+        return True
 
     async def stop(self) -> None:
         client, keeper = self._client, self._keeper
@@ -331,7 +357,7 @@ class DiscordAdapter:
     # handled in that person's turn, dropped past their burst cap.
 
     async def on_command(self, interaction: discord.Interaction, command: Command) -> None:
-        if not self._in_tenure("command"):
+        if not self._in_tenure("command") or await self._refused(interaction):
             return
         dm = is_dm(interaction)
 
@@ -340,16 +366,17 @@ class DiscordAdapter:
             if replies is not None:
                 await self._answer(interaction, replies, ephemeral=not dm, deferred=True)
 
-        await self.queue.interaction(
-            interaction,
-            # Acknowledge first: the engine may take longer than Discord's 3 seconds.
-            ack=lambda: interaction.response.defer(ephemeral=not dm, thinking=True),
-            work=work,
-            urgent=self.queue.urgent(command=command),
-        )
+        with self._intake.taken():
+            await self.queue.interaction(
+                interaction,
+                # Acknowledge first: the engine may take longer than Discord's 3 seconds.
+                ack=lambda: interaction.response.defer(ephemeral=not dm, thinking=True),
+                work=work,
+                urgent=self.queue.urgent(command=command),
+            )
 
     async def on_choice(self, interaction: discord.Interaction, choice_id: str) -> None:
-        if not self._in_tenure("button press"):
+        if not self._in_tenure("button press") or await self._refused(interaction):
             return
         dm = is_dm(interaction)
 
@@ -360,19 +387,20 @@ class DiscordAdapter:
             if replies is not None:
                 await self._answer(interaction, replies, ephemeral=not dm, deferred=False)
 
-        await self.queue.interaction(
-            interaction,
-            # The acknowledgement also takes the buttons off the message they were on:
-            # a choice is made once (a stale press would only be answered kindly anyway).
-            ack=lambda: interaction.response.edit_message(view=None),
-            work=work,
-            urgent=self.queue.urgent(choice=choice_id),
-        )
+        with self._intake.taken():
+            await self.queue.interaction(
+                interaction,
+                # The acknowledgement also takes the buttons off the message they were on:
+                # a choice is made once (a stale press would only be answered kindly anyway).
+                ack=lambda: interaction.response.edit_message(view=None),
+                work=work,
+                urgent=self.queue.urgent(choice=choice_id),
+            )
 
     async def on_group_choice(self, interaction: discord.Interaction, choice_id: str) -> None:
         """A button on a post the whole channel sees (Join): the press is answered
         for the presser alone, and the post keeps its buttons for everyone else."""
-        if not self._in_tenure("button press"):
+        if not self._in_tenure("button press") or await self._refused(interaction):
             return
         dm = is_dm(interaction)
 
@@ -381,12 +409,13 @@ class DiscordAdapter:
             if replies is not None:
                 await self._answer(interaction, replies, ephemeral=not dm, deferred=True)
 
-        await self.queue.interaction(
-            interaction,
-            ack=lambda: interaction.response.defer(ephemeral=not dm, thinking=True),
-            work=work,
-            urgent=self.queue.urgent(choice=choice_id),
-        )
+        with self._intake.taken():
+            await self.queue.interaction(
+                interaction,
+                ack=lambda: interaction.response.defer(ephemeral=not dm, thinking=True),
+                work=work,
+                urgent=self.queue.urgent(choice=choice_id),
+            )
 
     async def on_foreign_press(self, interaction: discord.Interaction) -> None:
         if not self._in_tenure("button press"):
@@ -405,6 +434,9 @@ class DiscordAdapter:
             or message.channel.type is not discord.ChannelType.private
             or message.type not in (discord.MessageType.default, discord.MessageType.reply)
         ):
+            return
+        if not self._intake.open:
+            await self._refuse_dm(message)
             return
         text, command = parse_line(message.content)
         address = Address(NAME, str(message.author.id), str(message.channel.id), is_private=True)
@@ -430,12 +462,22 @@ class DiscordAdapter:
             await self.deliver(elsewhere, replies)
 
         notice = [Outbound(self._guide.content.copy.slow_down)]
-        await self.queue.direct_message(
-            message.author.id,
-            work=work,
-            notify=lambda: self._dm_reply(message, address, notice),
-            urgent=self.queue.urgent(command=command, text=None if command else text),
-        )
+        with self._intake.taken():
+            await self.queue.direct_message(
+                message.author.id,
+                work=work,
+                notify=lambda: self._dm_reply(message, address, notice),
+                urgent=self.queue.urgent(command=command, text=None if command else text),
+            )
+
+    async def _refuse_dm(self, message: discord.Message) -> None:
+        """A DM that came after `stop_receiving`: the kind refusal, straight to the
+        channel it came from (the outbox may be finishing already)."""
+        log.info("direct message refused while stopping user=%s", _who(message.author))
+        try:
+            await message.channel.send(content=self._guide.content.copy.restarting)
+        except discord.HTTPException:
+            log.info("refusal not delivered user=%s", _who(message.author))
 
     async def _dm_reply(
         self, message: discord.Message, address: Address, replies: Sequence[Outbound]

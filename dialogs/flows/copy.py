@@ -63,6 +63,8 @@ class EngineCopy(BaseModel):
     error_apology: Text = Field(min_length=1, max_length=2000)
     # One person sent more than the burst cap allows (bot.person_queue).
     slow_down: Text = Field(min_length=1, max_length=2000)
+    # An event that arrived while the guide was stopping (a restart, a deploy).
+    restarting: Text = Field(min_length=1, max_length=2000)
     # Typed text, understood (dialogs/listener.py).
     heard_you: Text = Field(min_length=1, max_length=2000)
     more_options: Text = Field(min_length=1, max_length=64)
