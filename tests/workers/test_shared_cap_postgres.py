@@ -10,9 +10,13 @@ import time
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.app import open_guide
+from bot.config import Settings
 from bot.outbox import Outbox, Priority
+from dialogs.clock import ManualClock
 from dialogs.events import Address, Outbound
 from storage import upgrade_database
 from storage.engine import create_engine_for
@@ -86,3 +90,43 @@ async def test_a_wave_from_three_workers_keeps_the_cap_at_the_platform(
 def test_the_count_of_the_busiest_second_is_right() -> None:
     assert most_in_any_second([0.0, 0.5, 0.99, 1.0, 1.2, 3.0]) == 4
     assert most_in_any_second([]) == 0
+
+
+async def test_discord_waves_from_two_workers_keep_discords_global_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Discord's scheduled lane (DMs for check-ins) as `pausecheck run` builds it:
+    two guides on one database, each with Discord's default limit (50 requests a
+    second per bot), take their moments from one `discord` line, so together they
+    never put more than 50 in a second at Discord. Each alone would send 50 a second,
+    so without the shared line the busiest second would hold about 100. (The line is
+    the database's clock: real time, two seconds of it.)"""
+    with postgres_schema_url() as url:
+        monkeypatch.setenv("PAUSECHECK_DATABASE_URL", url)
+        monkeypatch.setenv("PAUSECHECK_TIMEZONE", "Europe/London")
+        settings = Settings(_env_file=None)  # type: ignore[call-arg]
+        cap = settings.discord_rate
+        assert cap == 50.0
+        wave = int(cap)  # per worker: two seconds' worth together
+        fake = Fake()
+        guides = [await open_guide(settings, ManualClock()) for _ in range(2)]
+        try:
+            outboxes = [await guide.add_platform("discord", fake) for guide in guides]
+            await asyncio.gather(
+                *(
+                    outbox.scheduled.send(
+                        Address("discord", f"{w}{n}", f"{w}{n}", is_private=True),
+                        [Outbound("check-in")],
+                    )
+                    for w, outbox in enumerate(outboxes)
+                    for n in range(wave)
+                )
+            )
+            async with guides[0].store.engine.connect() as connection:
+                lines = (await connection.execute(text("select platform from send_budgets"))).all()
+        finally:
+            for guide in guides:
+                await guide.close()
+    assert len(fake.arrived) == 2 * wave
+    assert most_in_any_second(fake.arrived) <= cap
+    assert [line[0] for line in lines] == ["discord"]
