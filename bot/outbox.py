@@ -73,6 +73,9 @@ TELEGRAM_GROUP_MESSAGES_PER_MINUTE = 20.0
 TELEGRAM_REPLIES_PER_SECOND = 100.0
 DISCORD_REQUESTS_PER_SECOND = 50.0
 MAX_IN_FLIGHT = 64
+# How often a wave held by the platform's pause looks again (the pause lasts as long
+# as Telegram's retry_after, a second or more).
+_PAUSE_RECHECK = 0.05
 
 # Float slack when comparing a ready time with a clock that was advanced to it.
 _EPSILON = 1e-9
@@ -314,6 +317,8 @@ class Outbox:
         self.on_sent: Callable[[bool], None] | None = None
         # The overall cap shared with other workers, when there are (share_cap).
         self._gate: SharedGate | None = None
+        # Whether the platform told the sender to wait (hold_waves_while).
+        self._platform_paused: Callable[[], bool] | None = None
         self.interactive: _Lane = _Lane(self, Priority.INTERACTIVE)
         self.scheduled: _Lane = _Lane(self, Priority.SCHEDULED)
 
@@ -349,6 +354,15 @@ class Outbox:
             now=now,
             sleep=sleep,
         )
+
+    def hold_waves_while(self, paused: Callable[[], bool]) -> None:
+        """Hand no capped message to the sender while `paused()` says the platform
+        asked to wait (Telegram's 429 `retry_after`, which python-telegram-bot's
+        limiter honours by holding back every request). Handed over meanwhile, at
+        the cap's pace, they would all wait in the limiter and reach the platform
+        together when the pause ends: twice the cap in that second, one 429 in a
+        wave measured 61 at the fake."""
+        self._platform_paused = paused
 
     def share_cap(self, budget: SharedBudget) -> None:
         """Hold the overall cap across every worker sharing `budget`, not only in
@@ -603,6 +617,8 @@ class Outbox:
             waits.append(self._spacing.wait_time(now))
         if self._overall is not None:
             waits.append(self._overall.wait_time(now))
+        if self._platform_paused is not None and self._platform_paused():
+            waits.append(_PAUSE_RECHECK)
         if self._gate is not None:
             waits.append(self._gate.wait_time())
         return max(waits)

@@ -171,6 +171,27 @@ async def test_an_interactive_reply_overtakes_a_capped_wave() -> None:
     await outbox.close()
 
 
+async def test_no_wave_message_is_handed_over_while_the_platform_says_wait() -> None:
+    # Held in the platform client's limiter, they would all arrive when it lets go.
+    time = FakeTime()
+    sender = RecordingSender(time)
+    outbox = make(time, sender, rate_per_second=30.0)
+    paused_until = [0.0]
+    outbox.hold_waves_while(lambda: time.now() < paused_until[0])
+    await outbox.start()
+    paused_until[0] = time.now() + 2.0
+    wave = [spawn(outbox, Priority.SCHEDULED, f"c{n}", f"checkin {n}") for n in range(10)]
+    reply = spawn(outbox, Priority.INTERACTIVE, "me", "reply")
+    await finish(asyncio.gather(*wave, reply))
+    # Replies are not held here (the limiter holds them anyway, and they are few).
+    [replied] = sender.times("me")
+    assert replied < paused_until[0]
+    waved = [at for at, address, _ in sender.sent if address.chat_id != "me"]
+    assert len(waved) == 10 and min(waved) >= paused_until[0]
+    assert window_max(waved, 1.0) <= 30
+    await outbox.close()
+
+
 async def test_interactive_items_queued_before_start_go_first_oldest_first() -> None:
     time = FakeTime()
     sender = RecordingSender(time)

@@ -37,7 +37,7 @@ from telegram import (
 )
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, TelegramError
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, TypeHandler
+from telegram.ext import Application, ApplicationBuilder, TypeHandler
 
 from bot.app import Guide, SetupError
 from bot.config import Settings
@@ -56,7 +56,7 @@ from bot.telegram.reflection import (
     send_runs,
 )
 from bot.telegram.render import Post, deep_link, is_private_chat, render_one
-from bot.telegram.retry import RetryPolicy, with_retries
+from bot.telegram.retry import PausingRateLimiter, RetryPolicy, with_retries
 from bot.telegram.text import first_sentence, with_choice
 from bot.telegram.updates import (
     PLATFORM,
@@ -154,6 +154,11 @@ class TelegramAdapter:
     # ------------------------------------------------------------------ lifecycle
 
     def _build(self) -> _App:
+        self._limiter = PausingRateLimiter(
+            overall_max_rate=0,
+            group_max_rate=self._group_rate,
+            max_retries=self._retry.limiter_retries,
+        )
         rows = InboxRows(self._guide.store, PLATFORM)
         self._handled = HandledUpdates(
             spill=lambda bodies: rows.put_in_hand(
@@ -165,13 +170,7 @@ class TelegramAdapter:
         builder = (
             ApplicationBuilder()
             .token(self._token)
-            .rate_limiter(
-                AIORateLimiter(
-                    overall_max_rate=0,
-                    group_max_rate=self._group_rate,
-                    max_retries=self._retry.limiter_retries,
-                )
-            )
+            .rate_limiter(self._limiter)
             .concurrent_updates(
                 PerPersonProcessor(
                     self._max_concurrent,
@@ -207,6 +206,10 @@ class TelegramAdapter:
             raise RuntimeError("add the adapter with guide.add_platform() before start()")
         application = self._build()
         self._application = application
+        # While Telegram's retry_after holds every request back, no wave message is
+        # handed over to wait in line (they would arrive together, over the cap).
+        limiter = self._limiter
+        self._guide.outboxes[PLATFORM].hold_waves_while(lambda: limiter.paused)
         try:
             await application.initialize()  # getMe
             self._me = BotIdentity(application.bot.id, application.bot.username)

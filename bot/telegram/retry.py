@@ -26,11 +26,23 @@ from datetime import timedelta
 from typing import TypeVar
 
 from telegram.error import BadRequest, NetworkError, RetryAfter
+from telegram.ext import AIORateLimiter
 from telegram.warnings import PTBDeprecationWarning
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+class PausingRateLimiter(AIORateLimiter):
+    """PTB's limiter, saying whether it is holding every request back for a 429's
+    `retry_after` (the outbox then hands no wave message over: `Outbox.hold_waves_while`).
+    Reads the limiter's own event, as PTB's `process_request` sets it (pinned in
+    constraints.txt)."""
+
+    @property
+    def paused(self) -> bool:
+        return not self._retry_after_event.is_set()
 
 
 @dataclass(frozen=True, slots=True)
