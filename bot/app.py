@@ -85,6 +85,8 @@ class Guide:
         """Send through a paced outbox: scheduled messages on its wave lane,
         interactive replies (the adapter's) on its fast one."""
         outbox = Outbox.with_limits(sender, limits_for(platform, self.settings))
+        # A platform whose limit counts requests says what each send costs (Discord).
+        outbox.weigh = getattr(sender, "requests_for", None)
         if self.store.engine.dialect.name == "postgresql":
             # Several workers may share the database: the cap holds across them.
             outbox.share_cap(PostgresSendBudget(self.store.engine, platform))

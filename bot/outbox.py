@@ -30,6 +30,9 @@ Pacing, in three kinds of limit (`Limits`, `None` for none):
   slows down while people are being answered. Telegram's 429 and its `retry_after`
   are honoured inside the send (python-telegram-bot's `AIORateLimiter` pauses every
   request for that long, then retries); the chat's next message waits for it.
+  Where the platform counts requests rather than messages (Discord: opening a DM
+  channel, each part of a split text), the sender says what an item costs (`weigh`)
+  and the overall limits count that.
 
 With several workers on one PostgreSQL database the overall cap is shared too
 (`share_cap`, bot/shared_cap.py): each capped message also waits for its moment on the
@@ -315,6 +318,11 @@ class Outbox:
         self._drain = False
         # Hears each message the platform accepted: True for a reply (bot.metrics).
         self.on_sent: Callable[[bool], None] | None = None
+        # How many requests an item costs the platform's overall limits (the cap,
+        # the replies' budget, the shared line), when that is not one per message:
+        # a Discord DM may first open its channel, and a long text goes in parts.
+        # Per-chat limits still count messages.
+        self.weigh: Callable[[Address, Sequence[Outbound]], int] | None = None
         # The overall cap shared with other workers, when there are (share_cap).
         self._gate: SharedGate | None = None
         # Whether the platform told the sender to wait (hold_waves_while).
@@ -623,21 +631,33 @@ class Outbox:
             waits.append(self._gate.wait_time())
         return max(waits)
 
+    def _requests(self, item: _Item) -> int:
+        cost = len(item.messages)
+        if self.weigh is None:
+            return cost
+        try:
+            return max(1, self.weigh(item.address, item.messages))
+        except Exception:
+            # A miscount must not stop the worker: one request a message, as before.
+            log.exception("could not weigh an item; counted one request a message")
+            return cost
+
     def _charge(self, chat: _Chat, item: _Item, now: float) -> None:
         cost = len(item.messages)
         if chat.bucket is not None:
             chat.bucket.take(cost, now)
         if chat.window is not None:
             chat.window.take(cost, now)
+        requests = self._requests(item)
         if not item.capped and self._replies is not None:
-            self._replies.take(cost, now)
+            self._replies.take(requests, now)
         if item.capped and self._spacing is not None:
-            self._spacing.take(cost, now)
+            self._spacing.take(requests, now)
         if self._overall is not None:
             # Replies count too, so a wave slows down while people are answered.
-            self._overall.take(cost, now)
+            self._overall.take(requests, now)
         if self._gate is not None:
-            self._gate.charged(cost, capped=item.capped)
+            self._gate.charged(requests, capped=item.capped)
 
     async def _wait(self, delay: float | None) -> None:
         """Sleep for `delay` (forever if None), or until something new arrives."""

@@ -75,11 +75,14 @@ class SharedGate:
         return _FETCHING_WAIT
 
     def charged(self, messages: int, *, capped: bool) -> None:
-        """`messages` went: a capped one used the open gate; replies are charged to
-        the line without waiting."""
+        """`messages` (requests) went: a capped one used the open gate, and whatever
+        it cost beyond one request (a Discord DM whose channel had to be opened) is
+        charged to the line afterwards, as replies are, without waiting."""
         if capped:
             self._open_until = None
-            return
+            messages -= 1
+            if messages <= 0:
+                return
         task = asyncio.create_task(self._charge(messages), name="shared-cap-reply")
         self._charging.add(task)
         task.add_done_callback(self._charging.discard)

@@ -614,3 +614,37 @@ async def test_the_senders_own_exception_reaches_the_delivery(
     async with store.session() as s:
         profile = await s.load_profile(UserKey("test", chat.address.user_id))
     assert profile.unreachable_at == clock.now()
+
+
+async def test_a_wave_is_paced_by_the_requests_the_sender_says_it_makes() -> None:
+    # Discord counts requests, and a check-in to a DM not yet open is two (open the
+    # channel, then post): at a cap of 10 a second, 5 such check-ins a second.
+    time = FakeTime()
+    sender = RecordingSender(time)
+    outbox = make(time, sender, rate_per_second=10.0)
+    outbox.weigh = lambda address, messages: 2 * len(messages)
+    await outbox.start()
+    tasks = [spawn(outbox, Priority.SCHEDULED, f"c{n}", str(n)) for n in range(20)]
+    await finish(asyncio.gather(*tasks))
+    times = sender.times_all()
+    assert len(times) == 20
+    assert window_max(times, 1.0) <= 5
+    assert times[-1] == pytest.approx(20 * 2 / 10, rel=0.15)
+    await outbox.close()
+
+
+async def test_a_sender_that_cannot_weigh_costs_one_request_a_message() -> None:
+    time = FakeTime()
+    sender = RecordingSender(time)
+    outbox = make(time, sender, rate_per_second=10.0)
+
+    def broken(address: Address, messages: Sequence[Outbound]) -> int:
+        raise ValueError("a bug in weighing")
+
+    outbox.weigh = broken
+    await outbox.start()
+    tasks = [spawn(outbox, Priority.SCHEDULED, f"c{n}", str(n)) for n in range(20)]
+    await finish(asyncio.gather(*tasks))
+    assert len(sender.times_all()) == 20
+    assert window_max(sender.times_all(), 1.0) <= 10
+    await outbox.close()

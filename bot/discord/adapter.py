@@ -237,6 +237,22 @@ class DiscordAdapter:
                     raise
                 _not_delivered(destination, exc)
 
+    def requests_for(self, address: Address, messages: Sequence[Outbound]) -> int:
+        """The requests `send` will make to Discord for these messages, which its
+        global limit counts (the outbox charges them, bot/outbox.py): one per part
+        (a long text is split), one more to open a person's DM channel discord.py
+        does not hold (it keeps the 128 most recent), one per thread opened."""
+        client = self._client
+        count = 0
+        for destination, run in _runs(address, messages):
+            if destination.is_private and not _dm_open(client, destination.user_id):
+                count += 1
+            for _, message in run:
+                count += len(parts(message))
+                if message.thread is not None and not destination.is_private:
+                    count += 1
+        return count
+
     def _running_client(self) -> GuideClient:
         client = self._client
         if client is None or client.is_closed():
@@ -663,6 +679,13 @@ async def _channel(client: GuideClient, channel_id: int) -> discord.abc.Messagea
     if not isinstance(channel, discord.abc.Messageable):
         raise LookupError(f"channel {channel_id} takes no messages")
     return channel
+
+
+def _dm_open(client: GuideClient | None, user_id: str) -> bool:
+    """discord.py holds this person's DM channel: sending needs no request to open it."""
+    if client is None or not user_id.isdigit():
+        return False
+    return client._connection._get_private_channel_by_user(int(user_id)) is not None
 
 
 def _not_delivered(destination: Address, exc: Exception) -> None:

@@ -246,3 +246,20 @@ async def test_while_paused_only_new_dms_wait(world: World) -> None:
 
 def dms_or_none(who: simcord.MemberActor) -> list[discord.Message]:
     return dms(who) if who.user.dm_channel is not None else []
+
+
+async def test_the_requests_a_send_makes_are_counted_for_the_global_limit(world: World) -> None:
+    # What the outbox charges to Discord's global limit (bot/outbox.py `weigh`): a
+    # DM channel discord.py does not hold yet costs one request to open, and a long
+    # text one request per part.
+    assert world.guide.outboxes["discord"].weigh == world.adapter.requests_for
+    alice = Address("discord", str(world.alice.id), str(world.alice.id), is_private=True)
+    assert world.adapter.requests_for(alice, [Outbound("a check-in")]) == 2
+    await world.adapter.send(alice, [Outbound("a check-in")])
+    await world.env.settle()
+    assert world.adapter.requests_for(alice, [Outbound("a check-in")]) == 1
+    long_text = "This sentence is part of a long message that needs more than one post. " * 60
+    assert world.adapter.requests_for(alice, [Outbound(long_text.strip()), Outbound("ok")]) == 4
+    # A post in a group channel, which asks for a thread: the post and the thread.
+    group = Address("discord", "", str(world.channel.id))
+    assert world.adapter.requests_for(group, [Outbound("Join?", thread="Reflection")]) == 2

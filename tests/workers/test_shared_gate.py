@@ -73,3 +73,20 @@ async def test_replies_go_at_once_and_are_charged_to_the_shared_budget() -> None
         await outbox.close()
     # Charged in the background, written by the time the outbox closed.
     assert budget.asked == [pytest.approx(2 * 1.05 / 30)]
+
+
+async def test_a_capped_message_of_several_requests_charges_the_rest_to_the_line() -> None:
+    # A Discord check-in that opens the DM channel first: one moment waited for,
+    # the second request charged to the line after it went.
+    fake, budget = Fake(), Budget()
+    budget.down = False
+    outbox = Outbox(fake, rate_per_second=30.0)
+    outbox.weigh = lambda address, messages: 2
+    outbox.share_cap(budget)
+    await outbox.start()
+    try:
+        await outbox.send(SCHEDULED, [Outbound("check-in")], Priority.SCHEDULED)
+        assert fake.sent == ["check-in"]
+    finally:
+        await outbox.close()
+    assert budget.asked == [pytest.approx(1.05 / 30), pytest.approx(1.05 / 30)]
