@@ -255,16 +255,20 @@ class TelegramAdapter:
     async def _drain_stored(self, application: _App) -> None:
         """Before polling: the updates a process that died had stored while they were
         in its hand (bot.telegram.confirm), handled first, in order per person."""
-        inbox = WebhookInbox(
+        people = await self._stored_updates(application).drain_stored()
+        if people:
+            log.info("stored updates handled at start people=%d", people)
+
+    def _stored_updates(self, application: _App) -> WebhookInbox:
+        """The updates stored in the database (the inbox), handled through this bot."""
+        return WebhookInbox(
             InboxRows(self._guide.store, PLATFORM),
             platform=PLATFORM,
             decode=lambda body: Update.de_json(body, application.bot),
             handle=self._process_stored,
             clock=self._clock,
+            lease=timedelta(seconds=self._settings.telegram_webhook_lease_seconds),
         )
-        people = await inbox.drain_stored()
-        if people:
-            log.info("stored updates handled at start people=%d", people)
 
     def _person_of(self, body: dict[str, Any]) -> str:
         try:
@@ -278,14 +282,7 @@ class TelegramAdapter:
         # Without a configured secret, a random one per start still makes Telegram prove
         # itself: setWebhook tells it the new value each time.
         token = secret.get_secret_value() if secret else secrets.token_urlsafe(32)
-        inbox = WebhookInbox(
-            InboxRows(self._guide.store, PLATFORM),
-            platform=PLATFORM,
-            decode=lambda body: Update.de_json(body, application.bot),
-            handle=self._process_stored,
-            clock=self._clock,
-            lease=timedelta(seconds=self._settings.telegram_webhook_lease_seconds),
-        )
+        inbox = self._stored_updates(application)
         self._inbox = inbox
         await inbox.start()
         log.info("telegram webhook inbox worker=%s", inbox.worker)

@@ -56,6 +56,23 @@ def most_in_a_second(times: Sequence[float]) -> int:
     return max(sum(1 for t in ordered if start <= t < start + 1.0) for start in ordered)
 
 
+async def check_ins_due(h: Harness, people: Sequence[int]) -> None:
+    """A follow-up due now for each of `people`: a wave."""
+    for user_id in people:
+        await h.onboard(user_id)
+        async with h.guide.store.session() as s:
+            await s.schedule_followup(
+                UserKey("telegram", str(user_id)),
+                FollowUpRequest(
+                    flow_id="followup",
+                    chat_id=str(user_id),
+                    due_at=h.clock.now(),
+                    expires_at=h.clock.now() + timedelta(hours=6),
+                    dedupe_key=f"wave:{user_id}",
+                ),
+            )
+
+
 async def test_a_burst_of_five_to_one_chat_arrives_within_300_ms(capped: Harness) -> None:
     rows = await owed(capped, ME, [f"part {n}" for n in range(5)])
     began = time.monotonic()
@@ -103,19 +120,7 @@ async def test_a_wave_of_check_ins_never_exceeds_30_a_second_at_telegram(
 
     monkeypatch.setattr(capped.adapter, "send", timed)
     people = [ME + n for n in range(1, 76)]
-    for user_id in people:
-        await capped.onboard(user_id)
-        async with capped.guide.store.session() as s:
-            await s.schedule_followup(
-                UserKey("telegram", str(user_id)),
-                FollowUpRequest(
-                    flow_id="followup",
-                    chat_id=str(user_id),
-                    due_at=capped.clock.now(),
-                    expires_at=capped.clock.now() + timedelta(hours=6),
-                    dedupe_key=f"wave:{user_id}",
-                ),
-            )
+    await check_ins_due(capped, people)
     assert await capped.guide.dispatcher.run_due() == len(people)
     assert len(capped.fake.ok_calls("sendMessage")) == len(handed) == len(people)
     assert most_in_a_second(handed) <= 30
@@ -140,19 +145,7 @@ async def test_a_429_in_a_wave_holds_the_wave_until_telegram_s_retry_after_ends(
 
     monkeypatch.setattr(capped.adapter, "send", timed)
     people = [ME + n for n in range(1, 91)]
-    for user_id in people:
-        await capped.onboard(user_id)
-        async with capped.guide.store.session() as s:
-            await s.schedule_followup(
-                UserKey("telegram", str(user_id)),
-                FollowUpRequest(
-                    flow_id="followup",
-                    chat_id=str(user_id),
-                    due_at=capped.clock.now(),
-                    expires_at=capped.clock.now() + timedelta(hours=6),
-                    dedupe_key=f"wave:{user_id}",
-                ),
-            )
+    await check_ins_due(capped, people)
     assert await capped.guide.dispatcher.run_due() == len(people)
     [limited] = [c.at for c in capped.fake.calls if c.status == 429]
     # Nothing handed over while Telegram said to wait (after the moment the 429's
