@@ -188,10 +188,12 @@ class DiscordAdapter:
         restarting, send it again" rather than left to time out."""
         await self._intake.close()
 
-    async def _refused(self, interaction: discord.Interaction) -> bool:
+    async def _refused(self, interaction: discord.Interaction, *, urgent: bool) -> bool:
         """True (after the kind refusal) once `stop_receiving` was called: the engine
-        is not run, and the answer is immediate, within Discord's 3 seconds."""
-        if self._intake.open:
+        is not run, and the answer is immediate, within Discord's 3 seconds. A
+        crisis or danger signal (`urgent`) is never refused: it is answered as ever,
+        while the stop waits (no other worker can answer this interaction)."""
+        if self._intake.open or urgent:
             return False
         log.info("interaction refused while stopping user=%s", _who(interaction.user))
         try:
@@ -373,7 +375,8 @@ class DiscordAdapter:
     # handled in that person's turn, dropped past their burst cap.
 
     async def on_command(self, interaction: discord.Interaction, command: Command) -> None:
-        if not self._in_tenure("command") or await self._refused(interaction):
+        urgent = self.queue.urgent(command=command)
+        if not self._in_tenure("command") or await self._refused(interaction, urgent=urgent):
             return
         dm = is_dm(interaction)
 
@@ -388,11 +391,12 @@ class DiscordAdapter:
                 # Acknowledge first: the engine may take longer than Discord's 3 seconds.
                 ack=lambda: interaction.response.defer(ephemeral=not dm, thinking=True),
                 work=work,
-                urgent=self.queue.urgent(command=command),
+                urgent=urgent,
             )
 
     async def on_choice(self, interaction: discord.Interaction, choice_id: str) -> None:
-        if not self._in_tenure("button press") or await self._refused(interaction):
+        urgent = self.queue.urgent(choice=choice_id)
+        if not self._in_tenure("button press") or await self._refused(interaction, urgent=urgent):
             return
         dm = is_dm(interaction)
 
@@ -410,13 +414,14 @@ class DiscordAdapter:
                 # a choice is made once (a stale press would only be answered kindly anyway).
                 ack=lambda: interaction.response.edit_message(view=None),
                 work=work,
-                urgent=self.queue.urgent(choice=choice_id),
+                urgent=urgent,
             )
 
     async def on_group_choice(self, interaction: discord.Interaction, choice_id: str) -> None:
         """A button on a post the whole channel sees (Join): the press is answered
         for the presser alone, and the post keeps its buttons for everyone else."""
-        if not self._in_tenure("button press") or await self._refused(interaction):
+        urgent = self.queue.urgent(choice=choice_id)
+        if not self._in_tenure("button press") or await self._refused(interaction, urgent=urgent):
             return
         dm = is_dm(interaction)
 
@@ -430,7 +435,7 @@ class DiscordAdapter:
                 interaction,
                 ack=lambda: interaction.response.defer(ephemeral=not dm, thinking=True),
                 work=work,
-                urgent=self.queue.urgent(choice=choice_id),
+                urgent=urgent,
             )
 
     async def on_foreign_press(self, interaction: discord.Interaction) -> None:
@@ -451,10 +456,11 @@ class DiscordAdapter:
             or message.type not in (discord.MessageType.default, discord.MessageType.reply)
         ):
             return
-        if not self._intake.open:
+        text, command = parse_line(message.content)
+        urgent = self.queue.urgent(command=command, text=None if command else text)
+        if not self._intake.open and not urgent:
             await self._refuse_dm(message)
             return
-        text, command = parse_line(message.content)
         address = Address(NAME, str(message.author.id), str(message.channel.id), is_private=True)
         at = self._clock.now()
         if command is not None:
@@ -483,7 +489,7 @@ class DiscordAdapter:
                 message.author.id,
                 work=work,
                 notify=lambda: self._dm_reply(message, address, notice),
-                urgent=self.queue.urgent(command=command, text=None if command else text),
+                urgent=urgent,
             )
 
     async def _refuse_dm(self, message: discord.Message) -> None:

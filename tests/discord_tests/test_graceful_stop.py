@@ -1,7 +1,8 @@
 """A graceful stop on Discord (`DiscordAdapter.stop_receiving`, called by `pausecheck
 run` on SIGTERM before the outbox finishes its sends): an interaction taken before it
 still gets its reply; one arriving after is told kindly, within Discord's 3 seconds,
-to try again, and never reaches the engine; sending still works until `stop`.
+to try again, and never reaches the engine, unless it is a crisis or danger signal,
+which is answered as ever; sending still works until `stop`.
 
 The engine in flight is slow on SimCord's virtual clock (as in
 test_slow_and_failing.py), so it is still running when the stop begins."""
@@ -18,6 +19,7 @@ from dialogs.content import load_content
 from dialogs.events import Address, Outbound
 from tests.conftest import CONTENT_DIR
 from tests.discord_tests.conftest import SIMULATED, World, sent_by, texts
+from tests.discord_tests.test_queue import CRISIS_REPLY, SOS_REPLY
 from tests.discord_tests.test_slow_and_failing import SLOW, slow_engine
 
 pytestmark = SIMULATED
@@ -72,6 +74,21 @@ async def test_a_button_press_and_a_dm_after_the_stop_are_refused_kindly(
     await world.bob.send_dm("hello")
     assert bot_dms(world.bob) == [RESTARTING]
     assert calls == []
+
+
+async def test_a_crisis_signal_after_the_stop_is_answered_as_ever(world: World) -> None:
+    # No other worker can answer this interaction or DM: refusing it would leave
+    # someone in danger with "try again in a minute".
+    await world.adapter.stop_receiving()
+    said = await world.bob.slash(world.channel, "sos")
+    assert RESTARTING not in texts(sent_by(said))
+    assert SOS_REPLY in texts(sent_by(said))
+
+    await world.alice.send_dm("I want to kill myself")
+    await world.env.settle()
+    answered = bot_dms(world.alice)
+    assert RESTARTING not in answered
+    assert any(CRISIS_REPLY in text for text in answered)
 
 
 async def test_the_wait_for_the_events_in_hand_is_bounded() -> None:
