@@ -80,6 +80,29 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend", _backends(metafunc.definition), indirect=True)
 
 
+# The longest test files (`--durations` names them), started first: `make test` runs on
+# two processes, each taking whole files in order, and a minute-long file begun last
+# keeps one process busy while the other has nothing left.
+LONGEST_FIRST = (
+    "tests/test_soak.py",
+    "tests/flows/test_flow_walker.py",
+    "tests/storage/test_keys.py",
+    "tests/telegram/test_webhook_workers.py",
+    "tests/test_console.py",
+    "tests/test_cli_postgres.py",
+    "tests/test_engine_stateful.py",
+    "tests/discord_tests/test_gateway_failover.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        where = item.path.relative_to(ROOT).as_posix()
+        return LONGEST_FIRST.index(where) if where in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a file, and of the rest, is kept
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     drop_made_schemas()
 
