@@ -47,3 +47,21 @@ def test_aiolimiter_is_bumped_and_nothing_caps_it_below() -> None:
     # PTB's rate-limiter extra requires aiolimiter<1.3; the guide asks for it itself.
     assert ptb and "rate-limiter" not in ptb[0]
     assert any(d.startswith("aiolimiter>=1.3") for d in project["dependencies"])
+
+
+def test_make_test_runs_whole_files_on_two_processes_with_a_pinned_xdist() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    [command] = _recipe("test")
+    assert command.split()[1:] == ["-n", "$(TEST_WORKERS)", "--dist", "loadfile"]
+    assert re.search(r"^TEST_WORKERS \?= 2$", makefile, re.MULTILINE)
+    pinned = re.search(r"^pytest-xdist==(\S+)$", (ROOT / "constraints.txt").read_text(), re.M)
+    assert pinned is not None and version("pytest-xdist") == pinned[1]
+    dev = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(d.startswith("pytest-xdist") for d in dev["dev"])
+
+
+def test_the_longest_files_started_first_all_exist() -> None:
+    # A renamed file would silently drop out of the list and start last again.
+    from tests.conftest import LONGEST_FIRST
+
+    assert [f for f in LONGEST_FIRST if not (ROOT / f).is_file()] == []
