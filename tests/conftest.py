@@ -80,9 +80,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend", _backends(metafunc.definition), indirect=True)
 
 
-# The longest test files (`--durations` names them), started first: `make test` runs on
-# two processes, each taking whole files in order, and a minute-long file begun last
-# keeps one process busy while the other has nothing left.
+# The longest test files (`--durations` names them), started first: `make test` hands
+# tests to two processes in collection order (--dist loadgroup), and a minute-long test
+# begun last keeps one process busy while the other has nothing left.
 LONGEST_FIRST = (
     "tests/test_soak.py",
     "tests/flows/test_flow_walker.py",

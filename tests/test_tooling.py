@@ -49,10 +49,10 @@ def test_aiolimiter_is_bumped_and_nothing_caps_it_below() -> None:
     assert any(d.startswith("aiolimiter>=1.3") for d in project["dependencies"])
 
 
-def test_make_test_runs_whole_files_on_two_processes_with_a_pinned_xdist() -> None:
+def test_make_test_runs_on_two_processes_with_a_pinned_xdist() -> None:
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     [command] = _recipe("test")
-    assert command.split()[1:] == ["-n", "$(TEST_WORKERS)", "--dist", "loadfile"]
+    assert command.split()[1:] == ["-n", "$(TEST_WORKERS)", "--dist", "loadgroup"]
     assert re.search(r"^TEST_WORKERS \?= 2$", makefile, re.MULTILINE)
     pinned = re.search(r"^pytest-xdist==(\S+)$", (ROOT / "constraints.txt").read_text(), re.M)
     assert pinned is not None and version("pytest-xdist") == pinned[1]
