@@ -55,7 +55,7 @@ async def test_a_wave_waits_while_the_shared_budget_cannot_be_reached() -> None:
         await sending
         assert fake.sent == ["wave"]
         # Each capped message takes its share of the second, a little long.
-        assert budget.asked[-1] == pytest.approx(1.05 / 30)
+        assert budget.asked[-1] == pytest.approx(1.10 / 30)
     finally:
         await outbox.close()
 
@@ -72,7 +72,7 @@ async def test_replies_go_at_once_and_are_charged_to_the_shared_budget() -> None
     finally:
         await outbox.close()
     # Charged in the background, written by the time the outbox closed.
-    assert budget.asked == [pytest.approx(2 * 1.05 / 30)]
+    assert budget.asked == [pytest.approx(2 * 1.10 / 30)]
 
 
 async def test_a_capped_message_of_several_requests_charges_the_rest_to_the_line() -> None:
@@ -89,4 +89,4 @@ async def test_a_capped_message_of_several_requests_charges_the_rest_to_the_line
         assert fake.sent == ["check-in"]
     finally:
         await outbox.close()
-    assert budget.asked == [pytest.approx(1.05 / 30), pytest.approx(1.05 / 30)]
+    assert budget.asked == [pytest.approx(1.10 / 30), pytest.approx(1.10 / 30)]
