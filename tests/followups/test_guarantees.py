@@ -45,7 +45,10 @@ async def statuses(store: SqlStore) -> list[str]:
 
 
 def dispatcher(store: SqlStore, engine: Engine, clock: ManualClock, sender: object) -> Dispatcher:
-    return Dispatcher(store, engine, {"test": sender}, clock)  # type: ignore[dict-item]
+    # One batch per round whatever the machine's load: a batch also ends after a
+    # quarter of a second of real time (to let a waiting person go first), which on
+    # a busy machine split these rounds after one follow-up, so only one was tried.
+    return Dispatcher(store, engine, {"test": sender}, clock, batch_seconds=60.0)  # type: ignore[dict-item]
 
 
 async def set_daily_checkin(chat: Chat, at: str = "09:00") -> list[Outbound]:
