@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -54,6 +54,26 @@ def sent_to(fake: FakeBotAPI, chat_id: int) -> list[Call]:
 def most_in_a_second(times: Sequence[float]) -> int:
     ordered = sorted(times)
     return max(sum(1 for t in ordered if start <= t < start + 1.0) for start in ordered)
+
+
+def hand_offs(
+    h: Harness,
+    monkeypatch: pytest.MonkeyPatch,
+    each: Callable[[list[float]], None] | None = None,
+) -> list[float]:
+    """When the bot hands each message to its sender (filled as the test runs);
+    `each` hears the list after each hand-off, before the send."""
+    handed: list[float] = []
+    send = h.adapter.send
+
+    async def timed(*args: Any) -> None:
+        handed.append(time.monotonic())
+        if each is not None:
+            each(handed)
+        await send(*args)
+
+    monkeypatch.setattr(h.adapter, "send", timed)
+    return handed
 
 
 async def check_ins_due(h: Harness, people: Sequence[int]) -> None:
@@ -111,14 +131,7 @@ async def test_a_wave_of_check_ins_never_exceeds_30_a_second_at_telegram(
     # also carry this machine's scheduling delays, which on a loaded machine outgrow
     # the outbox's 5% margin (_WINDOW_MARGIN, there for network jitter): it once
     # counted 31 in a second with every send correctly spaced.
-    handed: list[float] = []
-    send = capped.adapter.send
-
-    async def timed(*args: Any) -> None:
-        handed.append(time.monotonic())
-        await send(*args)
-
-    monkeypatch.setattr(capped.adapter, "send", timed)
+    handed = hand_offs(capped, monkeypatch)
     people = [ME + n for n in range(1, 76)]
     await check_ins_due(capped, people)
     assert await capped.guide.dispatcher.run_due() == len(people)
@@ -134,16 +147,11 @@ async def test_a_429_in_a_wave_holds_the_wave_until_telegram_s_retry_after_ends(
     # PTB's limiter holds every request back for a 429's retry_after. Wave messages
     # handed to the sender meanwhile, at the cap's pace, all waited in it and reached
     # Telegram together when it ended: 61 in one second at the fake.
-    handed: list[float] = []
-    send = capped.adapter.send
-
-    async def timed(*args: Any) -> None:
-        handed.append(time.monotonic())
+    def limited_at_the_twentieth(handed: list[float]) -> None:
         if len(handed) == 20:
             capped.fake.fail(429, times=1, methods=["sendMessage"], retry_after=1)
-        await send(*args)
 
-    monkeypatch.setattr(capped.adapter, "send", timed)
+    handed = hand_offs(capped, monkeypatch, limited_at_the_twentieth)
     people = [ME + n for n in range(1, 91)]
     await check_ins_due(capped, people)
     assert await capped.guide.dispatcher.run_due() == len(people)
