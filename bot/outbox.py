@@ -305,6 +305,7 @@ class Outbox:
             if replies_per_second is None
             else _TokenBucket(replies_per_second, replies_per_second, replies_per_second, now())
         )
+        self._rate = rate_per_second
         self._per_chat = per_chat_per_second
         self._chat_burst = float(chat_burst)
         self._per_group = per_group_per_minute
@@ -382,8 +383,8 @@ class Outbox:
     def share_cap(self, budget: SharedBudget) -> None:
         """Hold the overall cap across every worker sharing `budget`, not only in
         this process (bot/shared_cap.py); nothing to share without a cap."""
-        if self._overall is not None:
-            spacing = self._overall.seconds / self._overall.limit * _SHARED_MARGIN / _WINDOW_MARGIN
+        if self._rate is not None:
+            spacing = _SHARED_MARGIN / self._rate
             self._gate = SharedGate(budget, spacing, self._wakeup.set, self._sleep, self._now)
 
     @property
