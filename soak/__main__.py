@@ -1,5 +1,6 @@
 """`python -m soak [--minutes N] [--kills K] [--people P] [--seed S] [--postgres [URL]
---workers N] [--wave W]`: exits 1 on any violation (the table lists them), 0 otherwise."""
+--workers N] [--wave W [--wave-at S] [--wave-over S]]`: exits 1 on any violation (the
+table lists them), 0 otherwise."""
 
 from __future__ import annotations
 
@@ -40,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--wave", type=int, default=None, help="follow-ups due at once mid-run (300 with workers)"
     )
+    parser.add_argument(
+        "--wave-at", type=float, default=None, help="seconds from the start to the wave's first"
+    )
+    parser.add_argument(
+        "--wave-over", type=float, default=0.0, help="seconds the wave's due times spread over"
+    )
     args = parser.parse_args(argv)
     # The fake's server logs each connection the killed guide left half-sent.
     logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
@@ -53,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         postgres=None if args.postgres is None else (args.postgres or server_url()),
         workers=args.workers,
         wave=args.wave,
+        wave_at=args.wave_at,
+        wave_over=args.wave_over,
         keep_schema=args.workdir is not None,
     )
     options.chaos.seed = args.seed

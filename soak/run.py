@@ -62,8 +62,12 @@ class Options:
     postgres: str | None = None
     # Webhook workers, with `postgres` (one polling process on SQLite).
     workers: int = 1
-    # Follow-ups planted to come due at once mid-run (default: 300 with workers).
+    # Follow-ups planted to come due mid-run (default: 300 with workers): the first at
+    # `wave_at` seconds after the start (default: half the run), the rest spread evenly
+    # over the next `wave_over` seconds (0: all at once).
     wave: int | None = None
+    wave_at: float | None = None
+    wave_over: float = 0.0
     # Keep the run's PostgreSQL schema after it (the CLI does with --workdir).
     keep_schema: bool = False
     # The weather: each call the guide makes draws once.
@@ -293,16 +297,21 @@ class Soak:
             await store.close()
 
     async def _plant_wave(self) -> None:
-        """Follow-ups for `wave_size` people who only receive, all due halfway through
-        the run: a wave the overall cap governs, whichever workers dispatch it."""
+        """Follow-ups for `wave_size` people who only receive, due from `wave_at` on
+        (all at once, or spread over `wave_over` seconds): a wave the overall cap
+        governs, whichever workers dispatch it."""
         if not self.o.wave_size:
             return
         store = await open_store(self.url)
         now = datetime.now(UTC)
-        due = now + timedelta(seconds=self.o.minutes * 30)
+        first = now + timedelta(
+            seconds=self.o.minutes * 30 if self.o.wave_at is None else self.o.wave_at
+        )
+        step = timedelta(seconds=self.o.wave_over / self.o.wave_size)
         try:
             async with store.session() as s:
                 for n in range(self.o.wave_size):
+                    due = first + n * step
                     user_id = str(WAVE_FIRST_ID + n)
                     user = UserKey("telegram", user_id)
                     # No quiet hours: the wave comes due at any hour of the run.
