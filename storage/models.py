@@ -141,6 +141,10 @@ class FollowUpRow(Base):
     # The rendered messages while DELIVERING, cleared on the next status: a JSON list
     # (storage.outbound_json), or {"_enc": token} when sealed with the store's cipher.
     messages: Mapped[list[Any] | dict[str, Any] | None] = mapped_column(JSON)
+    # Added by migration 0014 (last, as ADD COLUMN puts it). Which worker
+    # (`SqlStore.worker`) holds the claim; None when not claimed, or claimed before
+    # 0014 (storage/liveness.py takes a dead worker's claims back).
+    claimed_by: Mapped[str | None] = mapped_column(String(32))
 
 
 class OutboundRow(Base):

@@ -277,11 +277,12 @@ class SqlStoreSession(ReflectionRows, LinkRows):
             # Unlike a status change, this must not pass silently: the caller is
             # about to send, and the person may have just been forgotten.
             raise StorageError(f"no follow-up with id {followup_id}")
-        if row.status != FollowUpStatus.CLAIMED.value:
-            raise FollowUpNotClaimed(f"follow-up {followup_id} is {row.status}, not claimed")
+        if row.status != FollowUpStatus.CLAIMED.value or not self._ours(row):
+            raise FollowUpNotClaimed(f"follow-up {followup_id} is {row.status}, not our claim")
         row.status = FollowUpStatus.DELIVERING.value
         row.messages = encode_messages(messages, self._cipher)
         row.claimed_at = at
+        row.claimed_by = self._worker
         row.updated_at = at
 
     async def queue_followup(
@@ -301,6 +302,7 @@ class SqlStoreSession(ReflectionRows, LinkRows):
                 FollowUpRow.status.in_(
                     (FollowUpStatus.CLAIMED.value, FollowUpStatus.DELIVERING.value)
                 ),
+                _claimed_by(self._worker),
             )
             .values(status=FollowUpStatus.SENT.value, messages=null(), sent_at=at, updated_at=at)
             .returning(FollowUpRow.user_id)
@@ -312,7 +314,7 @@ class SqlStoreSession(ReflectionRows, LinkRows):
             )
             if status is None:
                 raise StorageError(f"no follow-up with id {followup_id}")
-            raise FollowUpNotClaimed(f"follow-up {followup_id} is {status}, not claimed")
+            raise FollowUpNotClaimed(f"follow-up {followup_id} is {status}, not our claim")
         # Follow-ups never carry files; were one to, its text still goes, as before.
         rows = await enqueue(
             self._session,
@@ -412,13 +414,21 @@ class SqlStoreSession(ReflectionRows, LinkRows):
             # Deleting a user cascades to their follow-ups, possibly while the
             # dispatcher still holds one; there is nothing left to record.
             return
-        if only_from is not None and row.status != only_from.value:
+        if only_from is not None and (
+            row.status != only_from.value
+            or (row.status == FollowUpStatus.CLAIMED.value and not self._ours(row))
+        ):
             return
+        if row.status == FollowUpStatus.CLAIMED.value and not self._ours(row):
+            # Another worker took the claim over (this one stalled, or was taken for
+            # dead): what it records stands.
+            raise FollowUpNotClaimed(f"follow-up {followup_id} is another worker's claim")
         row.status = status.value
         row.updated_at = at
         row.messages = None
         if status is FollowUpStatus.CLAIMED:
             row.claimed_at = at
+            row.claimed_by = self._worker
         elif status is FollowUpStatus.SENT:
             row.sent_at = at
 
@@ -428,11 +438,12 @@ class SqlStoreSession(ReflectionRows, LinkRows):
             raise StorageError(f"no follow-up with id {followup_id}")
         # Only the dispatcher holding the claim may postpone; reviving a cancelled or
         # sent follow-up here would message someone who opted out or was already reached.
-        if row.status != FollowUpStatus.CLAIMED.value:
-            raise FollowUpNotClaimed(f"follow-up {followup_id} is {row.status}, not claimed")
+        if row.status != FollowUpStatus.CLAIMED.value or not self._ours(row):
+            raise FollowUpNotClaimed(f"follow-up {followup_id} is {row.status}, not our claim")
         row.status = FollowUpStatus.PENDING.value
         row.due_at = due_at
         row.claimed_at = None
+        row.claimed_by = None
         row.updated_at = self._clock.now()
         if self._dialect == "postgresql":
             # Should this worker die before then, another wakes for it on time.
@@ -450,6 +461,11 @@ class SqlStoreSession(ReflectionRows, LinkRows):
             .returning(FollowUpRow.id)
         )
         return (await self._session.scalars(statement)).all()
+
+    def _ours(self, row: FollowUpRow) -> bool:
+        """Whether a claimed follow-up's claim is this worker's (one claimed before
+        migration 0014 names no claimer: the status alone decides, as before)."""
+        return row.claimed_by is None or row.claimed_by == self._worker
 
     async def _followup_row(self, followup_id: int) -> FollowUpRow | None:
         return await self._session.get(
@@ -497,6 +513,12 @@ def lock_followup_owner(followup_id: Any) -> Select[int]:
     its transactions run one at a time); selects their id."""
     owner = select(FollowUpRow.user_id).where(FollowUpRow.id == followup_id).scalar_subquery()
     return select(UserRow.id).where(UserRow.id == owner).with_for_update()
+
+
+def _claimed_by(worker: str) -> ColumnElement[bool]:
+    """A follow-up's claim is `worker`'s (or names no claimer: claimed before
+    migration 0014): another worker's claim is not ours to record."""
+    return FollowUpRow.claimed_by.is_(None) | (FollowUpRow.claimed_by == worker)
 
 
 def _user_id_of(user: UserKey) -> Select[int]:

@@ -51,7 +51,6 @@ from storage.dialect_insert import insert_for
 from storage.engine import checkpoint_wal
 from storage.followup_rows import COLUMNS as FOLLOWUP_COLUMNS
 from storage.followup_rows import followup_from, select_followups
-from storage.held_claims import HeldClaims
 from storage.link_rows import purge_links
 from storage.models import (
     ConversationRow,
@@ -117,8 +116,6 @@ class SqlStore:
         # Names this process on the outbox rows it writes (it sends them after commit);
         # the resend sweep tells its own rows from another process's by it.
         self.worker = uuid.uuid4().hex[:16]
-        # The follow-ups it claimed, for `release_claims` (rows say when, not who).
-        self._held = HeldClaims()
         # Outbox rows whose message may repeat words a person typed that are no longer
         # kept (written in the transaction that cleared them, or re-sent after a
         # crash): when they are marked and lose their message, the WAL is checkpointed
@@ -246,35 +243,28 @@ class SqlStore:
                 await session.scalars(
                     update(FollowUpRow)
                     .where(FollowUpRow.id.in_(candidates), FollowUpRow.status == _PENDING)
-                    .values(status=_CLAIMED, claimed_at=now, updated_at=now)
+                    .values(status=_CLAIMED, claimed_at=now, claimed_by=self.worker, updated_at=now)
                     .returning(FollowUpRow.id)
                 )
             ).all()
             if not claimed:
                 return []
-            taken = await select_followups(
-                session, FollowUpRow.id.in_(claimed), cipher=self._cipher
-            )
-        self._held.add(now, claimed)
-        return taken
+            return await select_followups(session, FollowUpRow.id.in_(claimed), cipher=self._cipher)
 
     async def release_claims(self, at: datetime) -> tuple[int, int]:
         """A graceful stop: what this process claimed and did not finish goes back at
         once to whichever worker is free, not after the lease. Follow-ups still
         CLAIMED by us become PENDING; pending outbox rows we hold lose their claim.
         Returns (follow-ups, outbox rows) released."""
-        ours = self._held.condition()
         async with self._transaction(background=True) as session:
-            followups: Sequence[int] = ()
-            if ours is not None:
-                followups = (
-                    await session.scalars(
-                        update(FollowUpRow)
-                        .where(FollowUpRow.status == _CLAIMED, ours)
-                        .values(status=_PENDING, claimed_at=None, updated_at=at)
-                        .returning(FollowUpRow.id)
-                    )
-                ).all()
+            followups = (
+                await session.scalars(
+                    update(FollowUpRow)
+                    .where(FollowUpRow.status == _CLAIMED, FollowUpRow.claimed_by == self.worker)
+                    .values(status=_PENDING, claimed_at=None, claimed_by=None, updated_at=at)
+                    .returning(FollowUpRow.id)
+                )
+            ).all()
             rows = (
                 await session.execute(
                     update(OUTBOUND)
@@ -289,7 +279,6 @@ class SqlStore:
             if followups:
                 await announce_followup(session, dialect, "", at)
             await announce_unsent(session, dialect, {row.platform for row in rows})
-        self._held.clear()
         return len(followups), len(rows)
 
     async def recover(
@@ -325,14 +314,14 @@ class SqlStore:
             await session.execute(
                 update(FollowUpRow)
                 .where(FollowUpRow.status == _CLAIMED, dead_claim, on_platforms)
-                .values(status=_PENDING, claimed_at=None, updated_at=now)
+                .values(status=_PENDING, claimed_at=None, claimed_by=None, updated_at=now)
             )
             # The engine committed but the send may not have happened: send again.
             reclaimed = (
                 await session.scalars(
                     update(FollowUpRow)
                     .where(FollowUpRow.status == _DELIVERING, expired, on_platforms)
-                    .values(claimed_at=now, updated_at=now)
+                    .values(claimed_at=now, claimed_by=self.worker, updated_at=now)
                     .returning(FollowUpRow.id)
                 )
             ).all()
