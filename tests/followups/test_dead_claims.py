@@ -20,7 +20,8 @@ from dialogs.content import Content
 from dialogs.followups.dispatcher import Dispatcher
 from dialogs.safety.resources import SafetyResources
 from dialogs.safety.screen import SafetyScreen
-from dialogs.store import FollowUp, FollowUpRequest, UserKey
+from dialogs.events import Outbound
+from dialogs.store import FollowUp, FollowUpRequest, FollowUpStatus, UserKey
 from storage import SqlStore, open_store
 from storage.errors import FollowUpNotClaimed
 from tests.conftest import Chat, make_engine, onboard, texts
@@ -224,3 +225,49 @@ async def test_a_stalled_worker_leaves_the_claim_another_worker_holds_now(
     finally:
         await other_store.close()
         await store.close()
+
+
+async def test_a_claim_taken_over_and_claimed_again_is_not_the_stalled_workers_to_record(
+    store_url: str, clock: ManualClock, chat: Chat
+) -> None:
+    """The claim names its worker (migration 0014): once another worker has taken it
+    back and claimed it again, the stalled worker's late writes are refused (its send
+    and its postponement raise ClaimLost, its failure mark is skipped), though the
+    status still reads CLAIMED, and the other worker's claim stands."""
+    stalled = await open_store(store_url, clock=clock)
+    other = await open_store(store_url, clock=clock)
+    try:
+        await onboard(stalled, clock, chat.address)
+        await plan(stalled, clock, timedelta(hours=1))
+        [followup] = await stalled.claim_due(clock.now(), 10, ["test"])
+        clock.advance(timedelta(minutes=5, seconds=1))  # past the lease
+        await other.recover(clock.now(), timedelta(minutes=5))
+        assert len(await other.claim_due(clock.now(), 10, ["test"])) == 1
+        address = chat.address
+        with pytest.raises(FollowUpNotClaimed):
+            async with stalled.session() as s:
+                await s.queue_followup(followup.id, address, [Outbound("late")], clock.now())
+        with pytest.raises(FollowUpNotClaimed):
+            async with stalled.session() as s:
+                await s.postpone_followup(followup.id, clock.now() + timedelta(hours=1))
+        async with stalled.session() as s:
+            await s.set_followup_status(
+                followup.id, FollowUpStatus.FAILED, clock.now(), only_from=FollowUpStatus.CLAIMED
+            )
+        assert await statuses(stalled) == ["claimed"]
+        async with other.engine.connect() as conn:
+            by = (await conn.execute(sql("select claimed_by from followups"))).scalar_one()
+        assert by == other.worker
+        assert await outbox_rows(other) == 0
+        # The other worker's own write goes through.
+        async with other.session() as s:
+            await s.queue_followup(followup.id, address, [Outbound("on time")], clock.now())
+        assert await statuses(other) == ["sent"]
+    finally:
+        await other.close()
+        await stalled.close()
+
+
+async def outbox_rows(store: SqlStore) -> int:
+    async with store.engine.connect() as conn:
+        return int((await conn.execute(sql("select count(*) from outbound"))).scalar_one())
