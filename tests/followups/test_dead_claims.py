@@ -17,10 +17,10 @@ from bot.app import open_guide
 from bot.config import Settings
 from dialogs.clock import ManualClock
 from dialogs.content import Content
+from dialogs.events import Outbound
 from dialogs.followups.dispatcher import Dispatcher
 from dialogs.safety.resources import SafetyResources
 from dialogs.safety.screen import SafetyScreen
-from dialogs.events import Outbound
 from dialogs.store import FollowUp, FollowUpRequest, FollowUpStatus, UserKey
 from storage import SqlStore, open_store
 from storage.errors import FollowUpNotClaimed
