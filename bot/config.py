@@ -165,6 +165,9 @@ class Settings(BaseSettings):
     telegram_webhook_lease_seconds: float = Field(default=10.0, gt=0)
     # Sync slash commands to one guild (instant, for development) instead of globally.
     discord_guild_id: int | None = None
+    # Gateway shards (Discord requires one per 2,500 servers). Each is one connection,
+    # held by whichever worker takes its lease (bot.discord.lease); DMs are on shard 0.
+    discord_shards: int = Field(default=1, ge=1, le=64)
     # A role id whose members may run group reflections (/reflect), besides members
     # with Manage Server or Manage Messages in the channel.
     discord_facilitator_role: int | None = None

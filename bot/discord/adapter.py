@@ -25,6 +25,7 @@ buttons are matched by pattern (see `bot.discord.client`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import logging
@@ -93,10 +94,14 @@ class DiscordAdapter:
         self._client_options = dict(client_options or {})
         self._client: GuideClient | None = None
         self._dms = DmOpener(self._clock)
-        # The gateway lease: stored on PostgreSQL, always held on SQLite, unless given.
+        # Shard 0's gateway lease: stored on PostgreSQL, always held on SQLite, unless
+        # given. Every shard has its own (`gateway_lease`).
         self._lease = lease
         self._timing = timing or Timing()
-        self._keeper: GatewayKeeper | None = None
+        # One keeper per shard, each with its own client; shard 0's client is also
+        # the one everything is sent through (REST works without a gateway).
+        self._keepers: dict[int, GatewayKeeper] = {}
+        self._shard_clients: dict[int, GuideClient] = {}
         # Open until a graceful stop (`stop_receiving`); counts the events in hand.
         self._intake = Intake(event_grace)
         self.queue = DiscordQueue(
@@ -110,61 +115,95 @@ class DiscordAdapter:
     def client(self) -> GuideClient | None:
         return self._client
 
-    def make_client(self) -> GuideClient:
-        """A new client, which this adapter then sends through. `start` makes one and
-        connects it; tests hand it to a simulated Discord instead."""
+    def make_client(self, shard: int = 0) -> GuideClient:
+        """A new client for one gateway shard. Shard 0's is the one this adapter sends
+        through and the one that syncs the slash commands. `start` makes one per
+        shard and connects those whose lease this worker holds; tests hand one to a
+        simulated Discord instead."""
         commands = build_commands(self._guide.content.commands.menu(), self.on_command)
-        self._client = GuideClient(
-            self, commands, guild_id=self._settings.discord_guild_id, **self._client_options
+        options = dict(self._client_options)
+        count = self._settings.discord_shards
+        if count > 1:
+            options.update(shard_id=shard, shard_count=count)
+        client = GuideClient(
+            self,
+            commands,
+            guild_id=self._settings.discord_guild_id,
+            sync=shard == 0,
+            **options,
         )
-        # Only a server's members may join its reflection.
-        self._guide.members[NAME] = self._is_guild_member
-        return self._client
+        if shard == 0:
+            self._client = client
+            # Only a server's members may join its reflection.
+            self._guide.members[NAME] = self._is_guild_member
+        else:
+            self._shard_clients[shard] = client
+        return client
 
     # ------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
         """Log in (which registers the buttons and syncs the slash commands if they
-        changed, never failing over them), then keep the gateway lease
-        (`bot.discord.lease`): if this worker holds it, return once Discord says the
-        bot is ready; if another worker does, return at once, sending through the
-        REST API and standing by to take the gateway over."""
+        changed, never failing over them), one client per shard
+        (`PAUSECHECK_DISCORD_SHARDS`), then keep each shard's gateway lease
+        (`bot.discord.lease`): return once every shard's first attempt is over, the
+        shards this worker holds ready, the others held by other workers (this one
+        stands by to take them over). Sending goes through shard 0's client, by REST,
+        whichever shards this worker holds."""
         token = self._settings.discord_bot_token
         if token is None:
             raise SetupError("DISCORD_BOT_TOKEN is not set")
-        client = self.make_client()
+        shards = range(self._settings.discord_shards)
         try:
-            await self._log_in(client, token.get_secret_value())
-            gateway = ClientGateway(client, ready_timeout=self._ready_timeout)
-            lease = self._lease or gateway_lease(self._guide.store, self._timing)
-            self._keeper = GatewayKeeper(lease, gateway, self._timing)
-            holds = await self._keeper.start()
+            clients = [self.make_client(shard) for shard in shards]
+            for client in clients:
+                await self._log_in(client, token.get_secret_value())
+            for shard, client in zip(shards, clients, strict=True):
+                gateway = ClientGateway(client, ready_timeout=self._ready_timeout)
+                lease = self._lease if shard == 0 and self._lease is not None else None
+                lease = lease or gateway_lease(self._guide.store, self._timing, shard)
+                self._keepers[shard] = GatewayKeeper(lease, gateway, self._timing)
+            # Each shard's first attempt at once: a gateway that cannot open fails
+            # the start, as with one shard.
+            await asyncio.gather(*(keeper.start() for keeper in self._keepers.values()))
         except BaseException:
             # `pausecheck run` only stops adapters that started: leave nothing behind.
             await self.stop()
             raise
-        if holds:
-            log.info("discord ready as %s, holding the gateway", client.user)
+        held = self.held_shards()
+        user = clients[0].user
+        if held == list(shards):
+            log.info("discord ready as %s, holding the gateway (shards %s)", user, held)
         else:
             log.info(
-                "discord logged in as %s; another worker holds the gateway, this one "
-                "sends only and stands by to take it over",
-                client.user,
+                "discord logged in as %s, holding gateway shards %s of %d; other workers "
+                "hold the rest, this one stands by to take them over",
+                user,
+                held,
+                len(shards),
             )
 
-    def _in_tenure(self, what: str) -> bool:
-        """False for an event that came through the gateway after this worker's lease
-        ran out (bot.discord.lease): another worker may hold the gateway and get the
-        same event, so this one leaves it alone."""
-        if self._keeper is None or self._keeper.in_tenure():
+    def _in_tenure(self, what: str, shard: int) -> bool:
+        """False for an event that came through a shard's gateway after this worker's
+        lease on it ran out (bot.discord.lease): another worker may hold that shard
+        and get the same event, so this one leaves it alone."""
+        keeper = self._keepers.get(shard)
+        if keeper is None or keeper.in_tenure():
             return True
-        log.warning("a %s arrived after this worker's gateway lease ran out; left alone", what)
+        log.warning(
+            "a %s arrived on shard %d after this worker's lease ran out; left alone", what, shard
+        )
         return False
 
     @property
     def holds_gateway(self) -> bool:
-        """This worker's gateway is open under the lease (for health checks)."""
-        return self._keeper is not None and self._keeper.holding
+        """This worker holds the gateway of at least one shard, open under its lease
+        (for health checks)."""
+        return bool(self.held_shards())
+
+    def held_shards(self) -> list[int]:
+        """The shards whose gateway is open here under their lease."""
+        return [shard for shard, keeper in self._keepers.items() if keeper.holding]
 
     async def _log_in(self, client: GuideClient, token: str) -> None:
         try:
@@ -205,12 +244,13 @@ class DiscordAdapter:
         return True
 
     async def stop(self) -> None:
-        client, keeper = self._client, self._keeper
-        self._client = self._keeper = None
-        if keeper is not None:
-            # The gateway first, then the lease: another worker may take over at once.
-            await keeper.stop()
-        if client is not None:
+        keepers = list(self._keepers.values())
+        clients = [c for c in (self._client, *self._shard_clients.values()) if c is not None]
+        self._client = None
+        self._keepers, self._shard_clients = {}, {}
+        # Each gateway first, then its lease: another worker may take over at once.
+        await asyncio.gather(*(keeper.stop() for keeper in keepers))
+        for client in clients:
             await client.close()
 
     # ------------------------------------------------------------- sending
@@ -376,7 +416,9 @@ class DiscordAdapter:
 
     async def on_command(self, interaction: discord.Interaction, command: Command) -> None:
         urgent = self.queue.urgent(command=command)
-        if not self._in_tenure("command") or await self._refused(interaction, urgent=urgent):
+        if not self._in_tenure("command", _shard(interaction)) or await self._refused(
+            interaction, urgent=urgent
+        ):
             return
         dm = is_dm(interaction)
 
@@ -396,7 +438,9 @@ class DiscordAdapter:
 
     async def on_choice(self, interaction: discord.Interaction, choice_id: str) -> None:
         urgent = self.queue.urgent(choice=choice_id)
-        if not self._in_tenure("button press") or await self._refused(interaction, urgent=urgent):
+        if not self._in_tenure("button press", _shard(interaction)) or await self._refused(
+            interaction, urgent=urgent
+        ):
             return
         dm = is_dm(interaction)
 
@@ -421,7 +465,9 @@ class DiscordAdapter:
         """A button on a post the whole channel sees (Join): the press is answered
         for the presser alone, and the post keeps its buttons for everyone else."""
         urgent = self.queue.urgent(choice=choice_id)
-        if not self._in_tenure("button press") or await self._refused(interaction, urgent=urgent):
+        if not self._in_tenure("button press", _shard(interaction)) or await self._refused(
+            interaction, urgent=urgent
+        ):
             return
         dm = is_dm(interaction)
 
@@ -439,15 +485,15 @@ class DiscordAdapter:
             )
 
     async def on_foreign_press(self, interaction: discord.Interaction) -> None:
-        if not self._in_tenure("button press"):
+        if not self._in_tenure("button press", _shard(interaction)):
             return
         log.info("button pressed by someone it was not for user=%s", _who(interaction.user))
         await interaction.response.send_message(
             self._guide.content.copy.not_your_button, ephemeral=True
         )
 
-    async def on_direct_message(self, message: discord.Message) -> None:
-        if not self._in_tenure("direct message"):
+    async def on_direct_message(self, message: discord.Message, shard: int = 0) -> None:
+        if not self._in_tenure("direct message", shard):
             return
         if (
             message.author.bot
@@ -721,6 +767,12 @@ async def _restore_buttons(interaction: discord.Interaction) -> None:
         await interaction.edit_original_response(view=view)
     except discord.HTTPException:
         log.info("buttons not restored after a failed press")
+
+
+def _shard(interaction: discord.Interaction) -> int:
+    """The shard whose gateway brought this interaction."""
+    client = interaction.client
+    return client.shard if isinstance(client, GuideClient) else 0
 
 
 def _who(user: discord.abc.User) -> str:

@@ -46,7 +46,7 @@ class GuideHandler(Protocol):
 
     async def on_foreign_press(self, interaction: discord.Interaction) -> None: ...
 
-    async def on_direct_message(self, message: discord.Message) -> None: ...
+    async def on_direct_message(self, message: discord.Message, shard: int = 0) -> None: ...
 
 
 def custom_id(owner_id: int, choice_id: str) -> str:
@@ -188,6 +188,7 @@ class GuideClient(discord.Client):
         commands: Sequence[app_commands.Command[Any, ..., Any]],
         *,
         guild_id: int | None = None,
+        sync: bool = True,
         **options: Any,
     ) -> None:
         # The guide never pings anyone, whatever a template expands to.
@@ -198,6 +199,8 @@ class GuideClient(discord.Client):
         for command in commands:
             self.tree.add_command(command)
         self._guild_id = guild_id
+        # One client per shard: the commands are the application's, synced by one.
+        self._sync = sync
         # Set by each READY, cleared when this worker closes its gateway
         # (bot.discord.gateway); discord.py's own readiness stays set once reached.
         self.gateway_ready = asyncio.Event()
@@ -206,6 +209,8 @@ class GuideClient(discord.Client):
         # Runs inside login, before the gateway connects: every button the guide ever
         # sent works again from the first interaction on.
         self.add_dynamic_items(ChoiceButton, GroupButton)
+        if not self._sync:
+            return
         guild = None
         if self._guild_id is not None:
             guild = discord.Object(id=self._guild_id)
@@ -216,8 +221,13 @@ class GuideClient(discord.Client):
     async def on_ready(self) -> None:
         self.gateway_ready.set()
 
+    @property
+    def shard(self) -> int:
+        """The gateway shard this client connects as (0 when unsharded)."""
+        return self.shard_id or 0
+
     async def on_message(self, message: discord.Message) -> None:
-        await self.handler.on_direct_message(message)
+        await self.handler.on_direct_message(message, self.shard)
 
 
 def is_dm(interaction: discord.Interaction) -> bool:

@@ -47,6 +47,8 @@ class Script:
     sent_to_gateway: list[dict[str, Any]] = field(default_factory=list)
     # Messages posted through REST: (channel id, the request's arguments).
     posted: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    # Every gateway connection opened, in order (each shard's client opens its own).
+    sockets: list[FakeSocket] = field(default_factory=list)
 
 
 class FakeSocket:
@@ -57,8 +59,21 @@ class FakeSocket:
         self._inbox: asyncio.Queue[aiohttp.WSMessage] = asyncio.Queue()
         self.closed = False
         self.close_code: int | None = None
+        # [shard id, shard count] as identified; None until then, or when unsharded.
+        self.shard: list[int] | None = None
+        self._sequence = 1
         if script.hello:
             self._push({"op": 10, "d": {"heartbeat_interval": 45000}})
+
+    def direct_message(self, user_id: int, text: str, message_id: int) -> None:
+        """Someone writes to the bot in their DMs: MESSAGE_CREATE on this connection."""
+        self._sequence += 1
+        data = {"id": str(message_id), "channel_id": str(user_id + 1), "author": _user(user_id),
+                "content": text, "timestamp": "2026-01-05T12:00:00+00:00",
+                "edited_timestamp": None, "tts": False, "mention_everyone": False,
+                "mentions": [], "mention_roles": [], "attachments": [], "embeds": [],
+                "pinned": False, "type": 0}  # fmt: skip
+        self._push({"op": 0, "t": "MESSAGE_CREATE", "s": self._sequence, "d": data})
 
     def _push(self, payload: dict[str, Any]) -> None:
         self._inbox.put_nowait(aiohttp.WSMessage(aiohttp.WSMsgType.TEXT, json.dumps(payload), None))
@@ -77,6 +92,7 @@ class FakeSocket:
                 self.close_code = self._script.close_on_identify
                 self._inbox.put_nowait(aiohttp.WSMessage(aiohttp.WSMsgType.CLOSE, None, None))
                 return
+            self.shard = payload["d"].get("shard")
             ready = {"v": 10, "user": BOT_USER, "guilds": [], "session_id": "s1",
                      "resume_gateway_url": "wss://gateway.invalid", "private_channels": [],
                      "application": {"id": str(APP_ID), "flags": 0}}  # fmt: skip
@@ -129,7 +145,9 @@ class FakeDiscord:
         raise AssertionError(f"unexpected request {route.method} {route.path}")
 
     async def ws_connect(self, url: str, *, compress: int = 0) -> Any:
-        return FakeSocket(self.script)
+        socket = FakeSocket(self.script)
+        self.script.sockets.append(socket)
+        return socket
 
 
 def _user(user_id: int) -> dict[str, Any]:

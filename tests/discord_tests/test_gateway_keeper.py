@@ -276,13 +276,13 @@ class OutOfTenure:
 
 @SIMULATED
 async def test_an_event_arriving_after_the_lease_ran_out_is_left_alone(world: World) -> None:
-    world.adapter._keeper = OutOfTenure()  # type: ignore[assignment]
+    world.adapter._keepers = {0: OutOfTenure()}  # type: ignore[dict-item]
     await world.alice.send_dm("/pause")
     await world.env.settle()
     assert [m for m in world.alice.user.dm_channel.history() if m.author.bot] == []
     assert (await world.state(world.alice)).flow_id is None
 
-    world.adapter._keeper = None  # in tenure again: the same DM is handled
+    world.adapter._keepers = {}  # in tenure again: the same DM is handled
     await world.alice.send_dm("/pause")
     assert "pause for a minute" in texts(
         [m for m in world.alice.user.dm_channel.history() if m.author.bot]

@@ -22,8 +22,8 @@ class OfflineAdapter(DiscordAdapter):
         super().__init__(guide, settings, client_options=options, **kw)
         self.script = script
 
-    def make_client(self) -> GuideClient:
-        client = super().make_client()
+    def make_client(self, shard: int = 0) -> GuideClient:
+        client = super().make_client(shard)
         install(client, self.script)
         return client
 

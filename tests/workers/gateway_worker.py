@@ -1,14 +1,15 @@
 """One Discord worker, offline, for the gateway failover test and bench.
 
-Usage: python -m tests.workers.gateway_worker DB_URL EVENTS_FILE
+Usage: python -m tests.workers.gateway_worker DB_URL EVENTS_FILE [SHARDS]
 
 Opens the guide on DB_URL and starts the real `DiscordAdapter`, with discord.py's own
 login and gateway handshake against tests/discord_tests/fake_gateway.py (the only
-fake: no socket), and the real lease keeper on the real database. Appends one line
-per event to EVENTS_FILE: `started PID T` once `start` returned, `ready PID T` each
-time its gateway is ready, `closed PID T` each time it is closed; T is
-time.monotonic(), one clock for every process of the machine. Runs until killed,
-or until SIGTERM (then it stops cleanly, releasing the lease).
+fake: no socket), and the real lease keepers, one per shard (SHARDS, default 1), on
+the real database. Appends one line per event to EVENTS_FILE: `started PID T 0` once
+`start` returned, `ready PID T SHARD` each time a shard's gateway is ready, `closed PID
+T SHARD` each time it is closed; T is time.monotonic(), one clock for every process of
+the machine. Runs until killed, or until SIGTERM (then it stops cleanly, releasing its
+leases).
 
 `Swarm` starts, watches and kills such workers, for the test and the bench.
 """
@@ -35,29 +36,32 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class OfflineAdapter(DiscordAdapter):
-    def make_client(self) -> GuideClient:
-        client = super().make_client()
+    def make_client(self, shard: int = 0) -> GuideClient:
+        client = super().make_client(shard)
         install(client, Script())
         return client
 
 
-def _note(events: Path, what: str) -> None:
+def _note(events: Path, what: str, shard: int = 0) -> None:
     with events.open("a", encoding="utf-8") as out:
-        out.write(f"{what} {os.getpid()} {time.monotonic():.6f}\n")
+        out.write(f"{what} {os.getpid()} {time.monotonic():.6f} {shard}\n")
 
 
 async def _watch(adapter: DiscordAdapter, events: Path) -> None:
-    # Polled, always sleeping: the keeper says it holds the gateway once Discord's
-    # READY has come and the lease is still its own.
-    holding = False
+    # Polled, always sleeping: a keeper says it holds its shard's gateway once
+    # Discord's READY has come and the lease is still its own.
+    holding: set[int] = set()
     while True:
-        if adapter.holds_gateway != holding:
-            holding = not holding
-            _note(events, "ready" if holding else "closed")
+        now = set(adapter.held_shards())
+        for shard in sorted(now - holding):
+            _note(events, "ready", shard)
+        for shard in sorted(holding - now):
+            _note(events, "closed", shard)
+        holding = now
         await asyncio.sleep(0.002)
 
 
-async def main(url: str, events: Path) -> None:
+async def main(url: str, events: Path, shards: int = 1) -> None:
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,
         database_url=url,
@@ -65,6 +69,7 @@ async def main(url: str, events: Path) -> None:
         discord_bot_token="never-used-offline",
         discord_guild_id=None,
         discord_rate=None,
+        discord_shards=shards,
     )
     guide = await open_guide(settings, SystemClock())
     adapter = OfflineAdapter(guide, settings, client_options={"guild_ready_timeout": 0.01})
@@ -88,12 +93,20 @@ class Swarm:
 
     url: str
     events: Path
+    shards: int = 1
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def spawn(self) -> int:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "PAUSECHECK_LOG_LEVEL": "WARNING"}
         process = subprocess.Popen(
-            [sys.executable, "-m", "tests.workers.gateway_worker", self.url, str(self.events)],
+            [
+                sys.executable,
+                "-m",
+                "tests.workers.gateway_worker",
+                self.url,
+                str(self.events),
+                str(self.shards),
+            ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -101,22 +114,36 @@ class Swarm:
         self.processes[process.pid] = process
         return process.pid
 
-    def lines(self) -> list[tuple[str, int, float]]:
+    def lines(self) -> list[tuple[str, int, float, int]]:
+        """(what, pid, time, shard) per note."""
         if not self.events.exists():
             return []
         found = []
         for line in self.events.read_text(encoding="utf-8").splitlines():
-            what, pid, at = line.split()
-            found.append((what, int(pid), float(at)))
+            what, pid, at, shard = line.split()
+            found.append((what, int(pid), float(at), int(shard)))
         return found
 
-    def wait_for(self, what: str, *, pid: int | None = None, after: float = 0.0,
-                 timeout: float = 120.0) -> tuple[int, float]:  # fmt: skip
-        """The first `what` (from `pid`, if given) noted after `after`: (pid, time)."""
+    def wait_for(
+        self,
+        what: str,
+        *,
+        pid: int | None = None,
+        after: float = 0.0,
+        timeout: float = 120.0,
+        shard: int | None = None,
+    ) -> tuple[int, float]:
+        """The first `what` (from `pid`, for `shard`, if given) noted after `after`:
+        (pid, time)."""
         limit = time.monotonic() + timeout
         while time.monotonic() < limit:
-            for seen, who, at in self.lines():
-                if seen == what and at > after and (pid is None or who == pid):
+            for seen, who, at, on in self.lines():
+                if (
+                    seen == what
+                    and at > after
+                    and (pid is None or who == pid)
+                    and (shard is None or on == shard)
+                ):
                     return who, at
             for who, process in self.processes.items():
                 if process.poll() not in (None, -signal.SIGKILL):
@@ -124,15 +151,15 @@ class Swarm:
             time.sleep(0.01)
         raise TimeoutError(f"no {what!r} within {timeout} s")
 
-    def holder(self) -> int | None:
-        """The worker whose gateway is open now, from the notes."""
+    def holder(self, shard: int = 0) -> int | None:
+        """The worker whose gateway of `shard` is open now, from the notes."""
         state: dict[int, bool] = {}
-        for what, who, _ in self.lines():
-            if what in ("ready", "closed"):
+        for what, who, _, on in self.lines():
+            if what in ("ready", "closed") and on == shard:
                 state[who] = what == "ready"
         alive = [who for who, is_open in state.items() if is_open and self.alive(who)]
         if len(alive) > 1:
-            raise AssertionError(f"two gateway holders at once: {alive}")
+            raise AssertionError(f"two holders of shard {shard} at once: {alive}")
         return alive[0] if alive else None
 
     def alive(self, pid: int) -> bool:
@@ -158,4 +185,4 @@ class Swarm:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], Path(sys.argv[2])))
+    asyncio.run(main(sys.argv[1], Path(sys.argv[2]), *map(int, sys.argv[3:4])))
