@@ -38,6 +38,14 @@ With several workers on one PostgreSQL database the overall cap is shared too
 (`share_cap`, bot/shared_cap.py): each capped message also waits for its moment on the
 platform's line in the database, so all workers together keep to the cap.
 
+A capped send is handed over at its moment, and its first request uses it. A request
+the send makes again (a retry after a 5xx, a dropped connection, a lost answer or a
+429), or one the platform's client held back while the platform said wait, would
+reach the platform outside the pace; so it first takes a moment of its own, as a new
+capped message would (`WaveTurn`, which the sender finds with `wave_turn()`; on
+Telegram, bot/telegram/retry.py). Such moments come before new capped messages and
+never hold up a reply.
+
 Time comes from the injected `now` and `sleep` (monotonic seconds), so tests run on a
 fake clock and never sleep for real.
 
@@ -56,6 +64,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from types import TracebackType
@@ -134,6 +143,41 @@ PLATFORM_LIMITS: dict[str, Limits] = {"telegram": TELEGRAM_LIMITS, "discord": DI
 
 class OutboxClosed(NotSent):
     """The outbox was closed before this item could be sent; nothing was sent."""
+
+
+class WaveTurn:
+    """One capped send's place in the wave's pace, while the sender makes it.
+
+    The outbox handed the send over at its moment, which its first request uses. Any
+    later request of the send (a retry, a second post, one held back while the
+    platform said wait) asks the outbox for a moment of its own first: sent at once,
+    it would arrive outside the pace, one more in its second than the cap."""
+
+    __slots__ = ("_fresh", "_outbox")
+
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
+        self._fresh = True
+
+    async def paced(self, *, held: bool = False) -> None:
+        """Return when the next request of this send may go: at once for the first
+        (unless it was `held` back since the hand-over, its moment gone), otherwise
+        once the wave's pace gives it a new moment."""
+        if self._fresh and not held:
+            self._fresh = False
+            return
+        self._fresh = False
+        await self._outbox._moment_again()
+
+
+# The capped send this task is making, if any (set by the outbox around each send).
+_WAVE_TURN: ContextVar[WaveTurn | None] = ContextVar("wave_turn", default=None)
+
+
+def wave_turn() -> WaveTurn | None:
+    """The turn of the capped send being made in this task; None in any other
+    (a reply, or an outbox with no cap)."""
+    return _WAVE_TURN.get()
 
 
 @dataclass(slots=True)
@@ -320,6 +364,8 @@ class Outbox:
         self._order = itertools.count()
         self._queued = 0
         self._in_flight: set[asyncio.Task[None]] = set()
+        # Capped sends in flight waiting for a moment of their own (WaveTurn), in turn.
+        self._repeats: deque[asyncio.Future[None]] = deque()
         self._wakeup = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._closed = False
@@ -504,13 +550,43 @@ class Outbox:
                 task = asyncio.create_task(self._deliver(chat, item), name="outbox-send")
                 self._in_flight.add(task)
                 task.add_done_callback(self._sent)
-            if self._in_flight:
-                await asyncio.gather(*self._in_flight, return_exceptions=True)
+            await self._finish_in_flight()
         except asyncio.CancelledError:
             for task in self._in_flight:
                 task.cancel()
             await asyncio.gather(*self._in_flight, return_exceptions=True)
             raise
+
+    async def _finish_in_flight(self) -> None:
+        """After close: the sends in flight finish, a request one makes again still
+        at the wave's pace."""
+        while self._in_flight:
+            self._wakeup.clear()
+            await self._wait(self._grant_repeats(self._now()))
+
+    async def _moment_again(self) -> None:
+        """Wait for a moment on the capped lane for a request a capped send in flight
+        makes again (WaveTurn); it goes before new capped messages."""
+        if self._worker is None or self._worker.done():
+            raise OutboxClosed("the outbox stopped during the send")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._repeats.append(future)
+        self._wakeup.set()
+        await future
+
+    def _grant_repeats(self, now: float) -> float | None:
+        """Give the waiting repeats their moments as far as the capped lane's limits
+        let them go now; how long until the next may (None: none waiting)."""
+        while self._repeats:
+            if self._repeats[0].done():  # its send was cancelled
+                self._repeats.popleft()
+                continue
+            wait = self._lane_wait(True, now)
+            if wait > _EPSILON:
+                return wait
+            self._charge_overall(1, capped=True, now=now)
+            self._repeats.popleft().set_result(None)
+        return None
 
     def _sent(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
@@ -522,6 +598,8 @@ class Outbox:
                 self.on_sent(item.priority is Priority.INTERACTIVE)
             item.report(index)
 
+        if item.capped and self._rate is not None:
+            _WAVE_TURN.set(WaveTurn(self))  # this task's own context: no reset needed
         try:
             await send_tracked(self._sender, item.address, item.messages, report)
         except asyncio.CancelledError:
@@ -551,8 +629,13 @@ class Outbox:
             now = self._now()
             self._unpark(now)
             waits: list[float] = []
+            repeat_wait = self._grant_repeats(now)
+            if repeat_wait is not None:
+                waits.append(repeat_wait)
             if len(self._in_flight) < self._max_in_flight:
                 for capped in (False, True):
+                    if capped and self._repeats:
+                        continue  # sends already on their way take the lane's moments first
                     picked, wait = self._pick(capped, now)
                     if picked is not None:
                         return picked
@@ -659,13 +742,16 @@ class Outbox:
         requests = self._requests(item)
         if not item.capped and self._replies is not None:
             self._replies.take(requests, now)
-        if item.capped and self._spacing is not None:
+        self._charge_overall(requests, capped=item.capped, now=now)
+
+    def _charge_overall(self, requests: int, *, capped: bool, now: float) -> None:
+        if capped and self._spacing is not None:
             self._spacing.take(requests, now)
         if self._overall is not None:
             # Replies count too, so a wave slows down while people are answered.
             self._overall.take(requests, now)
         if self._gate is not None:
-            self._gate.charged(requests, capped=item.capped)
+            self._gate.charged(requests, capped=capped)
 
     async def _wait(self, delay: float | None) -> None:
         """Sleep for `delay` (forever if None), or until something new arrives."""
@@ -684,6 +770,10 @@ class Outbox:
     def _fail_queued(self) -> None:
         self._ready = {False: [], True: []}
         self._parked = []
+        while self._repeats:
+            repeat = self._repeats.popleft()
+            if not repeat.done():
+                repeat.set_exception(OutboxClosed("the outbox stopped during the send"))
         for chat in self._chats.values():
             while chat.queue:
                 item = chat.queue.popleft()

@@ -23,6 +23,7 @@ from bot.outbox import (
     Outbox,
     OutboxClosed,
     Priority,
+    wave_turn,
 )
 from dialogs.clock import ManualClock
 from dialogs.engine import Engine
@@ -190,6 +191,130 @@ async def test_no_wave_message_is_handed_over_while_the_platform_says_wait() -> 
     assert len(waved) == 10 and min(waved) >= paused_until[0]
     assert window_max(waved, 1.0) <= 30
     await outbox.close()
+
+
+class Repeating(RecordingSender):
+    """Makes each wave message's request the way a platform client does, through its
+    `WaveTurn`, and makes it twice for every third chat (its first answer lost, as
+    the adapter's retry loop then sends again). Every request is recorded."""
+
+    def __init__(self, time: FakeTime | ManualTime) -> None:
+        super().__init__(time)
+        self.requests: list[tuple[float, str]] = []
+        self.on_request: list[object] = []
+
+    async def send(self, address: Address, messages: Sequence[Outbound]) -> None:
+        turn = wave_turn()
+        attempts = 2 if turn is not None and int(address.chat_id[1:]) % 3 == 0 else 1
+        for _ in range(attempts):
+            if turn is not None:
+                await turn.paced()
+            self.requests.append((self.time.now(), address.chat_id))
+        await super().send(address, messages)
+
+
+async def test_a_wave_message_sent_again_takes_a_moment_of_its_own() -> None:
+    # A retry sent at once would be one more than the cap in its second (the adapter
+    # retries a 5xx, a dropped connection or a lost answer, each reaching Telegram).
+    time = FakeTime()
+    replies: list[asyncio.Task[None]] = []
+    asked_at: list[int] = []  # how many requests had been made then
+
+    class RepeatingWithAReply(Repeating):
+        async def send(self, address: Address, messages: Sequence[Outbound]) -> None:
+            if address.chat_id != "me":
+                assert wave_turn() is not None
+            else:
+                assert wave_turn() is None  # a reply has no place in the wave's pace
+            await super().send(address, messages)
+            if len(self.sent) == 45:  # mid-wave, someone writes
+                asked_at.append(len(self.requests))
+                replies.append(spawn(outbox, Priority.INTERACTIVE, "me", "reply"))
+
+    sender = RepeatingWithAReply(time)
+    outbox = make(time, sender, rate_per_second=30.0)
+    await outbox.start()
+    wave = [
+        spawn(outbox, Priority.SCHEDULED, f"c{n}", f"checkin {n}.{k}")
+        for k in range(2)
+        for n in range(60)
+    ]
+    await finish(asyncio.gather(*wave))
+    await finish(asyncio.gather(*replies))
+    wave_requests = [at for at, chat in sender.requests if chat != "me"]
+    assert len(wave_requests) == 120 + 2 * 20
+    assert window_max(wave_requests, 1.0) <= 30
+    # Every message once to its chat, in order; the reply never waited for the wave.
+    for n in range(60):
+        assert [m[0].text for _, a, m in sender.sent if a.chat_id == f"c{n}"] == [
+            f"checkin {n}.0",
+            f"checkin {n}.1",
+        ]
+    # (The fake clock jumps at every sleep begun, so the reply's wait is read in
+    # requests: at most the one wave request whose moment had come went first.)
+    replied = [chat for _, chat in sender.requests].index("me")
+    assert replied - asked_at[0] <= 1
+    await outbox.close()
+
+
+async def test_a_wave_request_held_while_the_platform_said_wait_takes_a_new_moment() -> None:
+    # Handed over just before a 429's pause, it waited in the platform client; sent
+    # when the pause ends, with all the others held, it would crowd that second.
+    time = ManualTime()
+    paused_until = [0.0]
+    turns: list[tuple[float, str]] = []
+
+    class HeldInTheClient(RecordingSender):
+        async def send(self, address: Address, messages: Sequence[Outbound]) -> None:
+            turn = wave_turn()
+            assert turn is not None
+            paused_until[0] = time.now() + 2.0  # the pause begins as this one is on its way
+            await turn.paced(held=True)
+            turns.append((time.now(), address.chat_id))
+
+    outbox = make(time, HeldInTheClient(time), rate_per_second=30.0)
+    outbox.hold_waves_while(lambda: time.now() < paused_until[0])
+    await outbox.start()
+    held = spawn(outbox, Priority.SCHEDULED, "c1", "held")
+    await settle()
+    for _ in range(30):
+        await time.advance(0.1)
+    await finish(held)
+    assert [chat for _, chat in turns] == ["c1"]
+    assert turns[0][0] >= 2.0  # its moment came after the pause, not at hand-over
+    await outbox.close()
+
+
+async def test_close_lets_a_send_in_flight_take_its_moment_again() -> None:
+    # Nothing in flight is lost at shutdown because it needed a new moment.
+    time = FakeTime()
+    gate = asyncio.Event()
+    requests: list[str] = []
+
+    class RetriedAfterClose(RecordingSender):
+        async def send(self, address: Address, messages: Sequence[Outbound]) -> None:
+            turn = wave_turn()
+            assert turn is not None
+            await turn.paced()
+            requests.append("first")
+            await gate.wait()  # its answer is lost meanwhile; the outbox is closing
+            await turn.paced()
+            requests.append("again")
+            await super().send(address, messages)
+
+    sender = RetriedAfterClose(time)
+    outbox = make(time, sender, rate_per_second=30.0)
+    await outbox.start()
+    in_flight = spawn(outbox, Priority.SCHEDULED, "c1", "checkin")
+    await settle()
+    closing = asyncio.create_task(outbox.close())
+    await settle()
+    assert not closing.done()
+    gate.set()
+    await finish(closing)
+    await finish(in_flight)
+    assert requests == ["first", "again"]
+    assert sender.texts() == ["checkin"]
 
 
 async def test_interactive_items_queued_before_start_go_first_oldest_first() -> None:

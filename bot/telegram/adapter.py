@@ -42,6 +42,7 @@ from telegram.ext import Application, ApplicationBuilder, TypeHandler
 from bot.app import Guide, SetupError
 from bot.config import Settings
 from bot.ops_http import ops_routes
+from bot.outbox import wave_turn
 from bot.person_queue import Admission, is_urgent
 from bot.telegram.bounded_request import CONNECTIONS, BoundedRequest
 from bot.telegram.confirm import ConfirmingRequest, HandledUpdates
@@ -450,11 +451,15 @@ class TelegramAdapter:
 
     async def _post(self, chat_id: int, post: Post) -> None:
         bot = self._bot_app().bot
+        # A wave message's requests keep the wave's pace, retries too (bot.telegram.retry).
+        turn = wave_turn()
         if post.document is not None:
             document = post.document
             await with_retries(
                 lambda: bot.send_document(
-                    chat_id, InputFile(document.data, filename=document.filename)
+                    chat_id,
+                    InputFile(document.data, filename=document.filename),
+                    rate_limit_args=turn,
                 ),
                 self._retry,
                 what="sendDocument",
@@ -463,14 +468,20 @@ class TelegramAdapter:
         if post.photo is not None:
             photo = post.photo
             await with_retries(
-                lambda: bot.send_photo(chat_id, InputFile(photo.data, filename=photo.filename)),
+                lambda: bot.send_photo(
+                    chat_id, InputFile(photo.data, filename=photo.filename), rate_limit_args=turn
+                ),
                 self._retry,
                 what="sendPhoto",
             )
             return
         await with_retries(
             lambda: bot.send_message(
-                chat_id, post.text, reply_markup=post.keyboard, link_preview_options=NO_PREVIEW
+                chat_id,
+                post.text,
+                reply_markup=post.keyboard,
+                link_preview_options=NO_PREVIEW,
+                rate_limit_args=turn,
             ),
             self._retry,
             what="sendMessage",

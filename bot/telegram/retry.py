@@ -12,6 +12,14 @@ exponential backoff and jitter. A retried send whose first attempt did reach Tel
 shows twice; a duplicate is the lesser harm than a reply that never comes.
 `BadRequest` is a `NetworkError` in PTB but would fail the same way again, so it is
 never retried; neither is `Forbidden` (the person blocked the bot).
+
+A wave message (a capped send, bot/outbox.py) keeps the wave's pace when it is sent
+again: its request carries the send's `WaveTurn` to the limiter (PTB's
+`rate_limit_args`), and the limiter, right before the request goes out, lets the
+first go at the moment the outbox handed the send over and makes any other take a
+new moment from the outbox: a retry from the loop here or from PTB's limiter after a
+429, and a request that was held back by a 429's pause (handed over just before it,
+it would go out with everything else the pause released).
 """
 
 from __future__ import annotations
@@ -20,29 +28,69 @@ import asyncio
 import logging
 import random
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from telegram.error import BadRequest, NetworkError, RetryAfter
 from telegram.ext import AIORateLimiter
 from telegram.warnings import PTBDeprecationWarning
+
+from bot.outbox import WaveTurn
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
+_Result = bool | dict[str, Any] | list[dict[str, Any]]
+
+
 class PausingRateLimiter(AIORateLimiter):
     """PTB's limiter, saying whether it is holding every request back for a 429's
-    `retry_after` (the outbox then hands no wave message over: `Outbox.hold_waves_while`).
-    Reads the limiter's own event, as PTB's `process_request` sets it (pinned in
-    constraints.txt)."""
+    `retry_after` (the outbox then hands no wave message over: `Outbox.hold_waves_while`),
+    and keeping a wave message's requests at the wave's pace (a `WaveTurn` as the
+    call's `rate_limit_args`; see the module). Reads the limiter's own event, as PTB's
+    `process_request` sets it (pinned in constraints.txt)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # 429s met so far: a request that saw this change while on its way was held.
+        self._pauses = 0
 
     @property
     def paused(self) -> bool:
         return not self._retry_after_event.is_set()
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, _Result]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | WaveTurn | None,
+    ) -> _Result:
+        turn = rate_limit_args if isinstance(rate_limit_args, WaveTurn) else None
+        # Held back by a pause: one under way as it came, or one begun since.
+        paused_on_arrival = self.paused
+        pauses_on_arrival = self._pauses
+
+        async def request(*call_args: Any, **call_kwargs: Any) -> _Result:
+            # Here PTB's wait for a pause is over and the request goes out next.
+            if turn is not None:
+                held = paused_on_arrival or self._pauses != pauses_on_arrival
+                await turn.paced(held=held)
+            try:
+                return await callback(*call_args, **call_kwargs)
+            except RetryAfter:
+                self._pauses += 1
+                raise
+
+        # PTB's own argument (how many times to retry a 429) when no turn came instead.
+        limit_args = None if isinstance(rate_limit_args, WaveTurn) else rate_limit_args
+        return await super().process_request(request, args, kwargs, endpoint, data, limit_args)
 
 
 @dataclass(frozen=True, slots=True)

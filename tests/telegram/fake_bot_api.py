@@ -83,7 +83,7 @@ class Call:
 
 @dataclass(slots=True)
 class Fault:
-    kind: Literal["status", "delay", "drop", "hold"]
+    kind: Literal["status", "delay", "drop", "hold", "lose"]
     times: int
     methods: frozenset[str] | None = None  # None: every method but housekeeping
     chat_id: int | None = None
@@ -387,8 +387,17 @@ class FakeBotAPI:
     def slow(self, seconds: float, *, times: int = 1, methods: Iterable[str] | None = None) -> None:
         self.faults.append(Fault("delay", times, _methods(methods), delay=seconds))
 
-    def drop(self, *, times: int = 1, methods: Iterable[str] | None = None) -> None:
-        self.faults.append(Fault("drop", times, _methods(methods)))
+    def drop(
+        self, *, times: int = 1, methods: Iterable[str] | None = None, chat_id: int | None = None
+    ) -> None:
+        self.faults.append(Fault("drop", times, _methods(methods), chat_id))
+
+    def lose_answer(
+        self, *, times: int = 1, methods: Iterable[str] | None = None, chat_id: int | None = None
+    ) -> None:
+        """The call takes effect, then its connection drops before the answer: the
+        guide cannot know it arrived (a retry shows the message twice)."""
+        self.faults.append(Fault("lose", times, _methods(methods), chat_id))
 
     def block(self, chat_id: int) -> None:
         self.blocked.add(chat_id)
@@ -480,6 +489,11 @@ class FakeBotAPI:
                 await asyncio.sleep(fault.delay)
             elif fault.kind == "hold":
                 return await self._hold(method, params, fault.accept)
+            elif fault.kind == "lose":
+                await self._take_effect(method, params)
+                if request.transport is not None:
+                    request.transport.abort()
+                raise asyncio.CancelledError  # aiohttp gives up on this request quietly
             elif fault.kind == "drop":
                 self._record(method, params, 0)
                 if request.transport is not None:
@@ -528,19 +542,23 @@ class FakeBotAPI:
         if kind == "dropped":
             self._record(method, params, 0)
         elif kind == "lost answer":
-            handler = getattr(self, f"_api_{method}", None)
-            try:
-                if handler is not None:
-                    await handler(params)
-            except _ApiError as exc:
-                self._record(method, params, exc.status)
-            else:
-                self.chaos.lost.append(self._record(method, params, 200))
+            self.chaos.lost.extend(await self._take_effect(method, params))
         else:
             return None
         if request.transport is not None:
             request.transport.abort()
         raise asyncio.CancelledError  # aiohttp gives up on this request quietly
+
+    async def _take_effect(self, method: str, params: dict[str, Any]) -> list[Call]:
+        """Handle a call whose answer will be lost: the call recorded if it took effect."""
+        handler = getattr(self, f"_api_{method}", None)
+        try:
+            if handler is not None:
+                await handler(params)
+        except _ApiError as exc:
+            self._record(method, params, exc.status)
+            return []
+        return [self._record(method, params, 200)]
 
     async def _hold(self, method: str, params: dict[str, Any], accept: bool) -> web.Response:
         if accept:

@@ -168,6 +168,62 @@ async def test_a_429_in_a_wave_holds_the_wave_until_telegram_s_retry_after_ends(
     assert most_in_a_second(arrived) < 40
 
 
+async def wave_of_two(h: Harness, people: Sequence[int]) -> None:
+    """Two wave messages to each of `people`, queued on the outbox's wave lane at once
+    (as the dispatcher and the resend sweep queue them); each must be sent."""
+    lane = h.guide.outboxes["telegram"].scheduled
+    await asyncio.gather(
+        *(lane.send(address(uid), [Outbound(f"{uid} {k}")]) for uid in people for k in range(2))
+    )
+
+
+def texts_at_the_fake(fake: FakeBotAPI, chat_id: int) -> list[str]:
+    return [c.params["text"] for c in sent_to(fake, chat_id)]
+
+
+async def test_a_wave_whose_sends_fail_and_are_sent_again_keeps_the_cap_at_telegram(
+    capped: Harness,
+) -> None:
+    # The adapter sends again after a 5xx, a dropped connection or a lost answer (its
+    # first attempt did arrive). Sent again at once after the backoff, each was one
+    # more in its second at the fake; now each takes a moment of the wave's pace.
+    people = [ME + n for n in range(1, 61)]
+    lost = set(people[2::4])
+    for uid in people[0::4]:
+        capped.fake.fail(502, methods=["sendMessage"], chat_id=uid)
+    for uid in people[1::4]:
+        capped.fake.drop(methods=["sendMessage"], chat_id=uid)
+    for uid in lost:
+        capped.fake.lose_answer(methods=["sendMessage"], chat_id=uid)
+    await wave_of_two(capped, people)
+    assert [f for f in capped.fake.faults if f.times > 0] == []  # every fault was met
+    # Each message once, in order, but a lost answer's (it arrived, then again).
+    for uid in people:
+        first = [f"{uid} 0"] * (2 if uid in lost else 1)
+        assert texts_at_the_fake(capped.fake, uid) == [*first, f"{uid} 1"]
+    arrived = [c.at for c in capped.fake.ok_calls("sendMessage")]
+    assert len(arrived) == 2 * len(people) + len(lost)
+    assert most_in_a_second(arrived) <= 30
+
+
+async def test_a_wave_request_held_or_retried_by_a_429_keeps_the_cap_at_telegram(
+    capped: Harness,
+) -> None:
+    # After a 429's retry_after, python-telegram-bot sends the refused request again
+    # and lets go of everything it held: sent at once, they crowded the second after
+    # the pause, on top of the wave the outbox hands over again then.
+    people = [ME + n for n in range(1, 46)]
+    limited = people[10::15]
+    for uid in limited:
+        capped.fake.fail(429, methods=["sendMessage"], chat_id=uid, retry_after=1)
+    await wave_of_two(capped, people)
+    assert len([c for c in capped.fake.calls if c.status == 429]) == len(limited)
+    for uid in people:
+        assert texts_at_the_fake(capped.fake, uid) == [f"{uid} 0", f"{uid} 1"]
+    arrived = [c.at for c in capped.fake.ok_calls("sendMessage")]
+    assert most_in_a_second(arrived) <= 30
+
+
 async def test_typing_shows_only_when_the_answer_is_slow(
     tg: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 import pytest
 from telegram.error import BadRequest, NetworkError, RetryAfter
 
 from bot.config import Settings
-from bot.telegram.retry import RetryPolicy, with_retries
+from bot.outbox import Outbox, WaveTurn
+from bot.telegram.retry import PausingRateLimiter, RetryPolicy, with_retries
 from tests.conftest import MEMORY_URL
 from tests.telegram.fake_bot_api import DEFAULT_TOKEN, FakeBotAPI
 
@@ -55,6 +57,51 @@ async def test_network_errors_back_off_a_few_times_and_bad_requests_never_retry(
     with pytest.raises(BadRequest):
         await with_retries(call, policy, what="t", sleep=no_sleep)
     assert len(calls) == 1
+
+
+class Turn(WaveTurn):
+    """A wave send's turn that records, for each of its requests, whether the
+    limiter said it was held back by a pause."""
+
+    def __init__(self) -> None:
+        super().__init__(cast(Outbox, None))
+        self.asked: list[bool] = []
+
+    async def paced(self, *, held: bool = False) -> None:
+        self.asked.append(held)
+
+
+async def test_the_limiter_asks_a_wave_request_held_by_a_429_for_a_new_moment() -> None:
+    # Its moment was when the outbox handed it over; after the pause it is gone, and
+    # sent at once it would go out with everything else the pause released.
+    limiter = PausingRateLimiter(overall_max_rate=0, group_max_rate=0, max_retries=1)
+    refused = asyncio.Event()
+
+    async def refused_once() -> bool:
+        if not refused.is_set():
+            refused.set()
+            raise RetryAfter(0)  # python-telegram-bot then pauses every request 0.1 s
+        return True
+
+    async def accepted() -> bool:
+        return True
+
+    def request(call: Callable[[], Awaitable[bool]], turn: Turn | None) -> Awaitable[object]:
+        return limiter.process_request(call, (), {}, "sendMessage", {"chat_id": 7}, turn)
+
+    limited, held = Turn(), Turn()
+    first = asyncio.ensure_future(request(refused_once, limited))
+    await refused.wait()
+    assert limiter.paused
+    second = asyncio.ensure_future(request(accepted, held))
+    reply = asyncio.ensure_future(request(accepted, None))
+    assert await asyncio.wait_for(asyncio.gather(first, second, reply), 5) == [True] * 3
+    on_time = Turn()
+    await request(accepted, on_time)
+    # The refused one asks again after the pause; the one that came during it was held.
+    assert limited.asked == [False, True]
+    assert held.asked == [True]
+    assert on_time.asked == [False]
 
 
 async def test_pausecheck_run_starts_telegram_when_the_token_is_set(
