@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.config import DEFAULT_CONTENT_DIR, Settings
+from bot.heartbeat import Heartbeat
 from bot.metrics import Metrics
 from bot.outbox import Limits, Outbox
 from bot.scheduler import DispatchScheduler, Retention
@@ -80,6 +81,8 @@ class Guide:
     # What /metrics shows (bot/ops_http.py); the engine reports to it.
     metrics: Metrics = field(default_factory=Metrics)
     clock: Clock = field(default_factory=SystemClock)
+    # PostgreSQL: this worker's liveness (started with the scheduler).
+    heartbeat: Heartbeat | None = None
 
     async def add_platform(self, platform: str, sender: Sender) -> Outbox:
         """Send through a paced outbox: scheduled messages on its wave lane,
@@ -128,6 +131,9 @@ class Guide:
             log.warning("claims not released error=%s", type(exc).__name__)
         else:
             log.info("released claims followups=%d outbox_rows=%d", followups, rows)
+        # Alive until now: sends in flight were still this worker's.
+        if self.heartbeat is not None:
+            await self.heartbeat.close()
         await self.store.close()
 
 
@@ -274,6 +280,9 @@ async def _build_guide(
         reflection_answers=timedelta(days=settings.reflection_retention_days),
         partner_signals=timedelta(days=settings.signal_retention_days),
     )
+    # Several workers may share the database: each says it is alive, and takes a
+    # dead one's claims over within seconds (bot/heartbeat.py).
+    heartbeat = Heartbeat(store) if store.engine.dialect.name == "postgresql" else None
     scheduler = DispatchScheduler(
         dispatcher,
         store,
@@ -282,6 +291,7 @@ async def _build_guide(
         retention=retention,
         # Other workers' follow-ups and left rows wake this one (PostgreSQL only).
         wakeups=wakeups_for(settings.database_url),
+        heartbeat=heartbeat,
     )
     wake.append(scheduler)
     return Guide(
@@ -299,6 +309,7 @@ async def _build_guide(
         invite_links=invite_links,
         metrics=metrics,
         clock=clock,
+        heartbeat=heartbeat,
     )
 
 

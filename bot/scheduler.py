@@ -15,6 +15,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
@@ -24,6 +25,9 @@ from dialogs.clock import Clock
 from dialogs.followups.dispatcher import Dispatcher
 from dialogs.store import Store
 from storage.notify import NoWakeups, Wakeups
+
+if TYPE_CHECKING:
+    from bot.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
 _WAKE = "wake"
@@ -53,8 +57,12 @@ class DispatchScheduler:
         clock: Clock | None = None,
         retention: Retention | None = None,
         wakeups: Wakeups | None = None,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self._dispatcher = dispatcher
+        # PostgreSQL: this worker's liveness, and a round at once when it takes a
+        # dead worker's claims over (bot/heartbeat.py). Stopped by `Guide.close`.
+        self._heartbeat = heartbeat
         self._wakeups: Wakeups = wakeups or NoWakeups()
         self._store = store
         self._clock = clock
@@ -69,6 +77,8 @@ class DispatchScheduler:
         self._ticking: asyncio.Task[object] | None = None
 
     async def start(self) -> None:
+        if self._heartbeat is not None:
+            await self._heartbeat.start(self.round_now)
         # What a stopped or crashed run left unsent goes first (in order per chat).
         try:
             await self._dispatcher.delivery.resend_unsent(startup=True)
@@ -134,12 +144,12 @@ class DispatchScheduler:
 
     def outbox_unsent(self, platform: str) -> None:
         if platform in self._dispatcher.delivery.platforms:
-            self._round_now()
+            self.round_now()
 
     def missed_some(self) -> None:
-        self._round_now()
+        self.round_now()
 
-    def _round_now(self) -> None:
+    def round_now(self) -> None:
         """A round (the resend sweep first) as soon as the one in progress is done.
         Its own job, with room for one waiting behind a running one: a request that
         comes mid-round is not absorbed by it."""

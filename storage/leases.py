@@ -109,6 +109,10 @@ class Leases:
         row: LeaseRow | None = (await session.execute(query)).scalar_one_or_none()
         return row
 
+    async def now_in(self, session: AsyncSession) -> datetime:
+        """The time leases are measured by (see the module), read in `session`."""
+        return await self._now(session)
+
     async def _now(self, session: AsyncSession) -> datetime:
         if self._clock is not None:
             return self._clock.now()
