@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.partner_signal
 	$(BIN)/python -m bench.gateway_failover $(if $(BENCH_QUICK),--kills 2)
 	$(BIN)/python -m bench.workers $(if $(BENCH_QUICK),--quick)
+	$(BIN)/python -m bench.webhook_inbox $(if $(BENCH_QUICK),--quick)
 	$(BIN)/python -m bench.pg_drivers $(if $(BENCH_QUICK),--people 30 --followups 300 --rounds 1)
 
 # The soak harness (docs/reliability.md): people, kill -9s and network faults against the
