@@ -59,6 +59,8 @@ class Counting:
     def __init__(self, store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
         self.batches = 0
         self.claims = 0
+        # The most each claim could take.
+        self.limits: list[int] = []
         real_batch, real_claim = store.batch, store.claim_due
 
         @asynccontextmanager
@@ -69,6 +71,7 @@ class Counting:
 
         async def claim_due(*args: object, **kwargs: object) -> list[FollowUp]:
             self.claims += 1
+            self.limits.append(int(args[1]))  # type: ignore[call-overload]
             return await real_claim(*args, **kwargs)  # type: ignore[arg-type]
 
         monkeypatch.setattr(store, "batch", batch)
@@ -111,6 +114,44 @@ async def test_a_batch_stops_when_someone_waits_and_the_rest_is_handled_exactly_
     # Nothing is left for a later round.
     assert await dispatcher.run_due() == 0
     assert len(sender.calls) == 7
+
+
+async def test_a_claim_takes_no_more_than_the_last_batch_rendered(
+    engine: Engine, store: SqlStore, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claimed rows nobody renders yet would wait on this worker while other workers
+    are idle, and past a short lease: after a batch was cut short, a claim takes what
+    it rendered."""
+    chats = await due_followups(store, clock, 30, "g")
+    counting = Counting(store, monkeypatch)
+    # Someone waits at every second check: batches of two follow-ups.
+    monkeypatch.setattr(store, "someone_waiting", scripted(cycle([False, True])))
+    sender = Recorder()
+    dispatcher = Dispatcher(
+        store, engine, {"test": sender}, clock, batch_size=80, batch_seconds=NO_TIME_LIMIT
+    )
+    assert await dispatcher.run_due() == 30
+    assert counting.limits[0] == 10  # an eighth of the batch size, before anything rendered
+    # A claim of two renders whole, so the next may take twice that, and be cut again.
+    assert counting.limits[1:] and all(limit <= 4 for limit in counting.limits[1:])
+    assert Counter(c for c, _ in sender.calls) == Counter(chats)
+    assert await statuses(store) == Counter({"sent": 30})
+
+
+async def test_claims_grow_while_batches_render_all_they_are_given(
+    engine: Engine, store: SqlStore, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chats = await due_followups(store, clock, 30, "h")
+    counting = Counting(store, monkeypatch)
+    monkeypatch.setattr(store, "someone_waiting", lambda: False)
+    sender = Recorder()
+    dispatcher = Dispatcher(
+        store, engine, {"test": sender}, clock, batch_size=80, batch_seconds=NO_TIME_LIMIT
+    )
+    assert await dispatcher.run_due() == 30
+    # 10 + 20 are all that is due; the third claim finds nothing.
+    assert counting.limits == [10, 20, 40]
+    assert Counter(c for c, _ in sender.calls) == Counter(chats)
 
 
 async def test_a_person_waiting_always_still_gets_the_wave_through(
