@@ -6,6 +6,7 @@ would record it missed. Time comes from an injected clock."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -271,3 +272,26 @@ async def test_a_claim_taken_over_and_claimed_again_is_not_the_stalled_workers_t
 async def outbox_rows(store: SqlStore) -> int:
     async with store.engine.connect() as conn:
         return int((await conn.execute(sql("select count(*) from outbound"))).scalar_one())
+
+
+@pytest.mark.backends("postgresql")
+async def test_taking_back_passes_over_a_claim_another_transaction_holds(
+    store: SqlStore, clock: ManualClock, chat: Chat
+) -> None:
+    """A row locked now is being worked on (a batch marking it sent): the take-back
+    leaves it for its next round rather than wait, which deadlocked against a batch
+    that then reached a row the take-back held."""
+    await onboard(store, clock, chat.address)
+    await plan(store, clock, timedelta(hours=1))
+    [claimed] = await store.claim_due(clock.now(), 10, ["test"])
+    clock.advance(timedelta(minutes=6))  # past the lease
+    async with store.engine.connect() as batch:
+        await batch.execute(
+            sql("select id from followups where id = :id for update"), {"id": claimed.id}
+        )
+        # Waiting for the lock would never end: `batch` commits only below.
+        await asyncio.wait_for(store.recover(clock.now(), timedelta(minutes=5)), 30)
+        await batch.commit()
+    assert await statuses(store) == ["claimed"]
+    await store.recover(clock.now(), timedelta(minutes=5))
+    assert await statuses(store) == ["pending"]
