@@ -134,6 +134,12 @@ class GuideProcess:
                         pass
                 await asyncio.sleep(0.2)
 
+    @property
+    def serving(self) -> bool:
+        """Running and started (a worker still starting takes no webhook calls and runs
+        no follow-ups)."""
+        return self.running and self.started_at != float("inf")
+
     def _exited(self) -> bool:
         return self.process is not None and self.process.returncode is not None
 

@@ -352,15 +352,21 @@ class Soak:
         await asyncio.sleep(max(0.0, until - time.monotonic()))
 
     async def _victim(self, until: float) -> GuideProcess | None:
-        """A live worker up at least MIN_UPTIME, while another is live too (the
-        service stays up); waits for one (restarts take seconds), None at the end."""
+        """A worker serving for at least MIN_UPTIME, while another serves too (the
+        service stays up); waits for one (restarts take seconds), None at the end.
+        A worker still starting does not count as another: on a loaded machine a
+        restart takes half a minute, and killing the last serving worker meanwhile
+        left none (a run saw all three down for 30 s, the wave waiting)."""
         while time.monotonic() < until - 5:
-            live = [g for g in self.guides if g.running]
-            ready = [g for g in live if time.monotonic() - g.started_at >= MIN_UPTIME]
-            if ready and len(live) > 1:
+            serving = [g for g in self.guides if g.serving]
+            ready = [g for g in serving if time.monotonic() - g.started_at >= MIN_UPTIME]
+            if ready and len(serving) > 1:
                 return self.rng.choice(ready)
             await asyncio.sleep(0.5)
         return None
+
+    def _another_serves(self, victim: GuideProcess) -> bool:
+        return any(g.serving for g in self.guides if g is not victim)
 
     async def _kill_once(self, *, in_window: bool) -> None:
         victim: GuideProcess | None = None
@@ -376,7 +382,16 @@ class Soak:
                 in_window = False
             else:
                 victim = self._holder(self.fake.held[-1])
-                if victim is None:
+                if victim is not None and self.o.webhook and not self._another_serves(victim):
+                    # The holder is the last worker serving: the service stays up. The
+                    # call is answered now, not at the next kill (a wave would wait
+                    # behind it meanwhile): its answer is lost, as below.
+                    self.o.chaos.lost.append(self.fake.held[-1])
+                    self.fake.faults.clear()
+                    self.fake.release()
+                    self.fake.holding = 0
+                    victim, in_window = None, False
+                elif victim is None:
                     # Not an outbox row's send, or no live worker's: its answer is
                     # lost when released, which is what a lost answer is.
                     self.o.chaos.lost.append(self.fake.held[-1])
