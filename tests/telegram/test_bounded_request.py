@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from telegram.request import HTTPXRequest
 
-from bot.telegram.bounded_request import BoundedRequest
+from bot.telegram.bounded_request import BoundedRequest, _KeptSocketBackend
 from tests.telegram.conftest import Harness
 
 
@@ -55,3 +55,55 @@ def test_at_least_one_connection() -> None:
 async def test_the_bot_calls_through_the_bounded_request(tg: Harness) -> None:
     application = tg.adapter._bot_app()
     assert isinstance(application.bot.request, BoundedRequest)
+
+
+async def test_a_connection_the_server_closed_while_idle_is_not_used_again() -> None:
+    """httpcore drops an idle connection whose socket reads the server's close; the
+    bot's streams answer that from their socket found once (`_KeptSocketStream`),
+    and must answer it as truly: else the next call goes out on the dead connection
+    and fails."""
+    served: list[int] = []
+
+    async def answer_once_then_close(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            (
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            ),
+            0,
+        )
+        await reader.readexactly(length)
+        served.append(len(served))
+        body = b'{"ok":true,"result":true}'
+        # Keep-alive as far as the client knows; then the server hangs up anyway.
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer_once_then_close, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    request = BoundedRequest(2)
+    await request.initialize()
+    try:
+        for n in range(3):
+            await asyncio.sleep(0.05)  # the close has reached the client's socket
+            status, _ = await request.do_request(f"http://127.0.0.1:{port}/bot/m{n}", "POST")
+            assert status == 200
+    finally:
+        await request.shutdown()
+        server.close()
+        await server.wait_closed()
+    assert served == [0, 1, 2]
+
+
+async def test_the_bots_connections_answer_readability_from_their_socket(tg: Harness) -> None:
+    request = tg.adapter._bot_app().bot.request
+    pool = request._client._transport._pool  # type: ignore[attr-defined]
+    assert isinstance(pool._network_backend, _KeptSocketBackend)
