@@ -8,10 +8,11 @@ database, started together with the others (it waits for GO_FILE).
       runs due follow-ups until the wall clock passes UNTIL (a Unix time), asking for
       more every POLL seconds when nothing is due; appends "user_id unix_time" to OUT
       for every follow-up sent, flushed at once (it may be killed with -9).
-  python -m bench.worker_proc scheduled URL OUT GO LEASE_SECONDS UNTIL
+  python -m bench.worker_proc scheduled URL OUT GO LEASE_SECONDS UNTIL [without-liveness]
       the same, woken as `pausecheck run` is: bot.scheduler.DispatchScheduler at the
       next due time, by LISTEN/NOTIFY from the other workers (storage.notify) and by
-      its 30 s sweep.
+      its 30 s sweep, with its liveness heartbeat (bot/heartbeat.py) on PostgreSQL
+      unless told `without-liveness` (the baseline: the leases alone).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from bench.engine_turns import WALK, _run
 from bench.guide_parts import make_engine
+from bot.heartbeat import Heartbeat
 from bot.scheduler import DispatchScheduler
 from dialogs.clock import SystemClock
 from dialogs.events import Address, Command, Inbound, Outbound
@@ -79,22 +81,39 @@ class FileSender:
 
 
 async def dispatch(
-    url: str, out: Path, go: Path, lease: float, until: float, *, scheduled: bool = False
+    url: str,
+    out: Path,
+    go: Path,
+    lease: float,
+    until: float,
+    *,
+    scheduled: bool = False,
+    liveness: bool = True,
 ) -> None:
     store = await open_store(url)
     engine = make_engine(store)
     clock = SystemClock()
     sender = FileSender(out)
     dispatcher = Dispatcher(store, engine, {"bench": sender}, clock, lease=timedelta(seconds=lease))
-    out.with_suffix(".ready").write_text("ready")
+    # Its name on the rows it claims: bench/workers.py kills it while it holds some.
+    out.with_suffix(".ready").write_text(store.worker)
     await _go(go)
     if scheduled:
+        postgres = store.engine.dialect.name == "postgresql"
+        heartbeat = Heartbeat(store) if postgres and liveness else None
         scheduler = DispatchScheduler(
-            dispatcher, store, sweep_seconds=30.0, clock=clock, wakeups=wakeups_for(url)
+            dispatcher,
+            store,
+            sweep_seconds=30.0,
+            clock=clock,
+            wakeups=wakeups_for(url),
+            heartbeat=heartbeat,
         )
         await scheduler.start()
         await asyncio.sleep(max(0.0, until - time.time()))
         await scheduler.shutdown()
+        if heartbeat is not None:
+            await heartbeat.close()
     else:
         while time.time() < until:
             if not await dispatcher.run_due():
@@ -108,7 +127,9 @@ def main(argv: list[str]) -> None:
         asyncio.run(turns(url, out, go, int(argv[4]), int(argv[5]), int(argv[6])))
     elif mode in ("dispatch", "scheduled"):
         scheduled = mode == "scheduled"
-        asyncio.run(dispatch(url, out, go, float(argv[4]), float(argv[5]), scheduled=scheduled))
+        liveness = "without-liveness" not in argv[6:]
+        lease, until = float(argv[4]), float(argv[5])
+        asyncio.run(dispatch(url, out, go, lease, until, scheduled=scheduled, liveness=liveness))
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 

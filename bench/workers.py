@@ -5,9 +5,10 @@
     walked by `--people` people split among the workers, 10 events at a time each;
 (b) lateness: `--rate` follow-ups due a minute for `--minutes`, dispatched by three
     workers, one killed with SIGKILL half-way: lateness p50/p99 (sent minus due), how
-    many were lost and how many sent twice. The killed worker's claims come back after
-    the dispatcher's lease, shortened here to `--lease` seconds (5 minutes in
-    `pausecheck run`), which is the documented crash window;
+    many were lost and how many sent twice. The leases are `pausecheck run`'s (a
+    follow-up's claim 5 minutes, an outbox row's 30 s) and each worker beats as it
+    does (bot/heartbeat.py): the killed worker's claims come back once its liveness
+    lease lapses (5 s). Anything not sent a sweep after the last is due counts lost;
 (c) wave: `--wave` follow-ups due at once, dispatched by three workers with the caps
     off: follow-ups/s from the go to the last send.
 
@@ -35,11 +36,18 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import func, select
+
 from bench.guide_parts import ROOT, adult_profile
 from bench.pg import database_url, plant_followups, temporary_database
+from bot.app import FOLLOWUP_LEASE
+from bot.heartbeat import EVERY as BEAT
+from bot.heartbeat import TTL as LIVENESS
 from dialogs.clock import SystemClock
 from dialogs.store import UserKey
 from storage import open_store
+from storage.models import FollowUpRow
+from storage.outbound_rows import OUTBOUND
 
 SWEEP = 30.0  # bench/worker_proc.py's DispatchScheduler sweep, as `pausecheck run`'s default
 START_TIMEOUT = 120.0  # seconds for workers to be ready (imports, content, a loaded machine)
@@ -101,7 +109,7 @@ def _sent(outs: list[Path]) -> list[tuple[str, float]]:
 
 
 async def lateness(
-    url: str, rate: int, minutes: float, lease: float, tmp: Path
+    url: str, rate: int, minutes: float, tmp: Path, *, liveness: bool = True
 ) -> dict[str, float]:
     count = int(rate * minutes)
     start_margin = 30.0  # seconds for the workers to start before the first is due
@@ -110,17 +118,24 @@ async def lateness(
     await plant_followups(url, "bench", count, first_due, spread, limit=timedelta(hours=1))
     step = spread / count
     due = {f"u{i}": (first_due + step * i).timestamp() for i in range(count)}
-    # Until the last is due, then a lease and a sweep (30 s) more: the dead worker's
-    # claims come back in the first round after their lease, and once nothing else is
-    # due that round is the sweep's. Whatever is unsent then counts as lost.
-    until = (first_due + spread).timestamp() + lease + SWEEP + 5
-    go = tmp / "go-late"
-    outs = [tmp / f"late-{i}.txt" for i in range(3)]
-    procs = [await _spawn("scheduled", url, o, go, lease, until) for o in outs]
+    # Until the last is due, then the liveness lease, a beat and a sweep (30 s) more:
+    # the dead worker's claims come back a beat after its liveness lapses, and a round
+    # is asked for at once. Whatever is unsent then counts as lost (the follow-up
+    # lease, 5 minutes, would be far later).
+    until = (first_due + spread).timestamp() + LIVENESS.total_seconds() + BEAT + SWEEP + 5
+    lease = FOLLOWUP_LEASE.total_seconds()
+    name = "late" if liveness else "late-baseline"
+    go = tmp / f"go-{name}"
+    outs = [tmp / f"{name}-{i}.txt" for i in range(3)]
+    extra = () if liveness else ("without-liveness",)
+    procs = [await _spawn("scheduled", url, o, go, lease, until, *extra) for o in outs]
     await _ready(outs)
     go.write_text("go")
     kill_at = first_due.timestamp() + spread.total_seconds() / 2
     await asyncio.sleep(max(0.0, kill_at - time.time()))
+    # Killed while it holds claims (a follow-up claimed, a message owed), so the
+    # figure shows them coming back; if it holds none within 10 s, killed anyway.
+    held = await _holding(url, outs[0].with_suffix(".ready").read_text(), within=10.0)
     procs[0].send_signal(signal.SIGKILL)
     codes = [await p.wait() for p in procs]
     if any(codes[1:]):
@@ -139,7 +154,36 @@ async def lateness(
         "p50": statistics.median(late) if late else 0.0,
         "p99": _pct(late, 0.99),
         "max": max(late, default=0.0),
+        # What the killed worker held when it died comes back about a liveness TTL
+        # late; nothing else here is that late.
+        "over_2s": sum(1 for x in late if x > 2.0),
+        "held": held,
     }
+
+
+async def _holding(url: str, worker: str, *, within: float) -> int:
+    """Wait until `worker` holds a claim (up to `within` seconds); how many it holds."""
+    store = await open_store(url)
+    claims = select(func.count()).select_from(
+        select(FollowUpRow.id)
+        .where(FollowUpRow.status == "claimed", FollowUpRow.claimed_by == worker)
+        .union_all(
+            select(OUTBOUND.c.id).where(
+                OUTBOUND.c.status == "pending", OUTBOUND.c.claimed_by == worker
+            )
+        )
+        .subquery()
+    )
+    deadline = time.monotonic() + within
+    try:
+        while True:
+            async with store.engine.connect() as connection:
+                held = int((await connection.execute(claims)).scalar_one())
+            if held or time.monotonic() > deadline:
+                return held
+            await asyncio.sleep(0.005)
+    finally:
+        await store.close()
 
 
 async def wave(url: str, count: int, tmp: Path) -> tuple[float, int, int]:
@@ -197,15 +241,27 @@ async def _turns_table(args: argparse.Namespace, tmp: Path) -> None:
 async def _lateness_line(args: argparse.Namespace, tmp: Path) -> None:
     print(
         f"\n(b) lateness: {args.rate} due a minute for {args.minutes} min, 3 workers "
-        f"on PostgreSQL, one killed with -9 half-way; lease {args.lease:.0f} s"
+        f"on PostgreSQL, one killed with -9 half-way; production leases (follow-up "
+        f"{FOLLOWUP_LEASE.total_seconds():.0f} s, outbox 30 s), liveness TTL "
+        f"{LIVENESS.total_seconds():.0f} s, beat {BEAT:.0f} s; the killed worker holds "
+        "claims when killed. Baseline: the same without the heartbeat (the leases alone). "
+        "Not sent: by a sweep after the last was due"
     )
-    with temporary_database() as database:
-        late = await lateness(database_url(database), args.rate, args.minutes, args.lease, tmp)
     print(
-        f"planned {late['planned']:.0f}, sent {late['sent']:.0f}, lost {late['lost']:.0f}, "
-        f"sent twice {late['twice']:.0f}; lateness p50 {late['p50']:.2f} s, p99 "
-        f"{late['p99']:.2f} s, max {late['max']:.2f} s  (load {_load()})"
+        f"{'':<18}{'planned':>8}{'sent':>6}{'not sent':>9}{'twice':>6}{'p50 s':>7}{'p99 s':>7}"
+        f"{'max s':>7}{'held':>5}{'>2 s':>5}  load"
     )
+    for liveness in (True, False):
+        with temporary_database() as database:
+            late = await lateness(
+                database_url(database), args.rate, args.minutes, tmp, liveness=liveness
+            )
+        where = "with liveness" if liveness else "baseline"
+        print(
+            f"{where:<18}{late['planned']:>8.0f}{late['sent']:>6.0f}{late['lost']:>9.0f}"
+            f"{late['twice']:>6.0f}{late['p50']:>7.2f}{late['p99']:>7.2f}{late['max']:>7.2f}"
+            f"{late['held']:>5.0f}{late['over_2s']:>5.0f}  {_load()}"
+        )
 
 
 async def _wave_line(args: argparse.Namespace, tmp: Path) -> None:
@@ -223,7 +279,6 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=150)
     parser.add_argument("--rate", type=int, default=1000, help="follow-ups due a minute")
     parser.add_argument("--minutes", type=float, default=2.0)
-    parser.add_argument("--lease", type=float, default=10.0)
     parser.add_argument("--wave", type=int, default=10000)
     parser.add_argument("--quick", action="store_true", help="a small run, about 2 minutes")
     parser.add_argument("--only", choices=("turns", "lateness", "wave"), default=None)
