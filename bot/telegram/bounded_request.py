@@ -20,6 +20,14 @@ the same socket).
 A call waits for a slot without a deadline: a slot is held only for one HTTP exchange,
 which PTB's read, write and connect timeouts bound (flood-control waits happen before
 it, in the rate limiter), so the line always moves.
+
+A wave message (a capped send, bot/outbox.py) gets its moment of the wave's pace
+before it reaches this line. Behind slow calls holding every slot, its moment would
+pass in line, and the wave messages queued meanwhile would all go as soon as slots
+freed: many at once at Telegram, over the cap. So a wave request that waited in line
+longer than `LATE` gives its slot to the next in line, takes a new moment from the
+outbox (`WaveTurn.paced`, before new wave messages), and queues again. It never holds
+a slot while it waits for a moment, so replies behind it are not slowed.
 """
 
 from __future__ import annotations
@@ -28,24 +36,38 @@ import asyncio
 import select
 import socket
 import ssl
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpcore
 import httpx
 from telegram.request import HTTPXRequest, RequestData
 
+from bot.outbox import WaveTurn, wave_turn
+
 # Enough for a busy bot's calls in flight on a local or a distant Bot API; see the
 # module docstring for why more costs CPU.
 CONNECTIONS = 16
+# Seconds a wave request may wait for a slot and still use the moment it was given.
+# Arrivals shifted by up to this much stay inside the outbox's margins (its window
+# is measured 5% long, the line shared by workers 10%: 50 and 100 ms at 30 a second).
+LATE = 0.02
 
 
 class BoundedRequest(HTTPXRequest):
-    def __init__(self, connections: int = CONNECTIONS, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        connections: int = CONNECTIONS,
+        *,
+        now: Callable[[], float] = time.monotonic,
+        **kwargs: Any,
+    ) -> None:
         if connections < 1:
             raise ValueError("connections must be at least 1")
         super().__init__(connection_pool_size=connections, **kwargs)
         self._slots = asyncio.Semaphore(connections)
+        self._now = now
 
     async def do_request(
         self,
@@ -55,8 +77,25 @@ class BoundedRequest(HTTPXRequest):
         *args: Any,
         **kwargs: Any,
     ) -> tuple[int, bytes]:
-        async with self._slots:
+        await self._take_slot(wave_turn())
+        try:
             return await super().do_request(url, method, request_data, *args, **kwargs)
+        finally:
+            self._slots.release()
+
+    async def _take_slot(self, turn: WaveTurn | None) -> None:
+        """A slot; for a wave request (`turn`), one taken soon enough after its moment."""
+        while True:
+            if turn is None or not self._slots.locked():
+                await self._slots.acquire()
+                return
+            began = self._now()
+            await self._slots.acquire()
+            if self._now() - began <= LATE:
+                return
+            # Its moment passed in line: the slot to the next, and a new moment.
+            self._slots.release()
+            await turn.paced(held=True)
 
     def _build_client(self) -> httpx.AsyncClient:
         client = super()._build_client()

@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from telegram.request import HTTPXRequest
 
-from bot.telegram.bounded_request import BoundedRequest, _KeptSocketBackend
+from bot.outbox import _WAVE_TURN, Outbox, WaveTurn
+from bot.telegram.bounded_request import LATE, BoundedRequest, _KeptSocketBackend
 from tests.telegram.conftest import Harness
 
 
@@ -107,3 +108,96 @@ async def test_the_bots_connections_answer_readability_from_their_socket(tg: Har
     request = tg.adapter._bot_app().bot.request
     pool = request._client._transport._pool  # type: ignore[attr-defined]
     assert isinstance(pool._network_backend, _KeptSocketBackend)
+
+
+class Turn(WaveTurn):
+    """A wave send's turn whose new moments come when the test gives them."""
+
+    def __init__(self) -> None:
+        super().__init__(cast(Outbox, None))
+        self.asked = 0
+        self.moment = asyncio.Event()
+
+    async def paced(self, *, held: bool = False) -> None:
+        self.asked += 1
+        await self.moment.wait()
+
+
+class Line:
+    """A BoundedRequest of one slot on a manual clock, whose HTTP exchanges record
+    who entered and wait, each, until the test lets them end."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = 0.0
+        self.entered: list[str] = []
+        self.ends: dict[str, asyncio.Event] = {}
+        self.request = BoundedRequest(1, now=lambda: self.now)
+
+        async def exchange(request: HTTPXRequest, url: str, *args: Any, **kwargs: Any) -> Any:
+            self.entered.append(url)
+            await self.ends.setdefault(url, asyncio.Event()).wait()
+            return 200, b""
+
+        monkeypatch.setattr(HTTPXRequest, "do_request", exchange)
+
+    def call(self, url: str, turn: Turn | None = None) -> asyncio.Task[tuple[int, bytes]]:
+        async def made() -> tuple[int, bytes]:
+            if turn is not None:
+                _WAVE_TURN.set(turn)  # as the outbox sets it around a wave send
+            return await self.request.do_request(url, "POST")
+
+        return asyncio.create_task(made())
+
+    def end(self, url: str) -> None:
+        self.ends.setdefault(url, asyncio.Event()).set()
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def test_a_wave_request_late_for_its_slot_takes_a_new_moment_holding_no_slot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Its moment passed while a slow call held the slot; sent at once, it would reach
+    # Telegram with every wave request queued behind the slow calls.
+    line = Line(monkeypatch)
+    turn = Turn()
+    slow = line.call("slow")
+    await settle()
+    wave = line.call("wave", turn)
+    await settle()
+    reply = line.call("reply")
+    await settle()
+    line.now += 1.0
+    line.end("slow")
+    await settle()
+    assert turn.asked == 1
+    # While the wave request waits for its new moment, the reply behind it has the slot.
+    assert line.entered == ["slow", "reply"]
+    line.end("reply")
+    turn.moment.set()
+    line.end("wave")
+    await asyncio.wait_for(asyncio.gather(slow, wave, reply), 5)
+    assert line.entered == ["slow", "reply", "wave"]
+    assert turn.asked == 1
+
+
+async def test_a_wave_request_with_a_slot_soon_enough_keeps_its_moment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    line = Line(monkeypatch)
+    at_once, soon = Turn(), Turn()
+    line.end("at once")
+    await line.call("at once", at_once)  # a free slot
+    first = line.call("first")
+    await settle()
+    wave = line.call("soon", soon)
+    await settle()
+    line.now += LATE / 2
+    line.end("first")
+    line.end("soon")
+    await asyncio.wait_for(asyncio.gather(first, wave), 5)
+    assert line.entered == ["at once", "first", "soon"]
+    assert at_once.asked == soon.asked == 0

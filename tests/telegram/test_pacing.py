@@ -224,6 +224,29 @@ async def test_a_wave_request_held_or_retried_by_a_429_keeps_the_cap_at_telegram
     assert most_in_a_second(arrived) <= 30
 
 
+async def test_a_wave_queued_behind_slow_calls_in_every_http_slot_keeps_the_cap(
+    capped: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each worker's client has 16 HTTP slots (bot/telegram/bounded_request.py). The
+    # outbox hands wave messages over at the cap's pace; behind 16 slow calls they all
+    # waited for a slot and went together once the slow calls ended: 73 in that
+    # second at the fake. Now one that waited long takes a new moment first.
+    people = [ME + n for n in range(1, 46)]
+    slots = capped.adapter._connections
+    # The slow calls end once a second and a half of the wave waits behind them.
+    hand_offs(capped, monkeypatch, lambda h: capped.fake.release() if len(h) == 45 else None)
+    capped.fake.hold("sendChatAction", accept=True, times=slots)
+    bot = capped.adapter._bot_app().bot
+    slow = [asyncio.create_task(bot.send_chat_action(ME + 500 + n, "typing")) for n in range(slots)]
+    await capped.fake.wait_for(lambda: capped.fake.holding == slots)
+    await wave_of_two(capped, people)
+    await asyncio.gather(*slow, return_exceptions=True)  # answered 503 when let go
+    for uid in people:
+        assert texts_at_the_fake(capped.fake, uid) == [f"{uid} 0", f"{uid} 1"]
+    arrived = [c.at for c in capped.fake.ok_calls("sendMessage")]
+    assert most_in_a_second(arrived) <= 30
+
+
 async def test_typing_shows_only_when_the_answer_is_slow(
     tg: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
