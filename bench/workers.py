@@ -10,7 +10,12 @@
     does (bot/heartbeat.py): the killed worker's claims come back once its liveness
     lease lapses (5 s). Anything not sent a sweep after the last is due counts lost;
 (c) wave: `--wave` follow-ups due at once, dispatched by three workers with the caps
-    off: follow-ups/s from the go to the last send.
+    off: follow-ups/s from the go to the last send, against a floor measured in the
+    same run: the same three workers and dispatcher doing the same database work for
+    each follow-up with the engine's turn left out (bench/worker_proc.py's
+    `FloorEngine`), `--rounds` of each, alternated. Per follow-up: CPU of the workers
+    and of their PostgreSQL backends (/proc, when the server runs here), statements
+    and commits sent, and so the cores a rate of 1,000 a second would take.
 
 Workers are subprocesses running the real engine and dispatcher (bench/worker_proc.py)
 with a sender that only records. In (b) they are woken as `pausecheck run` is (the
@@ -33,13 +38,14 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
 
 from bench.guide_parts import ROOT, adult_profile
-from bench.pg import database_url, plant_followups, temporary_database
+from bench.pg import admin_url, database_url, plant_followups, temporary_database
 from bot.app import FOLLOWUP_LEASE
 from bot.heartbeat import EVERY as BEAT
 from bot.heartbeat import TTL as LIVENESS
@@ -186,28 +192,87 @@ async def _holding(url: str, worker: str, *, within: float) -> int:
         await store.close()
 
 
-async def wave(url: str, count: int, tmp: Path) -> tuple[float, int, int]:
-    """follow-ups/s, sent, sent twice."""
+@dataclass
+class Wave:
+    """One wave's figures: follow-ups/s from the go to the last send, and per follow-up
+    the CPU of the workers and of their PostgreSQL backends, and what they sent it."""
+
+    per_second: float
+    sent: int
+    twice: int
+    worker_cpu: float  # seconds, all workers
+    server_cpu: float | None  # seconds, their backends (None: not readable here)
+    statements: int
+    commits: int
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU of a process so far (Linux /proc); 0 once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _backend_cpu(database: str) -> dict[int, float] | None:
+    """CPU so far of each PostgreSQL backend connected to `database`, when the server
+    runs on this machine and its processes can be read (else None)."""
+    import psycopg
+
+    with psycopg.connect(admin_url(), autocommit=True) as connection:
+        pids = [
+            row[0]
+            for row in connection.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s", (database,)
+            )
+        ]
+    if not pids or not Path(f"/proc/{pids[0]}/stat").exists():
+        return None
+    return {pid: _cpu_seconds(pid) for pid in pids}
+
+
+async def wave(database: str, count: int, tmp: Path, mode: str = "dispatch") -> Wave:
+    """`mode` "dispatch": the workers run `Dispatcher.run_due`; "floor": the same
+    database work without the engine (bench/worker_proc.py's `FloorEngine`)."""
+    url = database_url(database)
+    tmp.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - before anything runs
     await plant_followups(
         url, "bench", count, datetime.now(UTC) - timedelta(minutes=1), timedelta(seconds=50)
     )
-    go = tmp / "go-wave"
-    outs = [tmp / f"wave-{i}.txt" for i in range(3)]
+    go = tmp / f"go-{mode}"
+    outs = [tmp / f"{mode}-{i}.txt" for i in range(3)]
     # Generous: the workers stop once the time passes; the rate counts to the last send.
-    until = time.time() + START_TIMEOUT + 30 + count / 50
-    procs = [await _spawn("dispatch", url, o, go, 300, until) for o in outs]
+    until = time.time() + START_TIMEOUT + 30 + count / 20
+    procs = [await _spawn(mode, url, o, go, 300, until) for o in outs]
     await _ready(outs)
+    before = _backend_cpu(database)
     began = time.time()
     go.write_text("go")
     while len({who for who, _ in _sent(outs)}) < count and time.time() < until:  # noqa: ASYNC110 - files other processes write
         await asyncio.sleep(0.2)
-    for p in procs:
-        p.send_signal(signal.SIGTERM)
-        await p.wait()
+    after = _backend_cpu(database)
+    go.with_suffix(".stop").write_text("stop")
+    codes = [await p.wait() for p in procs]
+    if any(codes):
+        raise RuntimeError(f"a {mode} worker failed: exit codes {codes}")
     sent = _sent(outs)
     times = Counter(who for who, _ in sent)
     last = max((at for _, at in sent), default=began)
-    return len(times) / max(last - began, 1e-9), len(times), sum(n > 1 for n in times.values())
+    stats = [json.loads(o.with_suffix(".stats").read_text()) for o in outs]
+    server = None
+    if before is not None and after is not None:
+        # A backend opened during the wave counts from its start.
+        server = sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+    return Wave(
+        per_second=len(times) / max(last - began, 1e-9),
+        sent=len(times),
+        twice=sum(n > 1 for n in times.values()),
+        worker_cpu=sum(s["cpu"] for s in stats),
+        server_cpu=server,
+        statements=sum(s["statements"] for s in stats),
+        commits=sum(s["commits"] for s in stats),
+    )
 
 
 def _load() -> str:
@@ -222,7 +287,7 @@ async def run(args: argparse.Namespace) -> None:
         if args.only in (None, "lateness"):
             await _lateness_line(args, tmp)
         if args.only in (None, "wave"):
-            await _wave_line(args, tmp)
+            await _wave_table(args, tmp)
 
 
 async def _turns_table(args: argparse.Namespace, tmp: Path) -> None:
@@ -264,13 +329,41 @@ async def _lateness_line(args: argparse.Namespace, tmp: Path) -> None:
         )
 
 
-async def _wave_line(args: argparse.Namespace, tmp: Path) -> None:
-    print(f"\n(c) wave: {args.wave} follow-ups due at once, 3 workers, caps off")
-    with temporary_database() as database:
-        per_second, sent, twice = await wave(database_url(database), args.wave, tmp)
+async def _wave_table(args: argparse.Namespace, tmp: Path) -> None:
     print(
-        f"{per_second:.0f} follow-ups/s ({sent} sent, {twice} twice; goal 1,000/s)"
-        f"  (load {_load()})"
+        f"\n(c) wave: {args.wave} follow-ups due at once, 3 workers on PostgreSQL, caps off;"
+        f" the floor does the same database work without the engine ({args.rounds} of each,"
+        " alternated)"
+    )
+    print(
+        f"{'':<12}{'fu/s':>7}{'worker CPU':>12}{'PG CPU':>9}{'stmts':>7}{'commits':>9}"
+        f"{'cores at 1,000/s':>18}  load"
+    )
+    print(f"{'':<12}{'':>7}{'ms/fu':>12}{'ms/fu':>9}{'/fu':>7}{'/100 fu':>9}")
+    rates: dict[str, list[float]] = {"floor": [], "dispatch": []}
+    for _ in range(args.rounds):
+        for mode in ("floor", "dispatch"):
+            with temporary_database() as database:
+                w = await wave(database, args.wave, tmp / f"{mode}-{len(rates[mode])}", mode)
+            rates[mode].append(w.per_second)
+            worker = w.worker_cpu / max(w.sent, 1) * 1000
+            server = None if w.server_cpu is None else w.server_cpu / max(w.sent, 1) * 1000
+            # CPU ms per follow-up times 1,000 a second is that many CPU-seconds a second.
+            cores = worker + (server or 0.0)
+            shown = "n/a" if server is None else f"{server:.2f}"
+            name = "floor" if mode == "floor" else "the guide"
+            print(
+                f"{name:<12}{w.per_second:>7.0f}{worker:>12.2f}{shown:>9}"
+                f"{w.statements / max(w.sent, 1):>7.1f}{w.commits / max(w.sent, 1) * 100:>9.1f}"
+                f"{cores:>18.1f}  {_load()}"
+                + (f"  ({w.sent} sent, {w.twice} twice)" if w.twice or w.sent < args.wave else "")
+            )
+    floor = statistics.median(rates["floor"])
+    guide = statistics.median(rates["dispatch"])
+    print(
+        f"the guide's wave at {guide / floor:.2f} of the floor's rate (medians {guide:.0f} and"
+        f" {floor:.0f} follow-ups/s; goal 1,000/s needs the cores above, this machine has"
+        f" {os.cpu_count()} shared)"
     )
 
 
@@ -280,11 +373,14 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=1000, help="follow-ups due a minute")
     parser.add_argument("--minutes", type=float, default=2.0)
     parser.add_argument("--wave", type=int, default=10000)
+    parser.add_argument("--rounds", type=int, default=None, help="waves of each kind in (c)")
     parser.add_argument("--quick", action="store_true", help="a small run, about 2 minutes")
     parser.add_argument("--only", choices=("turns", "lateness", "wave"), default=None)
     args = parser.parse_args()
     if args.quick:
         args.people, args.minutes, args.wave = 30, 0.5, 1000
+    if args.rounds is None:
+        args.rounds = 2 if args.quick else 3
     asyncio.run(run(args))
 
 

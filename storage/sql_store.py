@@ -225,24 +225,28 @@ class SqlStore:
     async def claim_due(
         self, now: datetime, limit: int, platforms: Collection[str] | None = None
     ) -> list[FollowUp]:
+        due = (
+            _pending(select(FollowUpRow.id), platforms)
+            .where(FollowUpRow.due_at <= now)
+            .order_by(FollowUpRow.due_at, FollowUpRow.id)
+            .limit(limit)
+            # PostgreSQL: concurrent dispatchers take different rows instead of
+            # waiting. SQLite ignores it; BEGIN IMMEDIATE serialises them.
+            .with_for_update(skip_locked=True, of=FollowUpRow)
+            # Picked once: PostgreSQL may run an IN subquery again for each row the
+            # UPDATE looks at, and each run skips the rows the UPDATE has just locked
+            # and picks the next ones, so the limit would not hold.
+            .cte("due")
+            .prefix_with("MATERIALIZED")
+        )
         async with self._transaction(background=True) as session:
-            due = _pending(select(FollowUpRow.id), platforms).where(FollowUpRow.due_at <= now)
-            candidates = (
-                await session.scalars(
-                    due.order_by(FollowUpRow.due_at, FollowUpRow.id)
-                    .limit(limit)
-                    # PostgreSQL: concurrent dispatchers take different rows instead of
-                    # waiting. SQLite ignores it; BEGIN IMMEDIATE serialises them.
-                    .with_for_update(skip_locked=True, of=FollowUpRow)
-                )
-            ).all()
-            if not candidates:
-                return []
-            # Re-checking the status keeps the claim exclusive even without row locks.
+            # One statement picks and claims them (a round trip less on PostgreSQL: a
+            # wave claims about as often as it commits a batch). Re-checking the
+            # status keeps the claim exclusive even without row locks.
             claimed = (
                 await session.scalars(
                     update(FollowUpRow)
-                    .where(FollowUpRow.id.in_(candidates), FollowUpRow.status == _PENDING)
+                    .where(FollowUpRow.id.in_(select(due.c.id)), FollowUpRow.status == _PENDING)
                     .values(status=_CLAIMED, claimed_at=now, claimed_by=self.worker, updated_at=now)
                     .returning(FollowUpRow.id)
                 )
