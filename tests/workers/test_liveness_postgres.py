@@ -248,6 +248,43 @@ async def test_a_running_guide_delivers_a_dead_workers_follow_up_at_once(
                 arrivals.changed.clear()
                 await arrivals.changed.wait()
         assert await followup_claim(dead) == ("sent", guide.store.worker)
+        # Its own lease goes with a graceful stop; the dead worker's went at takeover.
+        assert await lease_rows(dead) == {lease_name(guide.store.worker)}
+        await guide.close()
+        assert await lease_rows(dead) == set()
     finally:
         await dead.close()
         await guide.close()
+
+
+async def test_the_heartbeat_asks_for_a_round_when_it_took_claims_over(
+    store_url: str, clock: ManualClock
+) -> None:
+    """Its own way to a round (the notification is the other): called once a dead
+    worker's claims were taken, not for a dead worker that held nothing."""
+    dead = await open_store(store_url, clock=clock)
+    live = await open_store(store_url, clock=clock)
+    rounds: list[int] = []
+    asked = asyncio.Event()
+
+    def round_now() -> None:
+        rounds.append(1)
+        asked.set()
+
+    heartbeat = Heartbeat(live, every=0.01)
+    try:
+        await WorkerLiveness(dead, timedelta(milliseconds=1)).beat()
+        await asyncio.sleep(0.01)
+        await heartbeat.start(round_now)
+        assert rounds == []  # the dead worker held nothing
+        # Its row first, then its lease (lapsing at once): nothing to take before.
+        await onboard(dead, clock, ADDRESS)
+        async with dead.session() as s:
+            await s.enqueue_outbound(USER, ADDRESS, [Outbound("hi")], clock.now())
+        await WorkerLiveness(dead, timedelta(milliseconds=1)).beat()
+        await asyncio.wait_for(asked.wait(), 30)
+        assert await outbox_claims(live) == [""]
+    finally:
+        await heartbeat.close()
+        await live.close()
+        await dead.close()
