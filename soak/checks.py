@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -47,6 +48,31 @@ class Verdict:
 
     def add(self, check: str, message: str) -> None:
         self.violations.append(f"[{check}] {message}")
+
+
+def crash_window(
+    owed: dict[int, list[tuple[datetime, str]]],
+    shown: dict[int, list[Post]],
+    wall_to_monotonic: Callable[[float], float],
+) -> dict[int, list[str]]:
+    """A kill's crash window: of the rows the process still owed when it died
+    (`owed`, per chat (written at, text), read right after the kill: a live worker
+    takes them over once the dead one's liveness lease lapses, and may have sent
+    them by the time slow requests have landed), those whose text the chat had
+    received by now (`shown`). A row matches a post with its text that arrived
+    after the row was written (less a second for the clocks), each post one row."""
+    window: dict[int, list[str]] = {}
+    for chat, pending in owed.items():
+        taken = list(shown.get(chat, []))
+        for created, text in pending:
+            after = wall_to_monotonic(created.timestamp()) - 1.0
+            match = next(
+                (p for p in taken if p.text.strip() == text.strip() and p.at >= after), None
+            )
+            if match is not None:
+                taken.remove(match)
+                window.setdefault(chat, []).append(text)
+    return window
 
 
 def first_words(text: str, n: int = 40) -> str:
@@ -497,4 +523,13 @@ def _markers(person: Person) -> list[str]:
     return [w for t in person.typed for w in t.split() if w.startswith("soakword")]
 
 
-__all__ = ["Kill", "Verdict", "cap", "check", "json", "markers_in_files", "markers_in_rows"]
+__all__ = [
+    "Kill",
+    "Verdict",
+    "cap",
+    "check",
+    "crash_window",
+    "json",
+    "markers_in_files",
+    "markers_in_rows",
+]

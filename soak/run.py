@@ -28,7 +28,15 @@ import yaml
 
 from dialogs.content import Content, load_content
 from dialogs.store import FollowUpRequest, Profile, UserKey
-from soak.checks import Kill, Verdict, cap, check, markers_in_files, markers_in_rows
+from soak.checks import (
+    Kill,
+    Verdict,
+    cap,
+    check,
+    crash_window,
+    markers_in_files,
+    markers_in_rows,
+)
 from soak.guide import ROOT, WEBHOOK_SECRET, GuideProcess
 from soak.people import Activity, Person
 from soak.postgres import drop_schema, new_schema
@@ -401,10 +409,14 @@ class Soak:
         assert victim is not None
         await victim.kill()
         kill = Kill(time.monotonic(), in_window, self.guides.index(victim))
+        # What it still owed, read at once: a live worker takes its rows over when its
+        # liveness lease lapses, up to 5 s after its last renewal, which on a loaded
+        # machine can come before the wait below ends.
+        owed = pending_texts(self.db, claimed_by=victim.worker_id if self.o.webhook else None)
         # A request already on its way may still arrive (a slow answer): the window
         # is what the chat holds once those have landed.
         await asyncio.sleep(self.o.chaos.slow_seconds + 0.5)
-        kill.window = self._window(victim.worker_id if self.o.webhook else None)
+        kill.window = crash_window(owed, posts(self.fake), self.wall_to_monotonic)
         self.kills.append(kill)
         self.fake.faults.clear()
         self.fake.release()
@@ -443,26 +455,6 @@ class Soak:
                     if guide.running and guide.worker_id == row["claimed_by"]:
                         return guide
         return None
-
-    def _window(self, worker: str | None) -> dict[int, list[str]]:
-        """Rows pending at the kill that the chat already received (with several
-        workers, the killed worker's rows): each may come twice. A row matches a post
-        with its text that arrived after the row was written, each post at most one
-        row."""
-        shown = posts(self.fake)
-        window: dict[int, list[str]] = {}
-        for chat, pending in pending_texts(self.db, claimed_by=worker).items():
-            taken = [p for p in shown.get(chat, [])]
-            for created, text in pending:
-                after = self.wall_to_monotonic(created.timestamp()) - 1.0
-                match = next(
-                    (p for p in taken if p.text.strip() == text.strip() and p.at >= after),
-                    None,
-                )
-                if match is not None:
-                    taken.remove(match)
-                    window.setdefault(chat, []).append(text)
-        return window
 
     def wall_to_monotonic(self, wall: float) -> float:
         return wall - self.clock_offset

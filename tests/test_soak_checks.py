@@ -3,8 +3,17 @@ is for and nothing else."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
 from soak.checks import Verdict, opening_arrivals, order
 from soak.records import Post
+from soak.run import Options, Soak
+from tests.telegram.fake_bot_api import Call, FakeBotAPI
 
 CHAT = 5013
 FORGET_DONE = "Done. Everything I kept about you is del"
@@ -48,3 +57,56 @@ def test_an_opening_with_buttons_counts_distinct_turns_exactly() -> None:
     asked, again, next_one = post("Checking in", 4), post("Checking in", 4), post("Checking in", 9)
     assert opening_arrivals([asked, again], "Checking in", 1, 0) is None
     assert opening_arrivals([asked, again, next_one], "Checking in", 1, 5) is not None
+
+
+class OwedRows:
+    """The run's database as the kill sees it: the dead worker's pending rows, until a
+    live worker takes them over."""
+
+    def __init__(self, chat: int, text: str, written: datetime) -> None:
+        self.pending = [
+            {"chat_id": str(chat), "created_at": written, "message": json.dumps({"text": text})}
+        ]
+
+    def take_over(self) -> None:
+        self.pending = []
+
+    def rows(self, query: str, **params: Any) -> list[dict[str, Any]]:
+        assert "status = 'pending'" in query and params == {"worker": "dead"}
+        return self.pending
+
+
+async def test_a_kill_s_window_holds_what_the_dead_worker_owed_though_taken_over_since() -> None:
+    # A live worker takes a dead one's rows over once its liveness lease lapses: 5 s
+    # after its last renewal, so sooner after the kill when that renewal came late,
+    # and possibly before the slow requests have landed and the window is measured.
+    # Read then, the row was gone, and its second post counted as a duplicate beyond
+    # every crash window.
+    text = "How loud is it inside right now?"
+    db = OwedRows(CHAT, text, datetime.now(UTC))
+    fake = FakeBotAPI()
+    fake.calls.append(Call("sendMessage", {"chat_id": CHAT, "text": text}, 200, time.monotonic()))
+
+    async def killed() -> None:
+        asyncio.get_running_loop().call_later(0.1, db.take_over)
+
+    async def restart(guide: Any) -> None:
+        return None
+
+    victim = SimpleNamespace(worker_id="dead", kill=killed)
+    soak: Any = Soak.__new__(Soak)
+    soak.o = Options(postgres="postgresql://unused", workers=2)
+    soak.o.chaos.slow_seconds = 0.0
+    soak.fake, soak.db, soak.guides = fake, db, [victim]
+    soak.kills, soak.restarts = [], set()
+    soak.clock_offset = time.time() - time.monotonic()
+    soak._restart = restart
+
+    async def chosen(until: float) -> Any:
+        return victim
+
+    soak._victim = chosen
+    await Soak._kill_once(soak, in_window=False)
+    await asyncio.gather(*soak.restarts)
+    assert db.pending == []  # taken over before the window was measured
+    assert [k.window for k in soak.kills] == [{CHAT: [text]}]
