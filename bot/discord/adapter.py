@@ -43,8 +43,9 @@ from bot.discord.client import GuideClient, choice_view, group_view, is_dm
 from bot.discord.commands import build_commands
 from bot.discord.dms import DmOpener
 from bot.discord.gateway import ClientGateway
+from bot.discord.identify import identify_gate
 from bot.discord.intake import EVENT_GRACE, Intake
-from bot.discord.lease import GatewayKeeper, LeaseHolder, Timing, gateway_lease
+from bot.discord.lease import GatewayKeeper, LeaseHolder, Timing, gateway_lease, holder_name
 from bot.discord.queue import DiscordQueue
 from bot.discord.reflection import (
     is_facilitator,
@@ -158,7 +159,11 @@ class DiscordAdapter:
             clients = [self.make_client(shard) for shard in shards]
             for client in clients:
                 await self._log_in(client, token.get_secret_value())
+            # One gate for all this worker's shards, spacing their IDENTIFYs with
+            # every other worker's (bot.discord.identify).
+            gate = identify_gate(self._guide.store, holder_name(), self._timing.identify_every)
             for shard, client in zip(shards, clients, strict=True):
+                client.identify_gate = gate
                 gateway = ClientGateway(client, ready_timeout=self._ready_timeout)
                 lease = self._lease if shard == 0 and self._lease is not None else None
                 lease = lease or gateway_lease(self._guide.store, self._timing, shard)

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import discord
 from discord import app_commands
 
+from bot.discord.identify import IdentifyGate
 from bot.discord.render import MAX_BUTTONS, button_label
 from bot.discord.sync import sync_if_changed
 from dialogs.events import Choice, Command
@@ -204,6 +205,9 @@ class GuideClient(discord.Client):
         # Set by each READY, cleared when this worker closes its gateway
         # (bot.discord.gateway); discord.py's own readiness stays set once reached.
         self.gateway_ready = asyncio.Event()
+        # Spaces this bot's IDENTIFYs across workers (bot.discord.identify); None:
+        # discord.py's own hook.
+        self.identify_gate: IdentifyGate | None = None
 
     async def setup_hook(self) -> None:
         # Runs inside login, before the gateway connects: every button the guide ever
@@ -217,6 +221,14 @@ class GuideClient(discord.Client):
             # A guild's commands update at once; global ones can take a while to appear.
             self.tree.copy_global_to(guild=guild)
         await sync_if_changed(self.tree, guild)
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        # discord.py's default sleeps 5 s before a reconnect's IDENTIFY, for this
+        # client alone; the gate spaces every shard's, on every worker.
+        if self.identify_gate is None:
+            await super().before_identify_hook(shard_id, initial=initial)
+            return
+        await self.identify_gate.wait_turn(shard_id or 0)
 
     async def on_ready(self) -> None:
         self.gateway_ready.set()

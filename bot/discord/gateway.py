@@ -37,6 +37,9 @@ class ClientGateway:
         `SetupError` if it refuses or does not answer in time."""
         client = self._client
         client.gateway_ready.clear()
+        gate = client.identify_gate
+        if gate is not None:
+            gate.expect(client.shard)
         connection = self._connection = asyncio.create_task(
             client.connect(), name="discord-gateway"
         )
@@ -49,6 +52,10 @@ class ClientGateway:
                 return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
+            if gate is not None:
+                # Identified by now, or failed before: either way no longer ahead
+                # of the higher shards at the gate.
+                gate.forget(client.shard)
             ready.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ready

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
+from bot.discord.identify import SPACING as IDENTIFY_SPACING
 from storage import SqlStore
 from storage.leases import Leases
 
@@ -51,7 +52,8 @@ def holder_name() -> str:
 
 @dataclass(frozen=True)
 class Timing:
-    """Seconds. Worst-case takeover after a holder dies: `ttl` + `retry_every`."""
+    """Seconds. Worst-case takeover after a holder dies: `ttl` + `retry_every`, and
+    `identify_every` more for each shard identified before it (bot.discord.identify)."""
 
     ttl: float = 10.0
     renew_every: float = 2.0
@@ -61,6 +63,8 @@ class Timing:
     # After the gateway itself failed (refused, or never ready): wait this long
     # before this worker asks again, so another one gets its turn.
     failure_backoff: float = 30.0
+    # Between two IDENTIFYs of this bot, across every worker (bot.discord.identify).
+    identify_every: float = IDENTIFY_SPACING
 
     def __post_init__(self) -> None:
         if not 0 < self.renew_every < self.ttl - self.margin or self.margin <= 0:

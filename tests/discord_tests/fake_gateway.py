@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -32,6 +33,26 @@ def refusal(status: int, code: int, message: str) -> discord.HTTPException:
 
 
 @dataclass
+class Identifies:
+    """The IDENTIFYs Discord saw from one bot, whichever worker sent them: with
+    `every` set, one sooner than that after the last accepted is refused (an invalid
+    session, as Discord answers one over its limit of one per 5 s)."""
+
+    every: float | None = None
+    # (monotonic time, [shard id, shard count] or None), in order.
+    accepted: list[tuple[float, list[int] | None]] = field(default_factory=list)
+    refused: list[tuple[float, list[int] | None]] = field(default_factory=list)
+
+    def admit(self, shard: list[int] | None) -> bool:
+        now = time.monotonic()
+        if self.every is not None and self.accepted and now - self.accepted[-1][0] < self.every:
+            self.refused.append((now, shard))
+            return False
+        self.accepted.append((now, shard))
+        return True
+
+
+@dataclass
 class Script:
     """How the fake Discord behaves this time."""
 
@@ -49,6 +70,8 @@ class Script:
     posted: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     # Every gateway connection opened, in order (each shard's client opens its own).
     sockets: list[FakeSocket] = field(default_factory=list)
+    # Shared by the scripts of workers that are one bot.
+    identifies: Identifies = field(default_factory=Identifies)
 
 
 class FakeSocket:
@@ -91,6 +114,9 @@ class FakeSocket:
             if self._script.close_on_identify is not None:
                 self.close_code = self._script.close_on_identify
                 self._inbox.put_nowait(aiohttp.WSMessage(aiohttp.WSMsgType.CLOSE, None, None))
+                return
+            if not self._script.identifies.admit(payload["d"].get("shard")):
+                self._push({"op": 9, "d": False})
                 return
             self.shard = payload["d"].get("shard")
             ready = {"v": 10, "user": BOT_USER, "guilds": [], "session_id": "s1",
