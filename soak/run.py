@@ -14,8 +14,10 @@ checked at the fake across all workers."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import random
 import tempfile
 import time
@@ -142,6 +144,8 @@ class Soak:
         self.fake = FakeBotAPI()
         self.activity = Activity()
         self.fake.on_call = self.activity.on_call
+        # Which workers held each client port the fake's calls came from (calls.jsonl).
+        self.peer_worker: dict[int, set[str]] = {}
         self.content: Content = load_content(ROOT / "content")
         self.zone = daytime_zone(datetime.now(UTC))
         count = options.workers if options.webhook else 1
@@ -157,6 +161,7 @@ class Soak:
             for n in range(count)
         ]
         self.restarts: set[asyncio.Task[None]] = set()
+        self.watching: asyncio.Task[None] | None = None
         # The wave: chat -> when its follow-up was due.
         self.wave_due: dict[int, datetime] = {}
         self.people: list[Person] = []
@@ -174,9 +179,10 @@ class Soak:
             try:
                 await self._run()
             finally:
-                for task in self.restarts:
+                watching = [self.watching] if self.watching is not None else []
+                for task in [*self.restarts, *watching]:
                     task.cancel()
-                await asyncio.gather(*self.restarts, return_exceptions=True)
+                await asyncio.gather(*self.restarts, *watching, return_exceptions=True)
                 for guide in self.guides:
                     if guide.running:
                         await guide.kill()
@@ -207,6 +213,7 @@ class Soak:
                     "chat": call.chat_id,
                     "status": call.status,
                     "lost": id(call) in lost,
+                    "worker": " or ".join(sorted(self.peer_worker.get(call.peer or 0, ()))),
                     "text": str(call.params.get("text", ""))[:60],
                     "data": data or call.params.get("callback_query_id"),
                 }
@@ -237,6 +244,7 @@ class Soak:
         if self.o.webhook:
             self.fake.deliver_by_webhook([g.hook for g in self.guides], WEBHOOK_SECRET)
         await asyncio.gather(*(guide.start() for guide in self.guides))
+        self.watching = asyncio.get_running_loop().create_task(self._watch_sockets())
         await self._plant_wave()
         self.fake.chaos = self.o.chaos
         began = time.monotonic()
@@ -439,6 +447,20 @@ class Soak:
             except RuntimeError as exc:
                 log.warning("worker restart failed: %s", exc)
 
+    async def _watch_sockets(self) -> None:
+        """Every second, which live worker holds which client port: calls.jsonl then
+        says who made each call (a connection open under a second may go unseen), so
+        a duplicate shows whose sends it came from. Read from /proc off the loop."""
+        while True:
+            live = [
+                (f"{n}:{g.worker_id}", g.process.pid)
+                for n, g in enumerate(self.guides)
+                if g.running and getattr(g, "process", None) is not None
+            ]
+            for port, worker in await asyncio.to_thread(ports_of, live):
+                self.peer_worker.setdefault(port, set()).add(worker)
+            await asyncio.sleep(1.0)
+
     def _holder(self, call: Any) -> GuideProcess | None:
         """The live process whose outbox row the held call is sending."""
         if not self.o.webhook:
@@ -527,6 +549,27 @@ class Soak:
         f["restarts"] = sum(g.starts for g in self.guides) - len(self.guides)
         f["violations"] = len(verdict.violations)
         return verdict
+
+
+def ports_of(processes: list[tuple[str, int]]) -> list[tuple[int, str]]:
+    """(local TCP port, name) of each socket the named processes hold (Linux /proc)."""
+    inodes: dict[str, str] = {}
+    for name, pid in processes:
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if target.startswith("socket:["):
+                        inodes[target[8:-1]] = name
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as lines:
+            next(lines)
+            for line in lines:
+                fields = line.split()
+                if fields[9] in inodes:
+                    found.append((int(fields[1].rsplit(":", 1)[1], 16), inodes[fields[9]]))
+    return found
 
 
 def config_yaml(options: Options) -> str:

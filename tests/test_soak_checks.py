@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import time
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -12,8 +14,8 @@ from typing import Any
 
 from soak.checks import Verdict, opening_arrivals, order
 from soak.records import Post
-from soak.run import Options, Soak
-from tests.telegram.fake_bot_api import Call, FakeBotAPI
+from soak.run import Options, Soak, ports_of
+from tests.telegram.fake_bot_api import DEFAULT_TOKEN, Call, FakeBotAPI
 
 CHAT = 5013
 FORGET_DONE = "Done. Everything I kept about you is del"
@@ -110,3 +112,32 @@ async def test_a_kill_s_window_holds_what_the_dead_worker_owed_though_taken_over
     await asyncio.gather(*soak.restarts)
     assert db.pending == []  # taken over before the window was measured
     assert [k.window for k in soak.kills] == [{CHAT: [text]}]
+
+
+async def test_the_record_says_which_worker_made_each_call() -> None:
+    # Another process plays the worker: its connection's port is the fake's record of
+    # who called; the port this process's fake serves on is not its.
+    fake = FakeBotAPI()
+    await fake.start()
+    url = f"{fake.base_url}{DEFAULT_TOKEN}/getMe"
+    seen: list[tuple[int, str]] = []
+    try:
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            "import sys, httpx\nwith httpx.Client() as c:\n"
+            "    c.post(sys.argv[1]); sys.stdin.readline(); c.post(sys.argv[1])",
+            url,
+            stdin=asyncio.subprocess.PIPE,
+        )
+        await fake.wait_for(lambda: fake.calls, within=30)
+        seen = await asyncio.to_thread(ports_of, [("0:w1", worker.pid), ("1:me", os.getpid())])
+        assert worker.stdin is not None
+        worker.stdin.write(b"go\n")
+        assert await asyncio.wait_for(worker.wait(), 30) == 0
+    finally:
+        await fake.stop()
+    [port] = {call.peer for call in fake.calls}
+    assert len(fake.calls) == 2 and port is not None
+    assert (port, "0:w1") in seen
+    assert (fake.port, "1:me") in seen and (port, "1:me") not in seen

@@ -28,6 +28,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -62,6 +63,8 @@ _RIGHTS = (
 )
 # Methods a catch-all fault leaves alone: polling keeps working through a send storm.
 _HOUSEKEEPING = frozenset({"getUpdates", "getMe", "deleteWebhook", "setWebhook"})
+# The client's port of the call being served (its connection's task).
+_PEER: ContextVar[int | None] = ContextVar("peer", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,8 @@ class Call:
     params: dict[str, Any]
     status: int
     at: float
+    # The client's TCP port: with several client processes, which one called.
+    peer: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -477,6 +482,9 @@ class FakeBotAPI:
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
+        peername = request.transport.get_extra_info("peername") if request.transport else None
+        peer = peername[1] if isinstance(peername, tuple) else None
+        _PEER.set(peer)
         if request.match_info["token"] != self.token:
             return _error(401, "Unauthorized")
         params = await _params(request)
@@ -577,7 +585,7 @@ class FakeBotAPI:
         return _error(503, "Service Unavailable")
 
     def _record(self, method: str, params: dict[str, Any], status: int) -> Call:
-        call = Call(method, params, status, time.monotonic())
+        call = Call(method, params, status, time.monotonic(), _PEER.get())
         self.calls.append(call)
         self._notify()
         return call
