@@ -22,7 +22,17 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, exists, insert, null, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    bindparam,
+    exists,
+    insert,
+    literal,
+    null,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.delivery import BEHIND_AN_EARLIER_ROW
@@ -31,7 +41,7 @@ from dialogs.store import ChatTurn, OutboundKind, OutboundRow, OutboundStatus
 from storage.crypto import ENCRYPTED_KEY, VariableCipher
 from storage.dialect_insert import insert_for
 from storage.errors import StorageError
-from storage.models import ConversationRow, OutboundChatRow
+from storage.models import ConversationRow, LeaseRow, OutboundChatRow
 from storage.models import OutboundRow as OutboundTableRow
 from storage.outbound_json import outbound_from_json, outbound_to_json
 
@@ -282,6 +292,25 @@ async def select_rows(
     return [row_from(tuple(row), cipher) for row in result]
 
 
+# A worker's liveness lease is named so (storage/liveness.py, `lease_name`).
+LIVENESS_PREFIX = "worker:"
+
+
+def claimer_alive(now: datetime) -> ColumnElement[bool]:
+    """Whether a row's claimer holds an unexpired liveness lease (storage/liveness.py).
+    Such a worker's rows are never taken for their time lease: a live worker's send
+    may rightly wait longer than the 30 s (a wave's messages behind the cap), and
+    taken meanwhile, a row went out twice, once from each worker (a three-worker
+    soak, seed 2). Its heartbeat's lapse frees them instead, in seconds."""
+    return exists(
+        select(LeaseRow.name).where(
+            LeaseRow.name == literal(LIVENESS_PREFIX) + OUTBOUND.c.claimed_by,
+            LeaseRow.holder == OUTBOUND.c.claimed_by,
+            LeaseRow.expires_at > now,
+        )
+    )
+
+
 async def take_chat(
     session: AsyncSession,
     address: Address,
@@ -301,7 +330,12 @@ async def take_chat(
     one (the first moves `claimed_at` out of the second's condition)."""
     found = (
         await session.execute(
-            select(OUTBOUND.c.id, OUTBOUND.c.claimed_by, OUTBOUND.c.claimed_at)
+            select(
+                OUTBOUND.c.id,
+                OUTBOUND.c.claimed_by,
+                OUTBOUND.c.claimed_at,
+                claimer_alive(now).label("alive"),
+            )
             .where(for_address(address), OUTBOUND.c.status == PENDING, OUTBOUND.c.seq <= up_to)
             .order_by(OUTBOUND.c.seq)
         )
@@ -309,7 +343,7 @@ async def take_chat(
     stale = now - lease
     takeable: list[int] = []
     behind_own = False
-    for id_, claimed_by, claimed_at in found:
+    for id_, claimed_by, claimed_at, alive in found:
         if id_ in elsewhere:
             break
         if claimed_by == worker and claimed_at >= stale and id_ not in have and id_ not in known:
@@ -317,11 +351,11 @@ async def take_chat(
             # sent, or marked instead (a toast, a Discord interaction's own reply).
             behind_own = True
             break
-        if not (claimed_by in (worker, nobody) or claimed_at < stale):
+        if not (claimed_by in (worker, nobody) or (claimed_at < stale and not alive)):
             break
         takeable.append(id_)
     if any(id_ not in have for id_ in takeable) or any(
-        claimed_by != worker for _, claimed_by, _ in found[: len(takeable)]
+        claimed_by != worker for _, claimed_by, _, _ in found[: len(takeable)]
     ):
         # Someone else's, or read back: claim them now, so no other process's sweep
         # takes them while they go.
@@ -333,7 +367,7 @@ async def take_chat(
                         OUTBOUND.c.id.in_(takeable),
                         OUTBOUND.c.status == PENDING,
                         OUTBOUND.c.claimed_by.in_((worker, nobody))
-                        | (OUTBOUND.c.claimed_at < stale),
+                        | ((OUTBOUND.c.claimed_at < stale) & ~claimer_alive(now)),
                     )
                     .values(claimed_at=now, claimed_by=worker, updated_at=now)
                     .returning(OUTBOUND.c.id)
@@ -349,7 +383,7 @@ async def take_chat(
     # past their lease): not if the person's conversation has moved on since.
     resent = [
         id_
-        for id_, claimed_by, claimed_at in found[: len(takeable)]
+        for id_, claimed_by, claimed_at, _ in found[: len(takeable)]
         if id_ not in have and (claimed_by != worker or claimed_at < stale)
     ]
     superseded = await supersede_moved_on(session, resent, now)
@@ -360,7 +394,9 @@ async def take_chat(
     }
     return ChatTurn(
         rows=tuple(have[id_] if id_ in have else read[id_] for id_ in takeable),
-        waiting=tuple(id_ for id_, claimed_by, _ in waiting_rows if claimed_by in (worker, nobody)),
+        waiting=tuple(
+            id_ for id_, claimed_by, _, _ in waiting_rows if claimed_by in (worker, nobody)
+        ),
         waiting_behind=waiting_rows[0][0] if waiting_rows else None,
         behind_own=behind_own and bool(waiting_rows),
         superseded=tuple(sorted(superseded)),

@@ -63,6 +63,7 @@ from storage.notify import announce_followup, announce_unsent
 from storage.outbound_rows import (
     OUTBOUND,
     PENDING,
+    claimer_alive,
     select_rows,
     supersede_moved_on,
     take_chat,
@@ -382,7 +383,11 @@ class SqlStore:
         sending them right now, so they wait out the lease."""
         if not platforms:
             return []
-        stale = (OUTBOUND.c.claimed_at < now - lease) | (OUTBOUND.c.claimed_by == NOBODY)
+        # Another worker's row only once its lease is over and that worker is not
+        # alive (claimer_alive): a live one's send may wait longer than the lease.
+        over = OUTBOUND.c.claimed_at < now - lease
+        mine_or_dead = (OUTBOUND.c.claimed_by == self.worker) | ~claimer_alive(now)
+        stale = (over & mine_or_dead) | (OUTBOUND.c.claimed_by == NOBODY)
         if startup and self._engine.dialect.name == "sqlite":
             stale = stale | (OUTBOUND.c.claimed_by != self.worker)
         wanted = (OUTBOUND.c.status == PENDING) & OUTBOUND.c.platform.in_(platforms) & stale
