@@ -13,7 +13,9 @@ platform and has not handled yet.
   one first. A row taken too often (its worker keeps dying) is dropped instead.
 - `renew` keeps a lease alive while the rows are handled; `finish` deletes handled
   rows (typed text is kept no longer than its handling) and moves the person's
-  `users.last_update_id` forward, never back; `release` hands back a stopping
+  `users.last_update_id` forward, never back; `finish_and_claim` does that and
+  claims the person's rows stored meanwhile in the same transaction (a drain's
+  next claim, without a transaction of its own); `release` hands back a stopping
   worker's claims; `waiting` names the people whose rows nobody is handling (no
   claim, or a dead worker's lease), for every worker's sweep.
 """
@@ -27,6 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, and_, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.crypto import UnreadableData, open_value, seal_value
 from storage.dialect_insert import insert_for
@@ -133,53 +136,66 @@ class InboxRows:
     async def claim(self, person: str, now: datetime, lease: timedelta) -> list[InboxItem]:
         """This person's rows, oldest first, now held by this worker until `now +
         lease`; [] when there are none or another worker's lease is live."""
-        mine = INBOX.c.platform == self._platform
         async with self._store.transaction() as session:
-            rows = (
-                await session.execute(
-                    select(
-                        INBOX.c.id,
-                        INBOX.c.update_id,
-                        INBOX.c.claimed_by,
-                        INBOX.c.lease_until,
-                        INBOX.c.attempts,
-                        INBOX.c.body,
-                    )
-                    .where(mine, INBOX.c.person == person)
-                    .order_by(INBOX.c.update_id)
-                    .with_for_update()
-                )
-            ).all()
-            if any(
-                row.claimed_by not in (None, self.worker)
-                and row.lease_until is not None
-                and row.lease_until > now
-                for row in rows
-            ):
-                return []
-            worn = [row.id for row in rows if row.attempts >= self._max_attempts]
-            taken = [row for row in rows if row.attempts < self._max_attempts]
-            if worn:
-                log.error(
-                    "inbox updates dropped after %d attempts count=%d", MAX_ATTEMPTS, len(worn)
-                )
-                await session.execute(delete(INBOX).where(INBOX.c.id.in_(worn)))
-            if not taken:
-                return []
+            rows = await self._lock_person(session, person)
+            return await self._claim_rows(session, person, now, lease, rows)
+
+    async def _lock_person(self, session: AsyncSession, person: str) -> Sequence[Any]:
+        """All of the person's rows, locked oldest first (a claim and a delete that
+        claims again lock them in the same order, so they wait, never deadlock)."""
+        mine = INBOX.c.platform == self._platform
+        return (
             await session.execute(
-                update(INBOX)
-                .where(INBOX.c.id.in_([row.id for row in taken]))
-                .values(
-                    claimed_by=self.worker,
-                    lease_until=now + lease,
-                    attempts=INBOX.c.attempts + 1,
+                select(
+                    INBOX.c.id,
+                    INBOX.c.update_id,
+                    INBOX.c.claimed_by,
+                    INBOX.c.lease_until,
+                    INBOX.c.attempts,
+                    INBOX.c.body,
                 )
+                .where(mine, INBOX.c.person == person)
+                .order_by(INBOX.c.update_id)
+                .with_for_update()
             )
-            last = await session.scalar(
-                select(USERS.c.last_update_id).where(
-                    USERS.c.platform == self._platform, USERS.c.platform_user_id == person
-                )
+        ).all()
+
+    async def _claim_rows(
+        self,
+        session: AsyncSession,
+        person: str,
+        now: datetime,
+        lease: timedelta,
+        rows: Sequence[Any],
+    ) -> list[InboxItem]:
+        if any(
+            row.claimed_by not in (None, self.worker)
+            and row.lease_until is not None
+            and row.lease_until > now
+            for row in rows
+        ):
+            return []
+        worn = [row.id for row in rows if row.attempts >= self._max_attempts]
+        taken = [row for row in rows if row.attempts < self._max_attempts]
+        if worn:
+            log.error("inbox updates dropped after %d attempts count=%d", MAX_ATTEMPTS, len(worn))
+            await session.execute(delete(INBOX).where(INBOX.c.id.in_(worn)))
+        if not taken:
+            return []
+        await session.execute(
+            update(INBOX)
+            .where(INBOX.c.id.in_([row.id for row in taken]))
+            .values(
+                claimed_by=self.worker,
+                lease_until=now + lease,
+                attempts=INBOX.c.attempts + 1,
             )
+        )
+        last = await session.scalar(
+            select(USERS.c.last_update_id).where(
+                USERS.c.platform == self._platform, USERS.c.platform_user_id == person
+            )
+        )
         items = []
         for row in taken:
             try:
@@ -208,13 +224,26 @@ class InboxRows:
         """Delete handled rows (whoever holds them now: a worker that took one over
         after a stalled lease finds it claimed as an event already handled) and move
         the person's last update id forward."""
-        if not items:
-            return
+        await self.finish_and_claim(items, None)
+
+    async def finish_and_claim(
+        self, items: Sequence[InboxItem], then: tuple[str, datetime, timedelta] | None
+    ) -> list[InboxItem]:
+        """`finish`, then, in the same transaction, `claim` (person, now, lease) when
+        `then` is given: the person's rows stored while these were handled. One
+        transaction where a drain used to run two, the second mostly finding none."""
         newest: dict[str, int] = {}
         for item in items:
             newest[item.person] = max(newest.get(item.person, item.update_id), item.update_id)
+        if not items and then is None:
+            return []
+        handled = {item.id for item in items}
         async with self._store.transaction() as session:
-            await session.execute(delete(INBOX).where(INBOX.c.id.in_([i.id for i in items])))
+            # Locked before any is deleted, as `claim` locks them: a worker claiming
+            # a late (older) row it stored meanwhile waits for this one.
+            rows = [] if then is None else await self._lock_person(session, then[0])
+            if items:
+                await session.execute(delete(INBOX).where(INBOX.c.id.in_([i.id for i in items])))
             for person, update_id in newest.items():
                 await session.execute(
                     update(USERS)
@@ -225,9 +254,13 @@ class InboxRows:
                     )
                     .values(last_update_id=update_id)
                 )
-        # Deleted rows may have held typed text: out of SQLite's WAL too (secure_delete
-        # zeroes them in the file).
-        await self._store.checkpoint()
+            left = [row for row in rows if row.id not in handled]
+            claimed = [] if then is None else await self._claim_rows(session, *then, left)
+        if items:
+            # Deleted rows may have held typed text: out of SQLite's WAL too
+            # (secure_delete zeroes them in the file).
+            await self._store.checkpoint()
+        return claimed
 
     async def release(self) -> int:
         """Hand back every claim of this worker (it is stopping): others take them at

@@ -290,7 +290,8 @@ class TelegramAdapter:
 
         async def accept(body: dict[str, Any], update: Update) -> None:
             person = person_key(update)
-            await inbox.receive(body, update.update_id, "" if person is None else str(person))
+            who = "" if person is None else str(person)
+            await inbox.receive(body, update.update_id, who, parsed=update)
 
         server = WebhookServer(
             application,

@@ -13,9 +13,9 @@ database, and any of them may receive any update:
    unless another worker's lease on them is live, in which case that worker drains
    them, this one included), hands them to the update processor in that order (the
    processor's per-person queue runs them one at a time and lets a crisis signal go
-   first), renews the lease meanwhile, and deletes each batch once handled. It
-   claims again until nothing is left, so a row stored while it worked is not
-   stranded.
+   first), renews the lease meanwhile, and deletes each batch once handled. The
+   delete's transaction claims again, until nothing is left, so a row stored while
+   it worked is not stranded.
 3. A sweep on every worker (`sweep_every`) drains the people whose rows nobody is
    handling: a dead worker's, once its lease has run out, and rows whose receiver
    died before claiming them.
@@ -52,6 +52,9 @@ SWEEP_EVERY = 2.0
 # Rows not claimed this long after they were stored are taken by the sweep (the
 # worker that stored them died before claiming them).
 UNCLAIMED_GRACE = timedelta(seconds=2)
+# Updates received and parsed here, kept until handled here; those another worker
+# handles are forgotten past this many.
+PARSED_KEPT = 1024
 
 Handle = Callable[[Any], Awaitable[None]]
 Decode = Callable[[dict[str, Any]], Any]
@@ -85,6 +88,8 @@ class WebhookInbox:
         self._finish_within = finish_within
         # Person -> whether more may have arrived since their drain last claimed.
         self._draining: dict[str, bool] = {}
+        # Update id -> the update as the webhook server parsed it, oldest first.
+        self._parsed: dict[int, Any] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
@@ -117,12 +122,21 @@ class WebhookInbox:
                 self.nudge(person)
             await asyncio.wait(set(self._tasks))
 
-    async def receive(self, body: dict[str, Any], update_id: int, person: str) -> None:
+    async def receive(
+        self, body: dict[str, Any], update_id: int, person: str, parsed: Any = None
+    ) -> None:
         """Store an update; raises if it could not be stored (the server then answers
-        an error, and Telegram sends the update again)."""
+        an error, and Telegram sends the update again). `parsed`, the update the
+        server already decoded from `body`, is handled instead of decoding it again
+        if this worker is the one to handle it."""
         stored = await self._rows.put(update_id, person, body, self._clock.now())
         if stored:
             self.received += 1
+        if parsed is not None:
+            self._parsed[update_id] = parsed
+            if len(self._parsed) > PARSED_KEPT:
+                # Another worker handled it (or will): no longer worth the memory.
+                del self._parsed[next(iter(self._parsed))]
         # A redelivery that is still stored is drained like a new one; one already
         # handled and deleted meets processed_events and changes nothing.
         self.nudge(person)
@@ -145,10 +159,15 @@ class WebhookInbox:
             while not self._stopping and self._draining.get(person):
                 self._draining[person] = False
                 items = await self._rows.claim(person, self._clock.now(), self._lease)
-                if items:
+                while items:
                     await self._handle_items(items)
-                    await self._rows.finish(items)
-                    self._draining[person] = True  # claim again: more may be waiting
+                    # The delete claims again in its own transaction: it sees every row
+                    # stored before it began (another worker's too, which found this
+                    # worker's lease live and left its row here). A nudge after this
+                    # line is for a row it may miss, so the outer loop claims once more.
+                    self._draining[person] = False
+                    then = None if self._stopping else (person, self._clock.now(), self._lease)
+                    items = await self._rows.finish_and_claim(items, then)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -170,8 +189,14 @@ class WebhookInbox:
                 await renewer
 
     async def _handle_one(self, item: InboxItem) -> None:
+        kept = self._parsed.pop(item.update_id, None)
         try:
-            update = self._decode(item.body) if item.body else None
+            if not item.body:
+                update = None
+            elif kept is not None:
+                update = kept
+            else:
+                update = self._decode(item.body)
         except Exception as exc:
             log.error("stored update not readable, dropped error=%s", type(exc).__name__)
             return

@@ -59,6 +59,28 @@ async def test_one_worker_claims_a_person_at_a_time_oldest_first(
     assert [item.update_id for item in await a.claim("1", clock.now(), LEASE)] == [13]
 
 
+async def test_the_delete_claims_in_its_transaction_what_another_worker_stored_meanwhile(
+    store: SqlStore, clock: ManualClock
+) -> None:
+    async with store.session() as session:
+        await session.save_profile(UserKey("telegram", "1"), Profile(adult=True))
+    a, b = rows(store, "a"), rows(store, "b")
+    await put(a, clock, "1", 10)
+    claimed = await a.claim("1", clock.now(), LEASE)
+    # Stored and left to the holder by another worker (its lease is live), and one
+    # older than the batch in hand: both taken by the delete's own claim, in order.
+    await put(b, clock, "1", 12, 9)
+    assert await b.claim("1", clock.now(), LEASE) == []
+    then = await a.finish_and_claim(claimed, ("1", clock.now(), LEASE))
+    assert [(item.update_id, item.late) for item in then] == [(9, True), (12, False)]
+    assert await last_update_id(store) == 10
+    assert await b.claim("1", clock.now(), LEASE) == []
+    # Nothing left: the last delete claims nothing, and holds nothing.
+    assert await a.finish_and_claim(then, ("1", clock.now(), LEASE)) == []
+    assert await a.count() == 0
+    assert await last_update_id(store) == 12
+
+
 async def test_a_dead_workers_rows_are_taken_over_after_the_lease_in_order(
     store: SqlStore, clock: ManualClock
 ) -> None:
