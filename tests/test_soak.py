@@ -1,7 +1,8 @@
 """The short soak: a minute of simulated people on the real `pausecheck run`, killed
 with SIGKILL three times and under random network trouble, then every promise of
 docs/reliability.md checked (soak/checks.py); then the same for four minutes with three
-webhook workers on PostgreSQL and 5,000 follow-ups coming due. `make soak` runs the long one (`make soak POSTGRES=1 WORKERS=3`)."""
+webhook workers on PostgreSQL and 5,000 follow-ups coming due. `make soak` runs the long
+one (`make soak POSTGRES=1 WORKERS=3`)."""
 
 from __future__ import annotations
 
