@@ -130,7 +130,7 @@ class Settings(BaseSettings):
         default=5, ge=1, description="messages one chat may get at once before its rate applies"
     )
     telegram_reply_rate: float | None = Field(
-        default=100.0, gt=0, description="messages/s of replies in private chats"
+        default=200.0, gt=0, description="messages/s of replies in private chats"
     )
     telegram_group_messages_per_minute: float | None = Field(
         default=20.0, gt=0, description="messages/minute per group chat"

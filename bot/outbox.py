@@ -80,9 +80,11 @@ TELEGRAM_MESSAGES_PER_CHAT_PER_SECOND = 1.0
 TELEGRAM_CHAT_BURST = 5
 TELEGRAM_GROUP_MESSAGES_PER_MINUTE = 20.0
 # Replies to people who just wrote are not bulk notifications: their own budget, high
-# enough that two hundred people answered at once all have their reply within about
-# two seconds, and Telegram's 429 still has the last word.
-TELEGRAM_REPLIES_PER_SECOND = 100.0
+# enough not to be what two hundred people tapping a second after each reply wait for
+# (about 185 messages a second then: at 100 a second, in bench/telegram_throughput.py
+# (b) on a quiet machine, the reply p99 was 3.4 s, and at 200 it was 1.0 s, CPU-bound),
+# and Telegram's 429 still has the last word.
+TELEGRAM_REPLIES_PER_SECOND = 200.0
 DISCORD_REQUESTS_PER_SECOND = 50.0
 MAX_IN_FLIGHT = 64
 # How often a wave held by the platform's pause looks again (the pause lasts as long

@@ -46,11 +46,15 @@ def test_rate_limits_default_to_the_platform_caps_and_are_configurable(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from bot.app import limits_for
+    from bot.outbox import TELEGRAM_REPLIES_PER_SECOND
 
     monkeypatch.chdir(tmp_path)
     defaults = Settings()
     assert limits_for("telegram", defaults).rate_per_second == 30
     assert limits_for("telegram", defaults).per_chat_per_second == 1
+    # The settings' default and the outbox's constant are one budget (README's table).
+    assert limits_for("telegram", defaults).replies_per_second == TELEGRAM_REPLIES_PER_SECOND
+    assert TELEGRAM_REPLIES_PER_SECOND == 200
     assert limits_for("discord", defaults).rate_per_second == 50
     assert limits_for("console", defaults).rate_per_second is None
     monkeypatch.setenv("PAUSECHECK_TELEGRAM_RATE", "12.5")
