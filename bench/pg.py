@@ -50,12 +50,12 @@ def temporary_database() -> Iterator[str]:
     name = f"pc_bench_{uuid.uuid4().hex[:12]}"
     admin = _libpq(server_url())
     with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+        connection.execute(f'CREATE DATABASE "{name}"')
     try:
         yield name
     finally:
         with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def database_url(database: str, driver: str = "psycopg") -> str:
@@ -105,6 +105,8 @@ async def plant_followups(
         top_followup = await conn.scalar(
             select(followups.c.id).order_by(followups.c.id.desc()).limit(1)
         )
+        # The seed rows read above exist, so both tables have a highest id.
+        assert top_user is not None and top_followup is not None
         for start in range(1, count, CHUNK):
             stop = min(count, start + CHUNK)
             await conn.execute(
