@@ -1,8 +1,7 @@
 """The short soak: a minute of simulated people on the real `pausecheck run`, killed
 with SIGKILL three times and under random network trouble, then every promise of
-docs/reliability.md checked (soak/checks.py); then the same for four minutes with three
-webhook workers on PostgreSQL and 5,000 follow-ups coming due. `make soak` runs the long
-one (`make soak POSTGRES=1 WORKERS=3`)."""
+docs/reliability.md checked (soak/checks.py); then the same with three webhook workers
+on PostgreSQL. `make soak` runs the long one (`make soak POSTGRES=1 WORKERS=3`)."""
 
 from __future__ import annotations
 
@@ -33,32 +32,24 @@ async def test_a_minute_of_people_kills_and_faults_breaks_no_promise(tmp_path: P
     assert result.verdict.violations == [], report
 
 
-WAVE = 5000
-
-
-async def test_three_webhook_workers_on_postgresql_killed_with_5000_followups_due(
+async def test_a_minute_of_three_webhook_workers_on_postgresql_killed_breaks_no_promise(
     tmp_path: Path,
 ) -> None:
-    """Issue 19's multi-process test: the same people and checks with three webhook
-    workers on one PostgreSQL schema. The fake posts each update to one live worker; a
-    random worker is killed with -9 every twelve seconds or so and started again while
-    the others serve; 5,000 follow-ups come due over the four minutes at 21 a second,
-    under the overall cap of 30. No follow-up lost, no duplicate outside a crash
+    """The same people and checks with three webhook workers on one PostgreSQL schema
+    (issue 19): the fake posts each update to one live worker, a random worker is
+    killed with -9 at each kill and started again while the others serve, and a wave
+    of follow-ups comes due mid-run: no follow-up lost, no duplicate outside a crash
     window, each person's replies in order, the overall cap held at the fake."""
     require_postgres()
     options = Options(
-        minutes=4.0,
-        kills=20,
+        minutes=1.0,
+        kills=4,
         people=8,
         seed=19,
         workdir=tmp_path,
         postgres=test_postgres_url(),
         workers=3,
-        wave=WAVE,
-        wave_at=10.0,
-        wave_over=WAVE / 21,
-        # Waits only while something is owed: the wave's tail after the four minutes.
-        drain_seconds=300.0,
+        wave=150,
         # The whole weather, as `make soak` has it: 429s, 5xx, slow answers, dropped
         # connections and lost answers. A wave message sent again (a retry after a
         # failure, or one a 429's pause held back) takes a moment of the wave's pace
@@ -69,11 +60,11 @@ async def test_three_webhook_workers_on_postgresql_killed_with_5000_followups_du
     report = table(result, options)
     print(report)
     figures = result.verdict.figures
-    # A kill waits for a victim up 6 s while another serves, and restarts under load
-    # take tens of seconds, so a few of the twenty may not fit in the run.
-    assert int(figures["kills"]) >= 12, report
-    assert int(figures["events"]) > 300, report
-    assert int(figures["faults"]) > 40, report
+    # A kill waits for a victim up 6 s while another is live: restarts under load take
+    # tens of seconds, so one of the four may not fit in the minute.
+    assert int(figures["kills"]) >= 3, report
+    assert int(figures["events"]) > 100, report
+    assert int(figures["faults"]) > 10, report
     # The wave came due and reached everyone, under the cap (a violation otherwise).
-    assert str(figures["wave"]).startswith(f"{WAVE} due, {WAVE} reached"), report
+    assert str(figures["wave"]).startswith("150 due, 150 reached"), report
     assert result.verdict.violations == [], report
