@@ -44,11 +44,11 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 PAUSE_WALK: list[tuple[str, str, str]] = [
     # (action, text or button label, a piece of the answer's last message)
@@ -245,14 +245,32 @@ class Result:
         return self.cpu / max(self.updates, 1) * 1000
 
 
-class FakeProcess:
-    def __init__(self) -> None:
+class FakeInProcess:
+    """The fake Bot API and its people in a process of their own (`serve`: the
+    process's body, which answers "run" with a walk's figures and "stop")."""
+
+    def __init__(self, serve: Callable[[Connection], None]) -> None:
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
-        self._process = context.Process(target=serve_fake, args=(child,), daemon=True)
+        self._process = context.Process(target=serve, args=(child,), daemon=True)
         self._process.start()
         kind, self.base_url = self._conn.recv()
         assert kind == "ready"
+
+    async def _run(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._conn.send(("run", args))
+        _, data = await asyncio.to_thread(self._conn.recv)
+        return cast(dict[str, Any], data)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._conn.send(("stop", None))
+        self._process.join(5)
+
+
+class FakeProcess(FakeInProcess):
+    def __init__(self) -> None:
+        super().__init__(serve_fake)
 
     async def walk(
         self,
@@ -273,8 +291,7 @@ class FakeProcess:
         }
         cpu = time.process_time()
         ran, waited = _loop_schedstat()
-        self._conn.send(("run", args))
-        _, data = await asyncio.to_thread(self._conn.recv)
+        data = await self._run(args)
         cpu = time.process_time() - cpu
         ran_after, waited_after = _loop_schedstat()
         p50, p99 = _p50_p99(data["latencies"])
@@ -294,11 +311,6 @@ class FakeProcess:
             ran_after - ran,
             waited_after - waited,
         )
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._conn.send(("stop", None))
-        self._process.join(5)
 
 
 TOKEN = "123456:TEST-token-for-the-fake"

@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import contextlib
 import itertools
-import multiprocessing
 import os
 import socket
 import sys
@@ -46,7 +45,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from bench.telegram_throughput import PAUSE_WALK, TOKEN, Walker, _p50_p99
+from bench.telegram_throughput import PAUSE_WALK, TOKEN, FakeInProcess, Walker, _p50_p99
 
 SECRET = "bench-webhook-secret"
 HOOK_URL = "https://bench.invalid/telegram/hook"
@@ -117,14 +116,9 @@ async def _serve_fake(conn: Connection) -> None:
         )
 
 
-class FakeProcess:
+class FakeProcess(FakeInProcess):
     def __init__(self) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._conn, child = context.Pipe()
-        self._process = context.Process(target=serve_fake, args=(child,), daemon=True)
-        self._process.start()
-        kind, self.base_url = self._conn.recv()
-        assert kind == "ready"
+        super().__init__(serve_fake)
 
     async def walk(
         self, target: str, users: list[int], concurrency: int, *, concurrent: bool
@@ -133,14 +127,8 @@ class FakeProcess:
         cpu = time.process_time()
         args = {"target": target, "users": users, "concurrency": concurrency,
                 "timeout": 300, "concurrent": concurrent}  # fmt: skip
-        self._conn.send(("run", args))
-        _, data = await asyncio.to_thread(self._conn.recv)
+        data = await self._run(args)
         return data, time.process_time() - cpu
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._conn.send(("stop", None))
-        self._process.join(5)
 
 
 # ---------------------------------------------------------------------- the bot's side
