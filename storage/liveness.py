@@ -40,10 +40,10 @@ from dialogs.store import FollowUpStatus
 from storage.leases import Leases
 from storage.models import FollowUpRow, LeaseRow
 from storage.notify import announce_followup, announce_unsent
+from storage.outbound_rows import LIVENESS_PREFIX as PREFIX
 from storage.outbound_rows import OUTBOUND, PENDING
 from storage.sql_store import NOBODY, SqlStore
 
-PREFIX = "worker:"
 _CLAIMED = FollowUpStatus.CLAIMED.value
 
 

@@ -292,7 +292,8 @@ async def select_rows(
     return [row_from(tuple(row), cipher) for row in result]
 
 
-# A worker's liveness lease is named so (storage/liveness.py, `lease_name`).
+# A worker's liveness lease is this and its worker id (storage/liveness.py, which
+# imports this module, so the name is defined here).
 LIVENESS_PREFIX = "worker:"
 
 
