@@ -19,6 +19,8 @@ DETAILS = (
     "updates fetched again",
     "wave",
     "wave busiest second",
+    "wave seconds widened by a stall",
+    "loop stalls",
     "wave lateness p50/p99/max",
 )
 

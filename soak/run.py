@@ -43,6 +43,7 @@ from soak.guide import ROOT, WEBHOOK_SECRET, GuideProcess
 from soak.people import Activity, Person
 from soak.postgres import drop_schema, new_schema
 from soak.records import Database, pending_texts, posts
+from soak.stalls import LoopLag
 from storage import open_store
 from storage.models import Base
 from tests.telegram.conftest import free_port
@@ -142,6 +143,8 @@ class Soak:
             self.url = f"sqlite+aiosqlite:///{self.workdir / 'soak.db'}"
         self.db = Database(self.url)
         self.fake = FakeBotAPI()
+        # The harness's loop, which the fake shares, watched for stalls while it serves.
+        self.lag = LoopLag()
         self.activity = Activity()
         self.fake.on_call = self.activity.on_call
         # Which workers held each client port the fake's calls came from (calls.jsonl).
@@ -176,6 +179,7 @@ class Soak:
     async def run(self) -> Result:
         try:
             await self.fake.start()
+            self.lag.start()
             try:
                 await self._run()
             finally:
@@ -187,6 +191,7 @@ class Soak:
                     if guide.running:
                         await guide.kill()
                 await self.fake.stop()
+                await self.lag.stop()
                 self._save_calls()
             verdict = self._verdict()
         finally:
@@ -236,6 +241,19 @@ class Soak:
                     "worker": kill.worker,
                     "in window": kill.in_window,
                     "window": kill.window,
+                }
+                out.write(json.dumps(record) + "\n")
+        with (self.workdir / "stalls.jsonl").open("w") as out:
+            for stall in self.lag.stalls:
+                record = {
+                    "start": round(stall.start, 3),
+                    "end": round(stall.end, 3),
+                    "ms": round(stall.length * 1000),
+                    "loop cpu ms": round(stall.loop_cpu * 1000),
+                    "waiting for a cpu ms": round(stall.waiting * 1000),
+                    "process cpu ms": round(stall.process_cpu * 1000),
+                    "gc ms": round(stall.gc * 1000),
+                    "where": stall.where,
                 }
                 out.write(json.dumps(record) + "\n")
 
@@ -538,7 +556,14 @@ class Soak:
         if "Traceback" in logs:
             verdict.add("logs", "a traceback in the guide's log")
         if self.wave_due:
-            cap(verdict, self.fake, self.wave_due, TELEGRAM_RATE, self.clock_offset)
+            cap(
+                verdict,
+                self.fake,
+                self.wave_due,
+                TELEGRAM_RATE,
+                self.clock_offset,
+                self.lag.stalls,
+            )
         chaos = self.o.chaos
         f = verdict.figures
         f["kills"] = len(self.kills)
@@ -547,6 +572,7 @@ class Soak:
         f["fault kinds"] = ", ".join(f"{n} {k}" for k, n in sorted(chaos.injected.items()))
         f["events"] = sum(sum(p.actions.values()) for p in self.people)
         f["restarts"] = sum(g.starts for g in self.guides) - len(self.guides)
+        f["loop stalls"] = self.lag.figures()
         f["violations"] = len(verdict.violations)
         return verdict
 
