@@ -62,7 +62,7 @@ class Actions:
             if self._links is not None:
                 # The partner hears that the link ended, and only that.
                 await self._links.forgetting(turn)
-            await turn.session.forget_user(turn.user)
+            await turn.session.forget_user(turn.user, asked_in=turn.event_key)
             log.info("user forgotten user=%s", turn.who)
             turn.forgotten = True
             turn.idle()

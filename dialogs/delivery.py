@@ -137,9 +137,10 @@ class Reply(list[Outbound]):
     """The engine's answer to one event: the messages, in order, and the outbox rows
     they were stored as (one per message, same order). `rows` is empty when nothing
     was stored, and the caller then sends the messages directly: a redelivered event
-    (nothing to say), the apology after a failed turn (nothing committed), the reply
-    to /forget (nothing about the person may remain) and a reply carrying a file
-    or a chart (files are never stored)."""
+    (nothing to say), the apology after a failed turn (nothing committed) and a
+    reply carrying a file or a chart (files are never stored). The reply to /forget
+    is stored with no owner (nothing of the person may remain; the store deletes
+    the rows once settled)."""
 
     __slots__ = ("_row_of", "rows")
 
@@ -178,12 +179,16 @@ async def store_reply(
     turn: int | None = None,
 ) -> Reply:
     """Store a turn's messages as outbox rows in its transaction (see `Reply` for
-    what is not stored), rendered at the conversation's `turn`."""
-    if forgotten or not messages or any(m.attachment is not None for m in messages):
+    what is not stored), rendered at the conversation's `turn`. `forgotten`: the
+    turn deleted its person (/forget), so the rows have no owner and no turn."""
+    if not messages or any(m.attachment is not None for m in messages):
         return Reply(messages)
-    rows = await session.enqueue_outbound(
-        owner, address, messages, at, OutboundKind.REPLY, turn=turn
-    )
+    if forgotten:
+        rows = await session.enqueue_outbound(None, address, messages, at, OutboundKind.REPLY)
+    else:
+        rows = await session.enqueue_outbound(
+            owner, address, messages, at, OutboundKind.REPLY, turn=turn
+        )
     return Reply(messages, rows)
 
 

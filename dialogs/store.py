@@ -230,8 +230,11 @@ class StoreSession(ReflectionRecords, LinkRecords, Protocol):
         """Everything stored about the person, as JSON-ready data (one key per table)."""
         ...
 
-    async def forget_user(self, user: UserKey) -> int:
-        """Delete every row about the person in every table; returns rows deleted."""
+    async def forget_user(self, user: UserKey, *, asked_in: str | None = None) -> int:
+        """Delete every row about the person in every table; returns rows deleted.
+        `asked_in`: the key of the event that asked (their /forget), recorded again
+        as processed by nobody, so that the platform delivering it again does not
+        start a conversation with them afresh."""
         ...
 
     async def load_state(self, user: UserKey, at: datetime) -> ConversationState:
@@ -296,7 +299,7 @@ class StoreSession(ReflectionRecords, LinkRecords, Protocol):
 
     async def enqueue_outbound(
         self,
-        owner: UserKey,
+        owner: UserKey | None,
         address: Address,
         messages: Sequence[Outbound],
         at: datetime,
@@ -307,7 +310,9 @@ class StoreSession(ReflectionRecords, LinkRecords, Protocol):
         """Store messages to send after commit, one row each, in this transaction: a
         message goes to its own `to` or else to `address`, after everything already
         stored for that chat. `owner` is whose turn said them (forgetting them
-        deletes the rows). Returns the rows in the order given. Messages with an
+        deletes the rows); None for words that outlive their person (/forget's last
+        words): nobody owns those rows, and they are deleted as soon as their send is
+        settled (sent, dropped or superseded). Returns the rows in the order given. Messages with an
         attachment cannot be stored (files are never kept): callers send those
         directly. `turn`: the owner's conversation turn they were rendered at, when
         `address` is the owner's private chat: should they have to be sent again

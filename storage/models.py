@@ -166,8 +166,12 @@ class OutboundRow(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    # Whose turn or follow-up produced it; forgetting them deletes it.
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # Whose turn or follow-up produced it; forgetting them deletes it. None for
+    # /forget's last words, which outlive the person and are deleted once settled
+    # (migration 0015).
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
     # Where it goes (dialogs.events.Address).
     platform: Mapped[str] = mapped_column(String(16))
     chat_id: Mapped[str] = mapped_column(String)

@@ -114,7 +114,7 @@ MOVED_ON = "conversation moved on"
 async def enqueue(
     session: AsyncSession,
     dialect: str,
-    owner_id: int,
+    owner_id: int | None,
     address: Address,
     messages: Sequence[Outbound],
     at: datetime,

@@ -7,7 +7,7 @@ from dataclasses import asdict, fields, replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, null, select, update
+from sqlalchemy import ColumnElement, Select, delete, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.clock import Clock
@@ -74,14 +74,17 @@ class SqlStoreSession(ReflectionRows, LinkRows):
         self.enqueued: list[int] = []
 
     async def claim_event(self, event_key: str, at: datetime, user: UserKey) -> bool:
-        user_id = await self._user_id(user, at)
+        user_id, made = await self._user_id_made(user, at)
         statement = (
             insert_for(self._dialect, ProcessedEventRow)
             .values(event_key=event_key, processed_at=at, user_id=user_id)
             .on_conflict_do_nothing(index_elements=[ProcessedEventRow.event_key])
             .returning(ProcessedEventRow.event_key)
         )
-        return await self._session.scalar(statement) is not None
+        claimed = await self._session.scalar(statement) is not None
+        if not claimed and made:
+            await self._unmake_user(user_id)
+        return claimed
 
     async def load_profile(self, user: UserKey) -> Profile:
         row = await self._session.scalar(
@@ -122,14 +125,24 @@ class SqlStoreSession(ReflectionRows, LinkRows):
         user_id = await self._session.scalar(_user_id_of(user))
         return await export_user_rows(self._session, user_id, self._cipher)
 
-    async def forget_user(self, user: UserKey) -> int:
+    async def forget_user(self, user: UserKey, *, asked_in: str | None = None) -> int:
         # Locked so that a concurrent event for the same person waits, then starts afresh.
         user_id = await self._session.scalar(_user_id_of(user).with_for_update())
         if user_id is None:
             return 0
         # A private chat's id is the person's own id on Telegram and the console.
         addressed = await delete_addressed_rows(self._session, user, {user.user_id})
-        return addressed + await delete_user_rows(self._session, user_id)
+        deleted = addressed + await delete_user_rows(self._session, user_id)
+        if asked_in is not None:
+            # An update id names nobody; kept, it stops a redelivery of the /forget
+            # turn's own update (a crash before it was confirmed) from being taken
+            # for a new person's first message.
+            await self._session.execute(
+                insert_for(self._dialect, ProcessedEventRow)
+                .values(event_key=asked_in, processed_at=self._clock.now(), user_id=None)
+                .on_conflict_do_nothing(index_elements=[ProcessedEventRow.event_key])
+            )
+        return deleted
 
     async def load_state(self, user: UserKey, at: datetime) -> ConversationState:
         user_id = await self._user_id(user, at, lock=True)
@@ -338,7 +351,7 @@ class SqlStoreSession(ReflectionRows, LinkRows):
 
     async def enqueue_outbound(
         self,
-        owner: UserKey,
+        owner: UserKey | None,
         address: Address,
         messages: Sequence[Outbound],
         at: datetime,
@@ -348,7 +361,7 @@ class SqlStoreSession(ReflectionRows, LinkRows):
     ) -> list[OutboundRow]:
         if not messages:
             return []
-        owner_id = await self._user_id(owner, at)
+        owner_id = None if owner is None else await self._user_id(owner, at)
         rows = await enqueue(
             self._session,
             self._dialect,
@@ -488,14 +501,20 @@ class SqlStoreSession(ReflectionRows, LinkRows):
 
     async def _user_id(self, user: UserKey, at: datetime, *, lock: bool = False) -> int:
         """The user's id, creating the user on first contact."""
+        return (await self._user_id_made(user, at, lock=lock))[0]
+
+    async def _user_id_made(
+        self, user: UserKey, at: datetime, *, lock: bool = False
+    ) -> tuple[int, bool]:
+        """The user's id, and whether this call created the user."""
         query = _user_id_of(user)
         if lock:
             query = query.with_for_update()
         found = await self._session.scalar(query)
         if found is not None:
-            return found
+            return found, False
         # ON CONFLICT: a concurrent first event for the same person may insert first.
-        await self._session.execute(
+        made = await self._session.scalar(
             insert_for(self._dialect, UserRow)
             .values(
                 platform=user.platform,
@@ -504,8 +523,17 @@ class SqlStoreSession(ReflectionRows, LinkRows):
                 last_seen_at=at,
             )
             .on_conflict_do_nothing(index_elements=[UserRow.platform, UserRow.platform_user_id])
+            .returning(UserRow.id)
         )
-        return (await self._session.scalars(query)).one()
+        if made is not None:
+            return made, True
+        return (await self._session.scalars(query)).one(), False
+
+    async def _unmake_user(self, user_id: int) -> None:
+        """Undo `_user_id_made`'s creation: the event that made the row was one
+        already handled (a redelivery of someone /forget has deleted, say), and
+        nothing of the person may come back unasked."""
+        await self._session.execute(delete(UserRow).where(UserRow.id == user_id))
 
 
 def lock_followup_owner(followup_id: Any) -> Select[int]:

@@ -68,6 +68,7 @@ from storage.outbound_rows import (
     supersede_moved_on,
     take_chat,
 )
+from storage.parting_rows import delete_settled_parting
 from storage.privacy import count_deleted
 from storage.reflection_rows import purge_reflections
 from storage.sealed_profile import needs_sealing, open_profile, seal_profile_values
@@ -473,6 +474,7 @@ class SqlStore:
         if not groups:
             return
         async with self._transaction(background=True) as session:
+            parting: list[int] = []
             for (status, reason), ids in groups.items():
                 values: dict[str, Any] = {
                     "status": status.value,
@@ -483,11 +485,15 @@ class SqlStore:
                 }
                 if status is OutboundStatus.SENT:
                     values["sent_at"] = at
-                await session.execute(
+                marked = await session.execute(
                     update(OUTBOUND)
                     .where(OUTBOUND.c.id.in_(ids), OUTBOUND.c.status == PENDING)
                     .values(**values)
+                    .returning(OUTBOUND.c.id, OUTBOUND.c.user_id)
                 )
+                parting.extend(id_ for id_, owner in marked if owner is None)
+            # /forget's last words name nobody, and are kept no longer than owed.
+            await delete_settled_parting(session, parting)
         scrubbed = self._scrub_rows.intersection(row_id for row_id, _, _ in marks)
         if scrubbed:
             self._scrub_rows.difference_update(scrubbed)
@@ -508,7 +514,10 @@ class SqlStore:
 
     async def purge_outbound(self, now: datetime, max_age: timedelta) -> int:
         async with self._transaction(background=True) as session:
-            return await count_deleted(
+            # Rows with no owner settled some other way than a mark (a toast's
+            # supersession, say) go whatever their age.
+            parting = await delete_settled_parting(session, None)
+            return parting + await count_deleted(
                 session,
                 delete(OUTBOUND).where(
                     OUTBOUND.c.status != PENDING, OUTBOUND.c.updated_at < now - max_age
@@ -640,11 +649,13 @@ class TurnSession(SqlStoreSession):
     async def open_event(
         self, event_key: str, at: datetime, user: UserKey
     ) -> tuple[ConversationState, Profile] | None:
-        row = await self._select_opened(user, at)
+        row, made = await self._select_opened(user, at)
         claimed = await self._session.scalar(
             self._claim, {"event_key": event_key, "processed_at": at, "user_id": row[0]}
         )
         if claimed is None:
+            if made:
+                await self._unmake_user(row[0])
             return None
         opened = self._opened_from(user, row, at)
         # Like load_state, an empty state for someone without a conversation yet.
@@ -675,7 +686,7 @@ class TurnSession(SqlStoreSession):
         a due follow-up opens a turn this way, unless `open_followup` read it."""
         opened = self._opened.get(user)
         if opened is None:
-            opened = self._opened_from(user, await self._select_opened(user, at), at)
+            opened = self._opened_from(user, (await self._select_opened(user, at))[0], at)
         else:
             opened.seen = at
         if opened.state is None:
@@ -693,8 +704,11 @@ class TurnSession(SqlStoreSession):
             return await super().load_profile(user)
         return opened.current
 
-    async def _select_opened(self, user: UserKey, at: datetime) -> Any:
+    async def _select_opened(self, user: UserKey, at: datetime) -> tuple[Any, bool]:
+        """The person's row joined to their conversation, and whether this call
+        created the person (first contact)."""
         key = {"platform": user.platform, "platform_user_id": user.user_id}
+        made = False
         if self._dialect != "sqlite":
             # The person's row lock first, on its own. _OPEN_EVENT's FOR UPDATE OF
             # users alone is not enough on PostgreSQL: when it has to wait for another
@@ -702,12 +716,12 @@ class TurnSession(SqlStoreSession):
             # returns the conversation as its statement's snapshot saw it, before: the
             # turn would start from a stale state and overwrite the other's (a lost
             # update). A statement begun once the lock is held sees every commit.
-            await self._user_id(user, at, lock=True)
+            made = (await self._user_id_made(user, at, lock=True))[1]
         row = (await self._session.execute(_OPEN_EVENT, key)).first()
         if row is None:
-            await self._user_id(user, at)
+            made = (await self._user_id_made(user, at))[1]
             row = (await self._session.execute(_OPEN_EVENT, key)).one()
-        return row
+        return row, made
 
     def _opened_from(self, user: UserKey, row: Any, at: datetime | None) -> _Opened:
         user_id: int = row[0]
@@ -795,11 +809,11 @@ class TurnSession(SqlStoreSession):
             },
         )
 
-    async def forget_user(self, user: UserKey) -> int:
+    async def forget_user(self, user: UserKey, *, asked_in: str | None = None) -> int:
         # Every row is gone, pending stamps included; later writes start afresh.
         self._opened.pop(user, None)
         self.scrub = True
-        return await super().forget_user(user)
+        return await super().forget_user(user, asked_in=asked_in)
 
     async def _user_id(self, user: UserKey, at: datetime, *, lock: bool = False) -> int:
         opened = self._opened.get(user)

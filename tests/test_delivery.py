@@ -319,7 +319,15 @@ async def test_a_reply_is_stored_unless_it_must_not_be(store: SqlStore, clock: M
         )
     assert [r.message.text for r in stored.rows] == ["hi", "there"]
     assert stored.row_of(stored[1]) is stored.rows[1]
-    assert with_file.rows == () and forgotten.rows == ()
+    assert with_file.rows == ()
+    # /forget's last words are stored, but belong to nobody (the person is gone).
+    [parting] = forgotten.rows
+    assert parting.message.text == "bye"
+    async with store.engine.connect() as connection:
+        owner = await connection.scalar(
+            sql("select user_id from outbound where id = :id"), {"id": parting.id}
+        )
+    assert owner is None
     noted = stored.after([Outbound("a note of the adapter's")])
     assert [m.text for m in noted] == ["a note of the adapter's", "hi", "there"]
     assert noted.row_of(noted[0]) is None and noted.rows_for(noted[1:]) == list(stored.rows)

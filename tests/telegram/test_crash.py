@@ -177,6 +177,51 @@ async def test_killed_between_send_and_mark_the_restart_sends_at_most_one_duplic
     )
 
 
+def left_of_person(db: Path) -> dict[str, int]:
+    """Rows that still name the person or their chat, read as another process would."""
+    queries = {
+        "users": "select count(*) from users where platform_user_id = ?",
+        "outbound": "select count(*) from outbound where chat_id = ?",
+        "outbound_chats": "select count(*) from outbound_chats where chat_id = ?",
+    }
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
+        return {
+            table: int(connection.execute(query, (str(PERSON),)).fetchone()[0])
+            for table, query in queries.items()
+        }
+
+
+async def test_killed_between_forget_and_its_last_words_the_restart_says_them_and_keeps_nothing(
+    setup: tuple[FakeBotAPI, Guide, Guide, Path],
+) -> None:
+    # /forget deletes the person in the turn that says so: the words must outlive
+    # the deletion (a row with no owner), or a kill here leaves the person untold.
+    fake, first, second, db = setup
+    await first.start()
+    fake.push_message(PERSON, "/forget")
+    await fake.wait_for(lambda: any("Delete it all?" in m for m in chat(fake)), within=20)
+    asked = len(chat(fake))
+    fake.hold("sendMessage", chat_id=PERSON, accept=False)
+    fake.push_message(PERSON, "yes")
+    await fake.wait_for(lambda: fake.holding, within=20)
+    await first.kill()
+    # Committed: the person is gone, the words are owed, by nobody.
+    assert left_of_person(db) == {"users": 0, "outbound": 1, "outbound_chats": 1}
+    assert len(chat(fake)) == asked
+    fake.release()
+
+    await second.start()
+    await fake.wait_for(lambda: len(chat(fake)) > asked, within=20)
+    await asyncio.sleep(0.5)  # a second copy would have arrived by now
+    said = chat(fake)[asked:]
+    assert len(said) == 1 and said[0].startswith("Done. Everything I kept about you is deleted")
+    # Once sent, nothing names the person or their chat.
+    await fake.wait_for(
+        lambda: left_of_person(db) == {"users": 0, "outbound": 0, "outbound_chats": 0},
+        within=10,
+    )
+
+
 def inbox_rows(db: Path) -> int:
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
         return int(connection.execute("select count(*) from inbox").fetchone()[0])
