@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 
+from soak.priority import LoopAhead
 from tests.telegram.fake_bot_api import DEFAULT_TOKEN, FakeBotAPI
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,8 +36,11 @@ class GuideProcess:
         clock_scale: float,
         zone: str,
         webhook_port: int | None = None,
+        priority: LoopAhead | None = None,
     ) -> None:
         self.fake = fake
+        # Started at the usual priority, the harness's loop running ahead (priority.py).
+        self.priority = priority or LoopAhead()
         # A webhook worker serves on this port; None: long polling.
         self.webhook_port = webhook_port
         # The id this process's claims carry (outbox rows, inbox rows), once started.
@@ -86,7 +90,9 @@ class GuideProcess:
         logged = self.log.stat().st_size if self.log.exists() else 0
         # Not up yet: no kill picks a process still starting.
         self.started_at = float("inf")
-        command = [sys.executable, "-m", "bot", "run", "--clock-scale", str(self.clock_scale)]
+        command = self.priority.usual(
+            [sys.executable, "-m", "bot", "run", "--clock-scale", str(self.clock_scale)]
+        )
         with self.log.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
                 *command, cwd=ROOT, env=self.env(), stdout=log, stderr=log

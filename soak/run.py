@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -42,6 +43,7 @@ from soak.checks import (
 from soak.guide import ROOT, WEBHOOK_SECRET, GuideProcess
 from soak.people import Activity, Person
 from soak.postgres import drop_schema, new_schema
+from soak.priority import LoopAhead
 from soak.records import Database, pending_texts, posts
 from soak.stalls import LoopLag
 from storage import open_store
@@ -59,6 +61,8 @@ NOT_TYPED = frozenset({"reflect", "export", "forget"})
 WAVE_FIRST_ID = 9000
 # The overall cap the guide is configured with (Telegram's default, bot/config.py).
 TELEGRAM_RATE = 30
+# A garbage collector threshold never reached.
+NEVER = 2**31 - 1
 
 
 @dataclass
@@ -143,6 +147,8 @@ class Soak:
             self.url = f"sqlite+aiosqlite:///{self.workdir / 'soak.db'}"
         self.db = Database(self.url)
         self.fake = FakeBotAPI()
+        # The harness's loop (Telegram, the people) ahead of the machine's other work.
+        self.priority = LoopAhead()
         # The harness's loop, which the fake shares, watched for stalls while it serves.
         self.lag = LoopLag()
         self.activity = Activity()
@@ -160,6 +166,7 @@ class Soak:
                 clock_scale=options.clock_scale,
                 zone=self.zone,
                 webhook_port=free_port() if options.webhook else None,
+                priority=self.priority,
             )
             for n in range(count)
         ]
@@ -177,6 +184,13 @@ class Soak:
     # ------------------------------------------------------------------ the run
 
     async def run(self) -> Result:
+        # No full garbage collection during the run: the harness's heap only grows (the
+        # fake keeps every call), and collecting all of it held the loop, the fake's,
+        # for 100 ms and more each time (soak/stalls.py). The young generations are
+        # still collected; the rest waits for the end.
+        collecting = gc.get_threshold()
+        gc.set_threshold(collecting[0], collecting[1], NEVER)
+        self.priority.raise_()
         try:
             await self.fake.start()
             self.lag.start()
@@ -195,6 +209,8 @@ class Soak:
                 self._save_calls()
             verdict = self._verdict()
         finally:
+            gc.set_threshold(*collecting)
+            self.priority.restore()
             # Also when the run itself failed: no schema left behind unasked.
             self.db.close()
             if self.schema is not None and not self.o.keep_schema:
@@ -503,23 +519,29 @@ class Soak:
         """Until nothing is owed and nothing overdue is left, or the drain time is up."""
         deadline = time.monotonic() + self.o.drain_seconds
         while time.monotonic() < deadline:
-            owed = self.db.count("select count(*) from outbound where status = 'pending'")
-            stuck = self.db.count(
-                "select count(*) from followups where status in ('claimed', 'delivering') "
-                "or (status = 'pending' and due_at < :now)",
-                now=datetime.now(UTC),
-            )
+            # Read off the loop: the wave may still be going out to the fake, which a
+            # query waiting on a busy server would hold up (a stall, soak/stalls.py).
+            owed, stuck, inbox = await asyncio.to_thread(self._still_owed)
             if self.o.webhook:
                 # Every update people sent was taken by a worker and handled.
-                fetched = not self.fake.webhook_waiting and not self.db.count(
-                    "select count(*) from inbox"
-                )
+                fetched = not self.fake.webhook_waiting and not inbox
             else:
                 # Every update people queued was fetched and confirmed.
                 fetched = not self.fake._updates
             if not owed and not stuck and fetched:
                 return
             await asyncio.sleep(1.0)
+
+    def _still_owed(self) -> tuple[int, int, int]:
+        """Rows pending, follow-ups held or overdue, updates in the inbox (webhook)."""
+        owed = self.db.count("select count(*) from outbound where status = 'pending'")
+        stuck = self.db.count(
+            "select count(*) from followups where status in ('claimed', 'delivering') "
+            "or (status = 'pending' and due_at < :now)",
+            now=datetime.now(UTC),
+        )
+        inbox = self.db.count("select count(*) from inbox") if self.o.webhook else 0
+        return owed, stuck, inbox
 
     async def _stop_everyone(self) -> None:
         """Everyone ends what they were doing, so no typed word may remain stored."""

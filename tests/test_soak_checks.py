@@ -4,15 +4,19 @@ is for and nothing else."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
+
+import pytest
 
 from soak.checks import (
     STAMP_SLACK,
@@ -24,8 +28,9 @@ from soak.checks import (
     order,
     seconds_judged,
 )
+from soak.priority import AHEAD, LoopAhead
 from soak.records import Post
-from soak.run import Options, Soak, ports_of
+from soak.run import NEVER, Options, Soak, ports_of
 from soak.stalls import LoopLag, Stall
 from tests.telegram.fake_bot_api import DEFAULT_TOKEN, Call, FakeBotAPI
 
@@ -322,3 +327,43 @@ async def test_calls_the_kernel_queued_during_a_stall_are_stamped_just_after_it(
     assert len(queued) >= 3 and len(stamps) == len(written) == 8
     for at in stamps[-len(queued) :]:
         assert stall.end - 0.005 <= at <= stall.end + STAMP_SLACK, (stall, at)
+
+
+async def test_a_run_has_no_full_garbage_collection_and_restores_the_collector() -> None:
+    # Collecting the harness's whole heap held its loop 100 ms and more (stalls.jsonl):
+    # none during the run; the collector as it was afterwards, a failed run too. So
+    # the loop's priority, raised for the run where allowed (soak/priority.py).
+    before = gc.get_threshold()
+    niceness = os.getpriority(os.PRIO_PROCESS, 0)
+    during: list[tuple[tuple[int, int, int], int]] = []
+
+    async def start() -> None:
+        during.append((gc.get_threshold(), os.getpriority(os.PRIO_PROCESS, 0)))
+        raise RuntimeError("the fake did not start")
+
+    soak: Any = Soak.__new__(Soak)
+    soak.o, soak.schema, soak.priority = Options(), None, LoopAhead()
+    soak.fake = SimpleNamespace(start=start)
+    soak.db = SimpleNamespace(close=lambda: None)
+    with pytest.raises(RuntimeError):
+        await Soak.run(soak)
+    [(collector, raised)] = during
+    assert collector == (before[0], before[1], NEVER)
+    assert raised in (niceness, niceness - AHEAD)  # ahead where this user may
+    assert gc.get_threshold() == before
+    assert os.getpriority(os.PRIO_PROCESS, 0) == niceness
+
+
+def test_workers_start_at_the_usual_priority_while_the_loop_runs_ahead() -> None:
+    ahead = LoopAhead()
+    command = [sys.executable, "-c", "import os; print(os.getpriority(os.PRIO_PROCESS, 0))"]
+    usual = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    ahead.raise_()
+    try:
+        started = subprocess.run(
+            ahead.usual(command), capture_output=True, text=True, check=True
+        ).stdout
+    finally:
+        ahead.restore()
+    assert started == usual
+    assert ahead.usual(command) == command  # restored: nothing to undo
