@@ -59,6 +59,8 @@ class SharedGate:
         self._open_until: float | None = None
         self._fetching: asyncio.Task[None] | None = None
         self._charging: set[asyncio.Task[None]] = set()
+        # Moments left unused because the database answered too slowly to place them.
+        self.uncertain = 0
 
     def wait_time(self) -> float:
         """0 when a capped message may go now; otherwise fetch a moment (if not
@@ -99,15 +101,25 @@ class SharedGate:
     async def _fetch(self) -> None:
         try:
             while True:
+                asked = self._now()
                 try:
                     wait = await self._budget.reserve(self._seconds)
-                    break
                 except Exception as exc:
                     log.warning("shared send budget unavailable: %s", type(exc).__name__)
                     await self._sleep(_RETRY_SECONDS)
-            # The moment is `wait` after the database answered, or a little earlier:
-            # never sooner than that, and no later than half a share after it.
-            moment = self._now() + wait
+                    continue
+                answered = self._now()
+                # The moment is `wait` after the database took it, somewhere between
+                # asking and the answer. An answer slower than a share leaves it
+                # that unsure: used, the message could go so late that it crowds the
+                # moments other workers took after it (a slow commit answered every
+                # worker late at once). It is left unused and a new one taken.
+                if answered - asked <= self._seconds:
+                    break
+                self.uncertain += 1
+            # Waited for from the answer: never sooner than the moment, and, with
+            # the half share allowed below, at most a share and a half after it.
+            moment = answered + wait
             if wait > 0:
                 await self._sleep(wait)
             self._open_until = moment + self._seconds * _LATENESS_SHARE

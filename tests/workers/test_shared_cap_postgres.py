@@ -20,7 +20,7 @@ from dialogs.clock import ManualClock
 from dialogs.events import Address, Outbound
 from storage import upgrade_database
 from storage.engine import create_engine_for
-from storage.send_budget import PostgresSendBudget
+from storage.send_budget import _RESERVE, PostgresSendBudget
 from tests.postgres import postgres_schema_url
 
 WORKERS = 3
@@ -130,3 +130,17 @@ async def test_discord_waves_from_two_workers_keep_discords_global_limit(
     assert len(fake.arrived) == 2 * wave
     assert most_in_any_second(fake.arrived) <= cap
     assert [line[0] for line in lines] == ["discord"]
+
+
+async def test_a_moment_is_committed_without_waiting_for_the_disk(
+    engines: list[AsyncEngine],
+) -> None:
+    """The reservation's transaction alone commits without the WAL flush, so a slow
+    disk does not answer every worker late at once; nothing else does."""
+    async with engines[0].connect() as connection:
+        async with connection.begin():
+            await connection.execute(_RESERVE, {"platform": "telegram", "seconds": 0.01})
+            inside = await connection.scalar(text("show synchronous_commit"))
+        async with connection.begin():
+            after = await connection.scalar(text("show synchronous_commit"))
+    assert (inside, after) == ("off", "on")

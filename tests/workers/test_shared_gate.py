@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import pytest
 
 from bot.outbox import Outbox, Priority
+from bot.shared_cap import SharedGate
 from dialogs.events import Address, Outbound
 
 SCHEDULED = Address("telegram", "u1", "c1")
@@ -90,3 +91,40 @@ async def test_a_capped_message_of_several_requests_charges_the_rest_to_the_line
     finally:
         await outbox.close()
     assert budget.asked == [pytest.approx(1.10 / 30), pytest.approx(1.10 / 30)]
+
+
+async def test_a_moment_answered_slower_than_a_share_is_left_unused_and_another_taken() -> None:
+    """A slow commit answered every worker late at once: each waited out its moment
+    from the late answer and their messages went together (32 in a second at the
+    fake). A moment whose answer took longer than a share cannot be placed well
+    enough to use."""
+    clock = [100.0]
+    share = 1.10 / 30
+
+    class Slow:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def reserve(self, seconds: float) -> float:
+            self.calls += 1
+            # The first answer 200 ms after the ask, the second at once.
+            clock[0] += 0.2 if self.calls == 1 else 0.001
+            return 0.0
+
+    async def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    budget, opened = Slow(), asyncio.Event()
+    gate = SharedGate(budget, share, opened.set, sleep, lambda: clock[0])
+    assert gate.wait_time() > 0  # shut: a moment is being fetched
+    async with asyncio.timeout(5):
+        await opened.wait()
+    assert (budget.calls, gate.uncertain) == (2, 1)
+    assert gate.wait_time() == 0.0
+    # An answer within a share is used as it comes.
+    gate.charged(1, capped=True)
+    opened.clear()
+    gate.wait_time()
+    async with asyncio.timeout(5):
+        await opened.wait()
+    assert (budget.calls, gate.uncertain) == (3, 1)
