@@ -152,9 +152,11 @@ class DispatchScheduler:
     def round_now(self) -> None:
         """A round (the resend sweep first) as soon as the one in progress is done.
         Its own job, with room for one waiting behind a running one: a request that
-        comes mid-round is not absorbed by it."""
+        comes mid-round is not absorbed by it. The round in progress, which a wave
+        behind its due times can keep busy for minutes, sweeps between two batches."""
         if self._closed or not self._scheduler.running:
             return
+        self._dispatcher.want_resend()
         self._scheduler.add_job(
             self._tick,
             DateTrigger(run_date=datetime.now(UTC)),

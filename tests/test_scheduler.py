@@ -193,6 +193,9 @@ class _Stream:
     async def resend_unsent(self, startup: bool = False) -> None:
         return None
 
+    def want_resend(self) -> None:
+        return None
+
     async def run_due(self) -> int:
         self.ran += 1
         if self.left == 0:

@@ -81,6 +81,7 @@ class Dispatcher:
         lease: timedelta = timedelta(minutes=5),
         delivery: Delivery | None = None,
         batch_seconds: float = 0.25,
+        resend_every: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
@@ -97,6 +98,12 @@ class Dispatcher:
         # What the next claim takes at most (see the module's docstring); kept from
         # one round to the next.
         self._claim_size = max(1, batch_size // 8)
+        # A wave behind its due times keeps one round busy for minutes: the resend
+        # sweep, which a round starts with, also runs between its batches, this often
+        # and whenever asked (`want_resend`), or a reply a dead worker left would wait
+        # for the wave's end (and be superseded once the person moved on).
+        self._resend_every = resend_every
+        self._resend_wanted = False
         self._delivery = delivery or Delivery(store, clock, interactive=senders, scheduled=senders)
 
     @property
@@ -107,6 +114,11 @@ class Dispatcher:
     @property
     def delivery(self) -> Delivery:
         return self._delivery
+
+    def want_resend(self) -> None:
+        """Rows were given back (another worker died, or released them): the round
+        in progress sweeps them between two batches, without waiting for its end."""
+        self._resend_wanted = True
 
     async def run_due(self) -> int:
         """Deliver everything due now on the platforms we have senders for; returns how
@@ -122,13 +134,19 @@ class Dispatcher:
     async def _run_due(self) -> int:
         platforms = self.platforms
         handled = await self._recover(platforms)
+        self._resend_wanted = False
         await self._delivery.resend_unsent()
+        swept = self._monotonic()
         size = self._batch_size
         sending: asyncio.Task[float] | None = None
         last: list[OutboundRow] = []
         carried: list[FollowUp] = []
         try:
             while True:
+                if self._resend_wanted or self._monotonic() - swept >= self._resend_every:
+                    self._resend_wanted = False
+                    await self._delivery.resend_unsent()
+                    swept = self._monotonic()
                 claimed = not carried
                 batch = carried or await self._store.claim_due(
                     self._clock.now(), min(size, self._claim_size), platforms

@@ -17,7 +17,7 @@ from sqlalchemy import text as sql
 
 from dialogs.clock import ManualClock
 from dialogs.engine import DueOutcome, Engine
-from dialogs.events import Address
+from dialogs.events import Address, Outbound
 from dialogs.followups.dispatcher import Dispatcher
 from dialogs.store import FollowUp, FollowUpRequest, UserKey
 from storage import SqlStore
@@ -216,3 +216,53 @@ async def test_a_persons_turn_gets_in_between_two_batches_of_a_wave(
     ]
     assert Counter(c for c, _ in sender.calls) == Counter(chats)
     assert await statuses(store) == Counter({"sent": 4})
+
+
+async def test_rows_given_back_mid_wave_go_between_batches_not_after_the_wave(
+    engine: Engine, store: SqlStore, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wave behind its due times keeps one round busy for minutes. A reply another
+    worker left when it died (given back to nobody: `release_outbound`, as the
+    liveness takeover does) must not wait for the wave's end: by then the person has
+    moved on and it would be superseded. The round sweeps between two batches."""
+    chats = await due_followups(store, clock, 12, "w")
+    owed = Address("test", "late", "late-chat")
+    # Batches of two: someone waits at every second check.
+    monkeypatch.setattr(store, "someone_waiting", scripted(cycle([False, True])))
+    sender = Recorder()
+    ticks = iter(range(1_000_000))
+    dispatcher = Dispatcher(
+        store,
+        engine,
+        {"test": sender},
+        clock,
+        # Claims of two at first: the wave takes several.
+        batch_size=16,
+        batch_seconds=NO_TIME_LIMIT,
+        # Never by time in this test: only when asked.
+        resend_every=NO_TIME_LIMIT,
+        monotonic=lambda: float(next(ticks)),
+    )
+    real_claim = store.claim_due
+    claims = 0
+
+    async def claim_due(*args: object, **kwargs: object) -> list[FollowUp]:
+        nonlocal claims
+        claims += 1
+        if claims == 2:
+            # Mid-wave: a dead worker's reply is given back, and the takeover asks.
+            async with store.session() as s:
+                [row] = await s.enqueue_outbound(
+                    UserKey("test", "late"), owed, [Outbound("your reply")], clock.now()
+                )
+            await store.release_outbound([row.id], "worker died", clock.now())
+            dispatcher.want_resend()
+        return await real_claim(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "claim_due", claim_due)
+    assert await dispatcher.run_due() == 12
+    order = [chat for chat, _ in sender.calls]
+    assert "late-chat" in order
+    # Sent while most of the wave was still to go, not after it.
+    assert order.index("late-chat") < len(order) - 6, order
+    assert Counter(c for c in order if c != "late-chat") == Counter(chats)
