@@ -26,6 +26,7 @@ from soak.checks import (
     most_in_any_second,
     opening_arrivals,
     order,
+    probe_answered,
     seconds_judged,
 )
 from soak.priority import AHEAD, LoopAhead
@@ -367,3 +368,16 @@ def test_workers_start_at_the_usual_priority_while_the_loop_runs_ahead() -> None
         ahead.restore()
     assert started == usual
     assert ahead.usual(command) == command  # restored: nothing to undo
+
+
+def test_an_answer_missing_is_excused_only_by_a_reply_superseded_in_its_chat() -> None:
+    # /privacy typed 3 times, answered twice: a worker died holding the answer and
+    # the person typed on before it was sent again, so it was superseded.
+    assert probe_answered(typed=3, answers=2, extra=0, moved_on=1) == (True, 1)
+    # No such row in the chat: an answer was lost.
+    assert probe_answered(typed=3, answers=2, extra=0, moved_on=0) == (False, 0)
+    # One such row stands for one answer, never two.
+    assert probe_answered(typed=3, answers=1, extra=0, moved_on=1)[0] is False
+    # Answers over the typed count still need a crash window or a lost answer each.
+    assert probe_answered(typed=2, answers=3, extra=0, moved_on=5) == (False, 0)
+    assert probe_answered(typed=2, answers=3, extra=1, moved_on=0) == (True, 0)
