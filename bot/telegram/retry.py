@@ -47,6 +47,23 @@ T = TypeVar("T")
 _Result = bool | dict[str, Any] | list[dict[str, Any]]
 
 
+class _HandedOn(logging.Filter):
+    """PTB's limiter logs giving up on a 429 storm as an error with a traceback. Here
+    that is a hand-over, not a failure: `with_retries` goes on waiting as Telegram
+    asks, within its budget, and logs an error itself if the budget runs out. So the
+    record becomes a warning, without the traceback (which says nothing new)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Rate limit hit after maximum of"):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg = f"{record.msg}; waiting on in the call's own retries"
+            record.exc_info = record.exc_text = None
+        return True
+
+
+_HANDED_ON = _HandedOn()
+
+
 class PausingRateLimiter(AIORateLimiter):
     """PTB's limiter, saying whether it is holding every request back for a 429's
     `retry_after` (the outbox then hands no wave message over: `Outbox.hold_waves_while`),
@@ -56,6 +73,9 @@ class PausingRateLimiter(AIORateLimiter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # PTB's logger for this class (telegram._utils.logging.get_logger); adding the
+        # same filter again is a no-op.
+        logging.getLogger("telegram.ext.AIORateLimiter").addFilter(_HANDED_ON)
         # 429s met so far: a request that saw this change while on its way was held.
         self._pauses = 0
 

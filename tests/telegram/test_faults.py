@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
+
+import pytest
 
 from tests.telegram.conftest import Harness
 
@@ -32,6 +35,22 @@ async def test_a_429_storm_loses_no_reply(tg: Harness) -> None:
         assert "\n\nBreathe in through your nose" in reply["text"]
     # The storm is over and the buttons work.
     await people[0].press("Done", until="How loud")
+
+
+async def test_a_429_outlasting_the_limiter_is_handed_on_without_a_traceback(
+    tg: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    await tg.onboard(PEOPLE[0])
+    me = tg.person(PEOPLE[0])
+    # One call refused more often than PTB's limiter retries (3): it gives up, and
+    # the call's own loop waits on (bot/telegram/retry.py).
+    tg.fake.fail(429, methods=["sendMessage"], times=5, retry_after=0.1)
+    out = await me.say("/pause", until="Breathe in")
+    assert [m["text"][:12] for m in out] == ["Let's pause "]
+    # A hand-over, said as a warning; no error, no traceback (the soak fails on one).
+    handed_on = [r for r in caplog.records if "Rate limit hit after maximum" in r.getMessage()]
+    assert handed_on and all(r.levelno == logging.WARNING for r in handed_on)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
 
 
 async def test_server_errors_slow_answers_and_dropped_connections_are_retried(
