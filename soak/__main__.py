@@ -1,6 +1,6 @@
 """`python -m soak [--minutes N] [--kills K] [--people P] [--seed S] [--postgres [URL]
---workers N] [--wave W [--wave-at S] [--wave-over S]]`: exits 1 on any violation (the
-table lists them), 0 otherwise."""
+--workers N] [--wave W [--wave-at S] [--wave-over S]] [--drain-seconds S]`: exits 1
+on any violation (the table lists them), 0 otherwise."""
 
 from __future__ import annotations
 
@@ -47,6 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--wave-over", type=float, default=0.0, help="seconds the wave's due times spread over"
     )
+    parser.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=Options.drain_seconds,
+        help="after the people stop, how long the guide may take to send what it owes",
+    )
     args = parser.parse_args(argv)
     # The fake's server logs each connection the killed guide left half-sent.
     logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
@@ -63,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         wave_at=args.wave_at,
         wave_over=args.wave_over,
         keep_schema=args.workdir is not None,
+        drain_seconds=args.drain_seconds,
     )
     options.chaos.seed = args.seed
     result = asyncio.run(Soak(options).run())
