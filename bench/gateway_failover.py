@@ -9,7 +9,7 @@ stand by. After every takeover the notes are checked for two holders at once.
 
 The design's window: the lease expires between TTL - renew interval and TTL after the
 kill, and a standby asks once per retry interval, so takeover comes between
-TTL - renew (8 s) and TTL + retry (11 s), plus the time to connect. The promise is
+TTL - renew (5 s) and TTL + retry (8 s), plus the time to connect. The promise is
 15 s.
 
 Run: `python -m bench.gateway_failover` (about a minute and a half; `--kills 2` for a
