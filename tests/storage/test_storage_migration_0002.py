@@ -1,30 +1,15 @@
-from collections.abc import Callable
 from datetime import UTC, datetime
 
-from alembic import command
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dialogs.store import Profile, UserKey
 from storage import SqlStore, upgrade_database
 from storage.engine import create_engine_for
-from storage.migrate import alembic_config
+from tests.storage.alembic_steps import migrate_to
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 STAMP = "2026-01-05 12:00:00.000000"
 CHILD_TABLES = ("conversations", "journal", "followups", "processed_events")
-
-
-def _migrate(revision: str, *, down: bool = False) -> Callable[[Connection], None]:
-    def run(connection: Connection) -> None:
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        if down:
-            command.downgrade(config, revision)
-        else:
-            command.upgrade(config, revision)
-
-    return run
 
 
 async def _counts(engine: AsyncEngine) -> dict[str, int]:
@@ -38,7 +23,7 @@ async def _counts(engine: AsyncEngine) -> dict[str, int]:
 async def _engine_at_0001_with_data() -> AsyncEngine:
     engine = create_engine_for("sqlite+aiosqlite:///:memory:")
     async with engine.begin() as connection:
-        await connection.run_sync(_migrate("0001"))
+        await connection.run_sync(migrate_to("0001"))
         for sql in (
             "INSERT INTO users (platform, platform_user_id, created_at, last_seen_at)"
             f" VALUES ('telegram', 'alice', '{STAMP}', '{STAMP}')",
@@ -77,7 +62,7 @@ async def test_downgrade_to_0001_keeps_every_existing_row() -> None:
     try:
         await upgrade_database(engine)
         async with engine.begin() as connection:
-            await connection.run_sync(_migrate("0001", down=True))
+            await connection.run_sync(migrate_to("0001", down=True))
         assert await _counts(engine) == dict.fromkeys(("users", *CHILD_TABLES), 1)
         async with engine.connect() as connection:
             columns = await connection.exec_driver_sql("PRAGMA table_info(users)")

@@ -1,36 +1,22 @@
 """Data written at revision 0003 survives 0004 (users' timezone -> zone, follow-up
 kinds and messages), and a downgrade back to 0003."""
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from alembic import command
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dialogs.store import FollowUpStatus, Profile, UserKey
 from storage import SqlStore, upgrade_database
 from storage.engine import create_engine_for
-from storage.migrate import alembic_config
+from tests.storage.alembic_steps import migrate_to
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 STAMP = "2026-01-05 12:00:00.000000"
 TABLES = ("users", "conversations", "journal", "followups", "processed_events", "referrals")
 ALICE = UserKey("telegram", "alice")
 BOB = UserKey("telegram", "bob")
-
-
-def _migrate(revision: str, *, down: bool = False) -> Callable[[Connection], None]:
-    def run(connection: Connection) -> None:
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        if down:
-            command.downgrade(config, revision)
-        else:
-            command.upgrade(config, revision)
-
-    return run
 
 
 async def _counts(engine: AsyncEngine) -> dict[str, int]:
@@ -51,7 +37,7 @@ async def _columns(engine: AsyncEngine, table: str) -> set[str]:
 async def engine_at_0003() -> AsyncIterator[AsyncEngine]:
     engine = create_engine_for("sqlite+aiosqlite:///:memory:")
     async with engine.begin() as connection:
-        await connection.run_sync(_migrate("0003"))
+        await connection.run_sync(migrate_to("0003"))
         for sql in (
             # Alice had her timezone set by hand; Bob has the column default.
             "INSERT INTO users (platform, platform_user_id, timezone, created_at, last_seen_at,"
@@ -118,7 +104,7 @@ async def test_downgrade_to_0003_keeps_every_row_and_the_zone(
         await session.save_profile(BOB, Profile(zone="Asia/Tokyo", checkin_cadence="daily"))
 
     async with engine_at_0003.begin() as connection:
-        await connection.run_sync(_migrate("0003", down=True))
+        await connection.run_sync(migrate_to("0003", down=True))
 
     assert await _counts(engine_at_0003) == before
     users = await _columns(engine_at_0003, "users")

@@ -3,36 +3,25 @@ by user id (the tables alone do not say who joined what), and a downgrade back."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
-from alembic import command
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dialogs.store import UserKey
 from storage import SqlStore, upgrade_database
 from storage.engine import create_engine_for
-from storage.migrate import alembic_config
+from tests.storage.alembic_steps import migrate_to
 
 STAMP = "2026-01-05 12:00:00.000000"
 ANN = UserKey("telegram", "ann")
-
-
-def _migrate(revision: str, *, down: bool = False) -> Callable[[Connection], None]:
-    def run(connection: Connection) -> None:
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        (command.downgrade if down else command.upgrade)(config, revision)
-
-    return run
 
 
 @pytest.fixture
 async def engine_at_0006() -> AsyncIterator[AsyncEngine]:
     engine = create_engine_for("sqlite+aiosqlite:///:memory:")
     async with engine.begin() as connection:
-        await connection.run_sync(_migrate("0006"))
+        await connection.run_sync(migrate_to("0006"))
         for sql in (
             "INSERT INTO users (id, platform, platform_user_id, created_at, last_seen_at)"
             f" VALUES (1, 'telegram', 'mod', '{STAMP}', '{STAMP}'),"
@@ -79,7 +68,7 @@ async def test_a_downgrade_maps_the_tags_back_to_users(engine_at_0006: AsyncEngi
     engine = engine_at_0006
     await upgrade_database(engine)
     async with engine.begin() as connection:
-        await connection.run_sync(_migrate("0006", down=True))
+        await connection.run_sync(migrate_to("0006", down=True))
     async with engine.connect() as connection:
         participants = (
             await connection.exec_driver_sql(

@@ -4,29 +4,13 @@ with no owner before making the owner required again."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
-from alembic import command
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from storage.engine import create_engine_for
-from storage.migrate import alembic_config
+from tests.storage.alembic_steps import migrate_to
 
 STAMP = "2026-01-05 12:00:00.000000"
-
-
-def _migrate(revision: str, *, down: bool = False) -> Callable[[Connection], None]:
-    def run(connection: Connection) -> None:
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        if down:
-            command.downgrade(config, revision)
-        else:
-            command.upgrade(config, revision)
-
-    return run
 
 
 def _row(id_: int | None, user_id: str) -> str:
@@ -45,7 +29,7 @@ async def test_rows_and_given_ids_survive_and_the_owner_becomes_optional() -> No
     engine = create_engine_for("sqlite+aiosqlite:///:memory:")
     try:
         async with engine.begin() as connection:
-            await connection.run_sync(_migrate("0014"))
+            await connection.run_sync(migrate_to("0014"))
             await connection.exec_driver_sql(
                 "INSERT INTO users (platform, platform_user_id, created_at, last_seen_at)"
                 f" VALUES ('telegram', '42', '{STAMP}', '{STAMP}')"
@@ -58,7 +42,7 @@ async def test_rows_and_given_ids_survive_and_the_owner_becomes_optional() -> No
                 async with connection.begin_nested():
                     await connection.exec_driver_sql(_row(None, "NULL"))
 
-            await connection.run_sync(_migrate("0015"))
+            await connection.run_sync(migrate_to("0015"))
             kept = await connection.exec_driver_sql("SELECT id, user_id FROM outbound ORDER BY id")
             assert [tuple(r) for r in kept] == [(1, 1), (2, 1)]
             await connection.exec_driver_sql(_row(None, "NULL"))
@@ -67,7 +51,7 @@ async def test_rows_and_given_ids_survive_and_the_owner_becomes_optional() -> No
             )
             assert newest.scalar_one() == 4
 
-            await connection.run_sync(_migrate("0014", down=True))
+            await connection.run_sync(migrate_to("0014", down=True))
             left = await connection.exec_driver_sql("SELECT id FROM outbound ORDER BY id")
             assert [r[0] for r in left] == [1, 2]
             with pytest.raises(IntegrityError):
