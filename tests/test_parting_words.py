@@ -37,7 +37,7 @@ class Recorder:
 
 def delivery(store: SqlStore, clock: ManualClock, sender: Recorder) -> Delivery:
     lanes = {"test": sender}
-    return Delivery(store, clock, interactive=lanes, scheduled=lanes)  # type: ignore[arg-type]
+    return Delivery(store, clock, interactive=lanes, scheduled=lanes)
 
 
 async def forget_and_say_bye(store: SqlStore, clock: ManualClock) -> list[OutboundRow]:
@@ -62,6 +62,13 @@ async def left_of_alice(store: SqlStore) -> dict[str, int]:
 
 
 NOTHING = {"outbound": 0, "outbound_chats": 0, "users": 0}
+
+
+async def owe_alice(store: SqlStore, clock: ManualClock, text: str) -> OutboundRow:
+    """A row of Alice's own (a new conversation's, after /forget) to her chat."""
+    async with store.session() as s:
+        [row] = await s.enqueue_outbound(ALICE_KEY, ALICE, [Outbound(text)], clock.now())
+    return row
 
 
 async def test_the_words_are_sent_then_nothing_of_the_person_is_left(
@@ -114,20 +121,18 @@ async def test_a_new_conversation_after_them_keeps_its_counter_and_its_order(
     parting = await forget_and_say_bye(store, clock)
     # They come back before the words went out: the new conversation's rows come
     # after them, and its counter is not the words' to delete.
-    async with store.session() as s:
-        fresh = await s.enqueue_outbound(ALICE_KEY, ALICE, [Outbound("Welcome")], clock.now())
-    assert fresh[0].seq > parting[0].seq
+    fresh = await owe_alice(store, clock, "Welcome")
+    assert fresh.seq > parting[0].seq
     sender = Recorder()
     outbox = delivery(store, clock, sender)
     await outbox.send(parting)
-    await outbox.send(fresh)
+    await outbox.send([fresh])
     assert sender.texts == [BYE, "Welcome"]
     left = await left_of_alice(store)
     assert left["outbound"] == 1  # the new conversation's own, sent
     assert left["outbound_chats"] == 1
-    async with store.session() as s:
-        again = await s.enqueue_outbound(ALICE_KEY, ALICE, [Outbound("Later")], clock.now())
-    assert again[0].seq == fresh[0].seq + 1
+    again = await owe_alice(store, clock, "Later")
+    assert again.seq == fresh.seq + 1
 
 
 async def test_a_counter_moved_on_by_a_sent_row_is_kept(
@@ -135,15 +140,13 @@ async def test_a_counter_moved_on_by_a_sent_row_is_kept(
 ) -> None:
     await onboard(store, clock, ALICE)
     parting = await forget_and_say_bye(store, clock)
-    async with store.session() as s:
-        fresh = await s.enqueue_outbound(ALICE_KEY, ALICE, [Outbound("Welcome")], clock.now())
+    fresh = await owe_alice(store, clock, "Welcome")
     # The later row is settled first (nothing pending after the words): only the
     # counter's value says it is no longer the words'.
-    await store.mark_outbound([(fresh[0].id, OutboundStatus.SENT, None)], clock.now())
+    await store.mark_outbound([(fresh.id, OutboundStatus.SENT, None)], clock.now())
     await delivery(store, clock, Recorder()).send(parting)
-    async with store.session() as s:
-        again = await s.enqueue_outbound(ALICE_KEY, ALICE, [Outbound("Later")], clock.now())
-    assert again[0].seq == fresh[0].seq + 1
+    again = await owe_alice(store, clock, "Later")
+    assert again.seq == fresh.seq + 1
 
 
 async def test_a_chat_where_others_are_still_owed_keeps_its_counter(
@@ -188,9 +191,8 @@ async def test_a_settled_row_of_a_person_is_kept_as_before(
 ) -> None:
     # Only rows with no owner go at once: a person's sent row stays until the purge.
     await onboard(store, clock, ALICE)
-    async with store.session() as s:
-        rows = await s.enqueue_outbound(ALICE_KEY, ALICE, [Outbound("hello")], clock.now())
-    await store.mark_outbound([(rows[0].id, OutboundStatus.SENT, None)], clock.now())
+    row = await owe_alice(store, clock, "hello")
+    await store.mark_outbound([(row.id, OutboundStatus.SENT, None)], clock.now())
     assert (await left_of_alice(store))["outbound"] == 1
 
 
