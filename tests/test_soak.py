@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from soak.report import table
 from soak.run import Options, Soak
 from tests.postgres import require_postgres, test_postgres_url
 
-# One after the other, on one process under `make test` (--dist loadgroup), as in a
-# serial run: each soak runs a fleet of guides and fakes on the real clock and checks
-# timings (the 30-a-second cap at its fake) that two fleets side by side would share.
-pytestmark = pytest.mark.xdist_group("soak")
+# Not one after the other on one process (they were): the five thousand alone is most
+# of `make test`'s wall time, so each soak starts at once on a process of its own
+# (both first: tests/conftest.py's LONGEST_FIRST). Side by side they share the CPU,
+# not a timing check: only the PostgreSQL run has a wave and its cap, and its check
+# allows for the harness's own stalls (soak/checks.py).
 
 
 async def test_a_minute_of_people_kills_and_faults_breaks_no_promise(tmp_path: Path) -> None:
