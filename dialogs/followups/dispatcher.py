@@ -81,7 +81,6 @@ class Dispatcher:
         lease: timedelta = timedelta(minutes=5),
         delivery: Delivery | None = None,
         batch_seconds: float = 0.25,
-        resend_every: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
@@ -99,10 +98,9 @@ class Dispatcher:
         # one round to the next.
         self._claim_size = max(1, batch_size // 8)
         # A wave behind its due times keeps one round busy for minutes: the resend
-        # sweep, which a round starts with, also runs between its batches, this often
-        # and whenever asked (`want_resend`), or a reply a dead worker left would wait
-        # for the wave's end (and be superseded once the person moved on).
-        self._resend_every = resend_every
+        # sweep, which a round starts with, also runs between its batches when asked
+        # (`want_resend`: rows were given back), or a reply a dead worker left would
+        # wait for the wave's end (and be superseded once the person moved on).
         self._resend_wanted = False
         self._delivery = delivery or Delivery(store, clock, interactive=senders, scheduled=senders)
 
@@ -136,17 +134,15 @@ class Dispatcher:
         handled = await self._recover(platforms)
         self._resend_wanted = False
         await self._delivery.resend_unsent()
-        swept = self._monotonic()
         size = self._batch_size
         sending: asyncio.Task[float] | None = None
         last: list[OutboundRow] = []
         carried: list[FollowUp] = []
         try:
             while True:
-                if self._resend_wanted or self._monotonic() - swept >= self._resend_every:
+                if self._resend_wanted:
                     self._resend_wanted = False
                     await self._delivery.resend_unsent()
-                    swept = self._monotonic()
                 claimed = not carried
                 batch = carried or await self._store.claim_due(
                     self._clock.now(), min(size, self._claim_size), platforms

@@ -239,8 +239,6 @@ async def test_rows_given_back_mid_wave_go_between_batches_not_after_the_wave(
         # Claims of two at first: the wave takes several.
         batch_size=16,
         batch_seconds=NO_TIME_LIMIT,
-        # Never by time in this test: only when asked.
-        resend_every=NO_TIME_LIMIT,
         monotonic=lambda: float(next(ticks)),
     )
     real_claim = store.claim_due
