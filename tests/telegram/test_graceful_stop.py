@@ -172,6 +172,8 @@ async def get(port: int, path: str) -> tuple[int, str]:
         return response.status, await response.text()
 
 
+# Not beside tests/test_soak.py's 5,000-follow-up run (see there).
+@pytest.mark.xdist_group("heavy")
 async def test_sigterm_finishes_sends_in_flight_releases_claims_and_exits_0(
     gated: GatedBotAPI, tmp_path: Path
 ) -> None:
