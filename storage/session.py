@@ -75,11 +75,8 @@ class SqlStoreSession(ReflectionRows, LinkRows):
 
     async def claim_event(self, event_key: str, at: datetime, user: UserKey) -> bool:
         user_id, made = await self._user_id_made(user, at)
-        statement = (
-            insert_for(self._dialect, ProcessedEventRow)
-            .values(event_key=event_key, processed_at=at, user_id=user_id)
-            .on_conflict_do_nothing(index_elements=[ProcessedEventRow.event_key])
-            .returning(ProcessedEventRow.event_key)
+        statement = self._record_event(event_key, at, user_id).returning(
+            ProcessedEventRow.event_key
         )
         claimed = await self._session.scalar(statement) is not None
         if not claimed and made:
@@ -137,12 +134,16 @@ class SqlStoreSession(ReflectionRows, LinkRows):
             # An update id names nobody; kept, it stops a redelivery of the /forget
             # turn's own update (a crash before it was confirmed) from being taken
             # for a new person's first message.
-            await self._session.execute(
-                insert_for(self._dialect, ProcessedEventRow)
-                .values(event_key=asked_in, processed_at=self._clock.now(), user_id=None)
-                .on_conflict_do_nothing(index_elements=[ProcessedEventRow.event_key])
-            )
+            await self._session.execute(self._record_event(asked_in, self._clock.now(), None))
         return deleted
+
+    def _record_event(self, event_key: str, at: datetime, user_id: int | None) -> Any:
+        """The event's key recorded as processed (nothing if it already was)."""
+        return (
+            insert_for(self._dialect, ProcessedEventRow)
+            .values(event_key=event_key, processed_at=at, user_id=user_id)
+            .on_conflict_do_nothing(index_elements=[ProcessedEventRow.event_key])
+        )
 
     async def load_state(self, user: UserKey, at: datetime) -> ConversationState:
         user_id = await self._user_id(user, at, lock=True)
