@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from soak.deadline import Deadline
 from tests.telegram.fake_bot_api import FakeBotAPI
 
 # The longest a person waits for any sign of an answer before doing something else.
@@ -107,11 +108,11 @@ class Person:
 
     # ------------------------------------------------------------------ acting
 
-    async def live(self, until: float, others: list[Person]) -> None:
+    async def live(self, until: Deadline, others: list[Person]) -> None:
         # Everyone starts with something that plans a message for later.
         await self.command(planning=True)
         self.actions["command"] += 1
-        while time.monotonic() < until:
+        while not until.passed():
             kind = await self.act(others)
             self.actions[kind] += 1
             if kind == "idle":

@@ -40,6 +40,7 @@ from soak.checks import (
     markers_in_files,
     markers_in_rows,
 )
+from soak.deadline import Deadline
 from soak.guide import ROOT, WEBHOOK_SECRET, GuideProcess
 from soak.people import Activity, Person
 from soak.postgres import drop_schema, new_schema
@@ -55,6 +56,9 @@ log = logging.getLogger("soak")
 
 # The least time the guide runs between a restart and the next kill.
 MIN_UPTIME = 6.0
+# Kills come after some activity, and the last one well before the end.
+FIRST_KILL_AFTER = 5.0
+LAST_KILL_BEFORE_END = 10.0
 # Left out of what people type: /reflect needs a group (the soak's chats are private).
 NOT_TYPED = frozenset({"reflect", "export", "forget"})
 # The wave's people: Telegram users who only receive (never onboarded as people).
@@ -282,7 +286,7 @@ class Soak:
         await self._plant_wave()
         self.fake.chaos = self.o.chaos
         began = time.monotonic()
-        until = began + self.o.minutes * 60
+        until = Deadline(began + self.o.minutes * 60)
         lives = [
             asyncio.create_task(p.live(until, self.people), name=f"person {p.user_id}")
             for p in self.people
@@ -378,28 +382,35 @@ class Soak:
         finally:
             await store.close()
 
-    async def _kill_until(self, until: float) -> None:
-        """Kill at random moments spread over the run (each restart takes a few
-        seconds of it), the first after some activity, the last well before the end."""
-        start = time.monotonic() + 5
-        span = max(0.0, until - 10 - start)
+    async def _kill_until(self, until: Deadline) -> None:
+        """Kill at random moments spread over the run. A polling guide is down while it
+        restarts: each kill's restart, and any wait for the guide to have run
+        MIN_UPTIME (or this would test a crash loop), moves the moments after it and
+        the end later by as much. Several workers restart in the background while the
+        others serve."""
+        start = time.monotonic() + FIRST_KILL_AFTER
+        span = max(0.0, until.at - LAST_KILL_BEFORE_END - start)
         moments = sorted(start + self.rng.uniform(0, span) for _ in range(self.o.kill_count))
         up_since = time.monotonic()
-        for moment in moments:
-            # A restart takes seconds: a kill moment that passed meanwhile still
-            # leaves the new process some time up, or this would test a crash loop.
-            moment = max(moment, up_since + MIN_UPTIME)
+        late = 0.0
+        for planned in moments:
+            moment = max(planned + late, up_since + MIN_UPTIME)
             await asyncio.sleep(max(0.0, moment - time.monotonic()))
-            if time.monotonic() >= until - 5:
-                break
             if self.o.webhook:
-                victim = await self._victim(until)
+                # Others serve meanwhile, so the end stays; a kill it leaves no room for
+                # is not made (the test asks for most of them).
+                if time.monotonic() >= until.at - 5:
+                    break
+                victim = await self._victim(until.at)
                 if victim is None:
                     break
             await self._kill_once(in_window=self.rng.random() < 0.35)
             if not self.o.webhook:
                 up_since = time.monotonic()
-        await asyncio.sleep(max(0.0, until - time.monotonic()))
+                delay = up_since - (planned + late)
+                until.later_by(delay)
+                late += delay
+        await asyncio.sleep(until.left())
 
     async def _victim(self, until: float) -> GuideProcess | None:
         """A worker serving for at least MIN_UPTIME, while another serves too (the
@@ -489,7 +500,7 @@ class Soak:
             live = [
                 (f"{n}:{g.worker_id}", g.process.pid)
                 for n, g in enumerate(self.guides)
-                if g.running and getattr(g, "process", None) is not None
+                if g.running and g.process is not None
             ]
             for port, worker in await asyncio.to_thread(ports_of, live):
                 self.peer_worker.setdefault(port, set()).add(worker)

@@ -211,7 +211,7 @@ class Chat:
         if out.rows:
             # Seen: as an adapter would after sending them, so no sweep sends them again.
             marks = [(row.id, OutboundStatus.SENT, None) for row in out.rows]
-            await self.engine._store.mark_outbound(marks, inbound.at)  # type: ignore[attr-defined]
+            await self.engine._store.mark_outbound(marks, inbound.at)
         return out
 
     async def say(self, text: str) -> list[Outbound]:

@@ -339,7 +339,7 @@ class FakeBotAPI:
             "from": self.user(user_id),
             "text": text,
         }
-        entities = []
+        entities: list[dict[str, Any]] = []
         if text.startswith("/"):
             command = text.split()[0]
             entities.append({"type": "bot_command", "offset": 0, "length": len(command)})
