@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from soak.report import table
 from soak.run import Options, Soak
 from tests.postgres import require_postgres, test_postgres_url
@@ -34,10 +32,6 @@ async def test_a_minute_of_people_kills_and_faults_breaks_no_promise(tmp_path: P
     assert result.verdict.violations == [], report
 
 
-# One process with tests/telegram/test_graceful_stop.py's SIGTERM test, one after the
-# other: that test holds sends at its fake and reads their order, and beside this run's
-# three workers it waited past the HTTP timeout (two CI-like runs on this machine).
-@pytest.mark.xdist_group("heavy")
 async def test_three_workers_killed_every_twelve_seconds_send_a_wave_of_5000_once_each(
     tmp_path: Path,
 ) -> None:

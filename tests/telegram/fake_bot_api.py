@@ -191,6 +191,10 @@ class FakeBotAPI:
     # Calls being held open by a "hold" fault (see `hold`), and each call held.
     holding: int = 0
     held: list[Call] = field(default_factory=list)
+    # Calls that took effect after their client had stopped waiting (its timeout ran
+    # out while the handler was slow): as on Telegram, the message is in the chat and
+    # the answer is lost.
+    unanswered: list[Call] = field(default_factory=list)
     # Pushed updates no webhook target has taken yet (queued or being posted).
     webhook_waiting: int = 0
     port: int = 0
@@ -527,6 +531,8 @@ class FakeBotAPI:
             self._record(method, params, exc.status)
             return _error(exc.status, exc.description)
         call = self._record(method, params, 200)
+        if request.transport is None or request.transport.is_closing():
+            self.unanswered.append(call)
         if self.on_call is not None:
             self.on_call(call, result)
         return web.json_response({"ok": True, "result": result})

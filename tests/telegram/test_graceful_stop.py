@@ -4,17 +4,25 @@ claim it holds (follow-ups CLAIMED by it back to PENDING, its pending outbox row
 released), and exits 0. Another worker can then take all of it at once, without
 waiting out a lease.
 
-The fake Bot API holds sendMessage at a gate: follow-ups' sends first (so the
+The fake Bot API holds sendMessage at a gate: the first few follow-ups' sends (so the
 dispatcher is mid-wave, holding claimed follow-ups it has not rendered yet), then a
 person's reply. SIGTERM comes while they are held; the reply is let through once the
 process says it is stopping, the wave once it says it is finishing its sends. Its
 health port answers /healthz and /metrics meanwhile.
+
+On a loaded machine the steps take longer than the guide's HTTP timeout (5 s): a held
+send is given up on and tried again, and the first try, let through later, reaches
+the chat with its answer lost. The fake counts those apart (`unanswered`); every other
+message it took must be marked. Whether the stop finds follow-ups claimed and not yet
+rendered depends on the machine's speed (50 unloaded, none with the cores busy);
+tests/storage/test_release_claims.py gives those back on both backends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -49,17 +57,26 @@ FINISHING = "finishing the sends in flight"
 
 @dataclass
 class GatedBotAPI(FakeBotAPI):
-    """Holds each sendMessage until its chat is let through (`open`, or `open()` for
-    all); `entered` lists the chats of the calls held."""
+    """Holds each sendMessage to the first `hold_first` chats, and to `PERSON`, until
+    its chat is let through (`open`, or `open()` for all); `entered` lists the chats
+    of the calls held. The rest of the wave passes: held sends fill the guide's HTTP
+    slots, and with all of the wave held a loaded machine kept the person's reply
+    waiting for a slot past the test's minute."""
 
+    hold_first: int = 4
     entered: list[int] = field(default_factory=list)
     opened: set[int] = field(default_factory=set)
     all_open: bool = False
     _gate: asyncio.Condition = field(default_factory=asyncio.Condition)
 
+    def _holds(self, chat: int) -> bool:
+        if self.all_open or chat in self.opened:
+            return False
+        return chat == PERSON or chat in self.entered or len(set(self.entered)) < self.hold_first
+
     async def _api_sendMessage(self, params: dict[str, Any]) -> Any:
         chat = int(params["chat_id"])
-        if not (self.all_open or chat in self.opened):
+        if self._holds(chat):
             self.entered.append(chat)
             self._notify()
             async with self._gate:
@@ -172,8 +189,6 @@ async def get(port: int, path: str) -> tuple[int, str]:
         return response.status, await response.text()
 
 
-# Not beside tests/test_soak.py's 5,000-follow-up run (see there).
-@pytest.mark.xdist_group("heavy")
 async def test_sigterm_finishes_sends_in_flight_releases_claims_and_exits_0(
     gated: GatedBotAPI, tmp_path: Path
 ) -> None:
@@ -205,12 +220,20 @@ async def test_sigterm_finishes_sends_in_flight_releases_claims_and_exits_0(
             await fake.wait_for(lambda: fake.ok_calls("deleteWebhook"), within=START_WITHIN)
             assert (await get(health_port, "/healthz")) == (200, "ok\n")
 
-            # The wave comes due; its first sends are held, the dispatcher holds claims.
+            # The wave comes due; its first sends are held, the process holds claims:
+            # outbox rows it is sending or about to, and follow-ups it claimed and has
+            # not rendered yet where a batch was cut short (whether one is depends on
+            # the machine's speed; waiting for one kept a loaded machine waiting for
+            # the held sends' timeouts, and once past the minute).
             await plan_wave(url)
 
             async def mid_wave() -> bool:
                 scheduled = [chat for chat in fake.entered if chat != PERSON]
-                return bool(scheduled) and await count(url, claimed_followups()) > 0
+                if not scheduled:
+                    return False
+                return (
+                    await count(url, claimed_followups()) + await count(url, held_outbox_rows()) > 0
+                )
 
             await wait_until(mid_wave, 60, "the wave held mid-way")
             # Then the person writes; their reply's send is held too.
@@ -242,16 +265,21 @@ async def test_sigterm_finishes_sends_in_flight_releases_claims_and_exits_0(
                 process.kill()
                 await process.wait()
 
-        # Every message Telegram accepted is marked sent: the next worker sends
-        # none of them again.
-        accepted = len(fake.ok_calls("sendMessage"))
-        assert accepted > 0
-        assert await count(url, sent_rows()) == accepted
+        # Every message Telegram accepted and answered is marked sent: the next worker
+        # sends none of them again. A send held past the guide's HTTP timeout (a loaded
+        # machine) was given up on and tried again: Telegram took it, its answer was
+        # lost, and sending it again is the documented duplicate after a lost answer.
+        lost = {id(call) for call in fake.unanswered}
+        answered = [c for c in fake.ok_calls("sendMessage") if id(c) not in lost]
+        assert answered
+        assert await count(url, sent_rows()) == len(answered)
         # The person's reply went out whole, once.
         assert fake.bot_messages(PERSON), "the reply in flight was finished"
         # Nothing is left claimed by the stopped process.
         assert await count(url, claimed_followups()) == 0
         assert await count(url, held_outbox_rows()) == 0
         logged = log_path.read_text(errors="replace")
-        assert "released claims followups=" in logged
+        released = re.search(r"released claims followups=(\d+) outbox_rows=(\d+)", logged)
+        assert released is not None, logged
+        assert int(released[1]) + int(released[2]) > 0, "the stop had claims to give back"
         assert "Traceback" not in logged
