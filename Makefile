@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy dialogs storage bot
+	$(BIN)/mypy dialogs storage bot soak bench
 
 content-check: $(STAMP)
 	$(BIN)/pausecheck content check

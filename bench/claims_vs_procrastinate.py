@@ -107,7 +107,7 @@ async def theirs(rows: int, claimers: int, *, per_chat_lock: bool) -> float:
         try:
             await apps[0].schema_manager.apply_schema_async()
 
-            @apps[0].task(name="followup")
+            @apps[0].task(name="followup")  # type: ignore[untyped-decorator]
             async def followup(n: int) -> None:
                 return None
 

@@ -77,7 +77,7 @@ async def _setup(pairs: int, folder: Path) -> tuple[FakeBotAPI, Guide, TelegramA
     fake.on_call = arrivals.on_call
     await fake.start()
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         database_url=f"sqlite+aiosqlite:///{folder / 'bench.db'}",
         telegram_bot_token=DEFAULT_TOKEN,
         telegram_api_base_url=fake.base_url,

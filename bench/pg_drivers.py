@@ -70,7 +70,7 @@ async def measure(driver: str, people: int, followups: int) -> Figures:
             address = Address("walk", user.user_id, user.user_id)
             what = WALK[i]
             kind = {"command": what} if isinstance(what, Command) else {"text": what}
-            inbound = Inbound(address, f"e{user.user_id}-{i}", clock.now(), **kind)  # type: ignore[arg-type]
+            inbound = Inbound(address, f"e{user.user_id}-{i}", clock.now(), **kind)
             replies = await engine.handle(inbound)
             if not replies or "went wrong" in replies[0].text:
                 raise RuntimeError(f"{driver}: the engine failed at step {i}: {replies}")

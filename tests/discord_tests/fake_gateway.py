@@ -28,8 +28,8 @@ def refusal(status: int, code: int, message: str) -> discord.HTTPException:
     response = SimpleNamespace(status=status, reason=message)
     error = {"code": code, "message": message}
     if status == 403:
-        return discord.Forbidden(response, error)  # type: ignore[arg-type]
-    return discord.HTTPException(response, error)  # type: ignore[arg-type]
+        return discord.Forbidden(response, error)
+    return discord.HTTPException(response, error)
 
 
 @dataclass
@@ -91,7 +91,8 @@ class FakeSocket:
     def direct_message(self, user_id: int, text: str, message_id: int) -> None:
         """Someone writes to the bot in their DMs: MESSAGE_CREATE on this connection."""
         self._sequence += 1
-        data = {"id": str(message_id), "channel_id": str(user_id + 1), "author": _user(user_id),
+        data: dict[str, Any] = {
+                "id": str(message_id), "channel_id": str(user_id + 1), "author": _user(user_id),
                 "content": text, "timestamp": "2026-01-05T12:00:00+00:00",
                 "edited_timestamp": None, "tts": False, "mention_everyone": False,
                 "mentions": [], "mention_roles": [], "attachments": [], "embeds": [],
@@ -166,8 +167,9 @@ class FakeDiscord:
             user = int(kwargs["json"]["recipient_id"])
             return {"id": str(user + 1), "type": 1, "recipients": [_user(user)]}
         if (route.method, route.path) == ("POST", "/channels/{channel_id}/messages"):
-            self.script.posted.append((int(route.channel_id), kwargs))
-            return _message(int(route.channel_id), len(self.script.posted), kwargs)
+            channel = int(str(route.channel_id))
+            self.script.posted.append((channel, kwargs))
+            return _message(channel, len(self.script.posted), kwargs)
         raise AssertionError(f"unexpected request {route.method} {route.path}")
 
     async def ws_connect(self, url: str, *, compress: int = 0) -> Any:

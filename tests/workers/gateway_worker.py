@@ -62,7 +62,7 @@ async def _watch(adapter: DiscordAdapter, events: Path) -> None:
 
 
 async def main(url: str, events: Path, shards: int = 1) -> None:
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None,
         database_url=url,
         timezone="Europe/London",
