@@ -37,7 +37,7 @@ def discord_settings(**changes: Any) -> Settings:
         "discord_rate": None,
     }
     values.update(changes)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @pytest.fixture
@@ -89,7 +89,8 @@ class World:
 
     async def click(self, who: Any, message: Sent, label: str) -> list[simcord.ResponseMessage]:
         """Press a button; the new messages (the pressed one is only edited)."""
-        return (await who.click(message, label=label)).followups
+        result: simcord.InteractionResult = await who.click(message, label=label)
+        return result.followups
 
     async def state(self, who: Any) -> ConversationState:
         async with self.guide.store.session() as s:

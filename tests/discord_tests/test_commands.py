@@ -5,9 +5,17 @@ from __future__ import annotations
 import discord
 
 from bot.discord.adapter import DiscordAdapter
+from bot.discord.client import GuideClient
 from tests.discord_tests.conftest import SIMULATED, World, discord_settings, texts
 
 pytestmark = SIMULATED
+
+
+def _client(world: World) -> GuideClient:
+    # SimCord types the bot it runs as a plain discord.Client; ours carries the tree.
+    bot = world.env.bot
+    assert isinstance(bot, GuideClient)
+    return bot
 
 
 async def test_every_menu_command_is_synced_with_its_description(world: World) -> None:
@@ -17,7 +25,7 @@ async def test_every_menu_command_is_synced_with_its_description(world: World) -
     )
     assert {"sos", "privacy", "export", "forget", "about", "help", "stop"} <= set(menu)
 
-    synced = await world.env.bot.tree.fetch_commands()  # read back from (simulated) Discord
+    synced = await _client(world).tree.fetch_commands()  # read back from (simulated) Discord
     assert {c.name: c.description for c in synced} == menu
     assert set(world.alice.available_commands(world.channel)) == set(menu)
 
@@ -25,9 +33,10 @@ async def test_every_menu_command_is_synced_with_its_description(world: World) -
 async def test_stop_reflect_and_link_take_an_optional_word_and_the_others_take_none(
     world: World,
 ) -> None:
-    for command in await world.env.bot.tree.fetch_commands():
+    for command in await _client(world).tree.fetch_commands():
         if command.name in ("stop", "reflect", "link"):
             [option] = command.options
+            assert isinstance(option, discord.app_commands.Argument)
             assert (option.name, option.type, option.required) == (
                 "what",
                 discord.AppCommandOptionType.string,

@@ -75,7 +75,7 @@ class ScriptedGateway:
     fail_with: Exception | None = None
     opened: int = 0
     is_running: bool = False
-    before_ready: Callable[[], Awaitable[None]] | None = None
+    before_ready: Callable[[], Awaitable[object]] | None = None
 
     async def open(self) -> None:
         if self.before_ready is not None:

@@ -20,8 +20,9 @@ from tests.telegram.conftest import FAST_RETRY, Harness, address
 from tests.telegram.fake_bot_api import DEFAULT_TOKEN, FakeBotAPI
 
 pytestmark = SIMULATED
-LCOPY = load_content(CONTENT_DIR).link_copy
-assert LCOPY is not None
+_CONTENT = load_content(CONTENT_DIR)
+assert _CONTENT.link_copy is not None
+LCOPY = _CONTENT.link_copy
 ALICE = 1001
 
 
@@ -87,11 +88,11 @@ async def test_telegram_and_discord_partners_link_and_signal(
     )
 
     # Bob asks to talk from Discord; Alice answers with one tap on Telegram.
-    said = await world.slash(world.bob, "talk")
+    shown = await world.slash(world.bob, "talk")
     for label in ("That works for me", "Got it", "Tonight"):
-        said = await world.click(world.bob, with_buttons(said), label)
-    said = await world.click(world.bob, with_buttons(said), "No thanks")
-    offer_message = next(m for m in said if m.content.startswith("Want your partner"))
+        shown = await world.click(world.bob, with_buttons(shown), label)
+    shown = await world.click(world.bob, with_buttons(shown), "No thanks")
+    offer_message = next(m for m in shown if m.content.startswith("Want your partner"))
     assert labels(offer_message) == ["Send it", "Not now"]
     await world.click(world.bob, offer_message, "Send it")
     request = await alice.replies_after(0, "I'd like to talk when you're ready.")

@@ -19,9 +19,10 @@ from tests.discord_tests.conftest import SIMULATED, World, texts
 pytestmark = SIMULATED
 CONTENT = load_content(CONTENT_DIR)
 SLOW_DOWN = CONTENT.copy.slow_down
-_SOS_FLOW = CONTENT.flows[CONTENT.commands.get("sos").flow]  # type: ignore[union-attr,index]
-SOS_REPLY = _SOS_FLOW.steps[0].text[0].split("{")[0]  # type: ignore[union-attr]
-CRISIS_REPLY = CONTENT.flows["crisis"].steps[0].text[0].split("{")[0]  # type: ignore[union-attr]
+_SOS = CONTENT.commands.get("sos")
+assert _SOS is not None and _SOS.flow is not None
+SOS_REPLY = CONTENT.flows[_SOS.flow].steps[0].text[0].split("{")[0]
+CRISIS_REPLY = CONTENT.flows["crisis"].steps[0].text[0].split("{")[0]
 
 
 def dms(who: Any) -> list[discord.Message]:

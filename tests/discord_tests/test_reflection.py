@@ -36,8 +36,8 @@ from tests.discord_tests.conftest import (
 
 pytestmark = SIMULATED
 CONTENT = load_content(CONTENT_DIR)
+assert CONTENT.reflection_copy is not None
 RCOPY = CONTENT.reflection_copy
-assert RCOPY is not None
 NOT_YOURS = CONTENT.copy.not_your_button
 NOTICING = CONTENT.reflections["noticing"]
 STAGES = CONTENT.reflections["stages"]

@@ -15,8 +15,9 @@ from tests.discord_tests.conftest import SIMULATED, World, texts, with_buttons
 from tests.discord_tests.test_reflection import dms, join_all, make_group, start
 
 pytestmark = SIMULATED
-RCOPY = load_content(CONTENT_DIR).reflection_copy
-assert RCOPY is not None
+_CONTENT = load_content(CONTENT_DIR)
+assert _CONTENT.reflection_copy is not None
+RCOPY = _CONTENT.reflection_copy
 
 
 def posts_to(world: World, channel_id: int) -> list[dict[str, Any]]:

@@ -71,7 +71,7 @@ def test_custom_ids_name_their_person_and_fit_discords_limit() -> None:
     assert len(longest_choice.encode()) == 64
     value = custom_id(18446744073709551615, longest_choice)
     assert len(value) <= MAX_CUSTOM_ID
-    template = ChoiceButton.__discord_ui_compiled_template__  # type: ignore[attr-defined]
+    template = ChoiceButton.__discord_ui_compiled_template__
     match = template.fullmatch(value)
     assert match and match["user"] == "18446744073709551615"
     assert match["choice"] == longest_choice
