@@ -20,6 +20,7 @@ import pytest
 
 from dialogs.clock import Clock, ManualClock
 from dialogs.content import Content, load_content
+from dialogs.delivery import Reply
 from dialogs.engine import Engine
 from dialogs.events import Address, Choice, Command, Inbound, Outbound
 from dialogs.safety.resource_text import resource_text
@@ -204,7 +205,7 @@ class Chat:
     def _at(self) -> object:
         return self.clock.now() if self.clock else self.engine._clock.now()
 
-    async def send(self, **kind: object) -> list[Outbound]:
+    async def send(self, **kind: object) -> Reply:
         inbound = Inbound(self.address, f"e{next(_event_ids)}", self._at(), **kind)  # type: ignore[arg-type]
         out = await self.engine.handle(inbound)
         self.seen.extend(out)
@@ -214,13 +215,13 @@ class Chat:
             await self.engine._store.mark_outbound(marks, inbound.at)
         return out
 
-    async def say(self, text: str) -> list[Outbound]:
+    async def say(self, text: str) -> Reply:
         return await self.send(text=text)
 
-    async def command(self, name: str, *args: str) -> list[Outbound]:
+    async def command(self, name: str, *args: str) -> Reply:
         return await self.send(command=Command(name, args))
 
-    async def press(self, label: str) -> list[Outbound]:
+    async def press(self, label: str) -> Reply:
         return await self.send(choice=self.button(label).id)
 
     def buttons(self) -> tuple[Choice, ...]:

@@ -14,11 +14,13 @@ from sqlalchemy import text as sql
 
 from dialogs.clock import ManualClock
 from dialogs.delivery import (
+    Delivered,
     Delivery,
     NotSent,
     RecipientUnreachable,
     Refused,
     Reply,
+    Sender,
     store_reply,
 )
 from dialogs.engine import Engine
@@ -58,7 +60,10 @@ class Tracking(Recorder):
         super().__init__()
         self.fail_at, self.error = fail_at, error
 
-    async def send(self, address: Address, messages: Sequence[Outbound], delivered) -> None:  # type: ignore[no-untyped-def]
+    async def send(
+        self, address: Address, messages: Sequence[Outbound], delivered: Delivered | None = None
+    ) -> None:
+        assert delivered is not None  # delivery reports to a tracking sender
         for index, message in enumerate(messages):
             if message.text == self.fail_at:
                 self.fail_at = ""
@@ -67,9 +72,9 @@ class Tracking(Recorder):
             delivered(index)
 
 
-def delivery(store: SqlStore, clock: ManualClock, sender: object) -> Delivery:
+def delivery(store: SqlStore, clock: ManualClock, sender: Sender) -> Delivery:
     lanes = {"test": sender}
-    return Delivery(store, clock, interactive=lanes, scheduled=lanes)  # type: ignore[arg-type]
+    return Delivery(store, clock, interactive=lanes, scheduled=lanes)
 
 
 async def owe(
@@ -94,7 +99,7 @@ async def fates(store: SqlStore) -> list[tuple[str, int, str, str | None]]:
         rows = await connection.execute(
             sql("select chat_id, seq, status, reason from outbound order by chat_id, seq")
         )
-        return [tuple(r) for r in rows]  # type: ignore[misc]
+        return [tuple(r) for r in rows]
 
 
 async def test_rows_go_in_order_one_call_per_chat_and_are_marked(
@@ -356,9 +361,9 @@ async def test_a_turn_that_fails_stores_no_reply(chat: Chat, store: SqlStore) ->
         async def __aexit__(self, *exc: object) -> object:
             return await self.inner.__aexit__(*exc)  # type: ignore[arg-type]
 
-    engine._store = type("S", (), {"session": lambda self: Broken()})()  # type: ignore[attr-defined]
+    engine._store = type("S", (), {"session": lambda self: Broken()})()
     out = await chat.command("help")
-    engine._store = store  # type: ignore[attr-defined]
+    engine._store = store
     assert out.rows == () and "Sorry" in out[0].text
     assert await fates(store) == []
 

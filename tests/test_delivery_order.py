@@ -14,7 +14,7 @@ import pytest
 
 from bot.outbox import Outbox
 from dialogs.clock import ManualClock
-from dialogs.delivery import Delivery
+from dialogs.delivery import Delivered, Delivery
 from dialogs.events import Address, Outbound
 from dialogs.store import OutboundKind, OutboundStatus
 from storage import SqlStore, open_store
@@ -39,7 +39,10 @@ class Platform:
     def fail(self, chat_id: str, times: int = 1) -> None:
         self.failures[chat_id] = times
 
-    async def send(self, address: Address, messages: Sequence[Outbound], delivered) -> None:  # type: ignore[no-untyped-def]
+    async def send(
+        self, address: Address, messages: Sequence[Outbound], delivered: Delivered | None = None
+    ) -> None:
+        assert delivered is not None  # delivery reports to a tracking sender
         if self.gate is not None:
             await self.gate.wait()
         if self.failures.get(address.chat_id, 0) > 0:

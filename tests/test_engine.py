@@ -12,7 +12,8 @@ from sqlalchemy.exc import OperationalError
 
 from dialogs.clock import ManualClock
 from dialogs.content import Content
-from dialogs.engine import DueStatus, Engine
+from dialogs.due import DueStatus
+from dialogs.engine import Engine
 from dialogs.events import Address, Inbound, Outbound
 from dialogs.followups.dispatcher import Dispatcher
 from dialogs.safety.resources import SafetyResources

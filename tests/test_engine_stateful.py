@@ -17,8 +17,10 @@ import functools
 import shutil
 import sqlite3
 import tempfile
+from collections.abc import Awaitable, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, event, settings
@@ -35,6 +37,8 @@ from dialogs.safety.resources import SafetyResources
 from dialogs.safety.screen import SafetyScreen
 from storage import SqlStore, open_store
 from tests.conftest import CONTENT_DIR, onboard
+
+T = TypeVar("T")
 
 CONTENT = load_content(CONTENT_DIR)
 SCREEN = SafetyScreen.from_file(CONTENT_DIR / "safety" / "signals.yaml")
@@ -95,7 +99,7 @@ class Sender:
     def __init__(self) -> None:
         self.sent: list[tuple[Address, Outbound]] = []
 
-    async def send(self, address: Address, messages: list[Outbound]) -> None:
+    async def send(self, address: Address, messages: Sequence[Outbound]) -> None:
         self.sent.extend((address, m) for m in messages)
 
 
@@ -122,7 +126,7 @@ class EngineMachine(RuleBasedStateMachine):
         # the steps that plan follow-ups); Ben meets the gates.
         self.run(onboard(self.store, self.clock, PEOPLE[0]))
 
-    def run(self, awaitable):  # type: ignore[no-untyped-def]
+    def run(self, awaitable: Awaitable[T]) -> T:
         return self.loop.run_until_complete(awaitable)
 
     def _build(self) -> None:

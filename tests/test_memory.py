@@ -53,7 +53,7 @@ async def one_pause(chat: Chat, rating: str = "6") -> str:
 async def journal(store: SqlStore) -> list[tuple[str, str, str, str]]:
     async with store.engine.connect() as conn:
         rows = await conn.execute(sql("select flow_id, node_id, kind, value from journal"))
-        return [tuple(r) for r in rows]  # type: ignore[misc]
+        return [tuple(r) for r in rows]
 
 
 async def remember(store: SqlStore, clock: ManualClock, *row: str) -> None:

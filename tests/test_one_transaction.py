@@ -3,9 +3,10 @@ event id commit together or not at all."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Any
 
 from dialogs.clock import ManualClock
 from dialogs.content import Content
@@ -13,7 +14,7 @@ from dialogs.engine import Engine
 from dialogs.safety.resource_text import resource_text
 from dialogs.safety.resources import SafetyResources
 from dialogs.safety.screen import SafetyScreen
-from dialogs.store import FollowUpRequest, StoreSession, UserKey
+from dialogs.store import FollowUp, FollowUpRequest, StoreSession, UserKey
 from storage import SqlStore
 from tests.conftest import Chat, onboard
 from tests.test_engine import walk_pause_to_move
@@ -35,7 +36,8 @@ class FailingSession:
     def __init__(self, inner: StoreSession) -> None:
         self._inner = inner
 
-    def __getattr__(self, name: str) -> object:
+    # Any, not object: what it hands on is the real session's, typed there.
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
     async def schedule_followup(self, user: UserKey, request: FollowUpRequest) -> bool:
@@ -49,20 +51,22 @@ class FailingStore:
         self.inner = inner
         self.armed = False
 
-    def __getattr__(self, name: str) -> object:
-        # Everything else (marking outbox rows, batches) is the real store's.
+    def __getattr__(self, name: str) -> Any:
+        # Everything else (marking outbox rows, batches) is the real store's, typed there.
         return getattr(self.inner, name)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[StoreSession]:
         async with self.inner.session() as s:
-            yield FailingSession(s) if self.armed else s  # type: ignore[misc]
+            yield FailingSession(s) if self.armed else s
 
-    async def claim_due(self, now: datetime, limit: int, platforms: object = None) -> list[object]:
-        return await self.inner.claim_due(now, limit, platforms)  # type: ignore[arg-type]
+    async def claim_due(
+        self, now: datetime, limit: int, platforms: Collection[str] | None = None
+    ) -> list[FollowUp]:
+        return await self.inner.claim_due(now, limit, platforms)
 
-    async def next_due_at(self, platforms: object = None) -> datetime | None:
-        return await self.inner.next_due_at(platforms)  # type: ignore[arg-type]
+    async def next_due_at(self, platforms: Collection[str] | None = None) -> datetime | None:
+        return await self.inner.next_due_at(platforms)
 
 
 async def test_a_failure_late_in_an_event_rolls_back_everything_it_wrote(
@@ -77,7 +81,7 @@ async def test_a_failure_late_in_an_event_rolls_back_everything_it_wrote(
         content,
         failing,
         clock,
-        safety_screen,  # type: ignore[arg-type]
+        safety_screen,
         lambda s, c: resource_text(resources, s, c),
     )
     chat = Chat(engine, clock=clock)

@@ -10,7 +10,7 @@ import asyncio
 import itertools
 from collections.abc import Awaitable, Sequence
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -26,6 +26,7 @@ from bot.outbox import (
     wave_turn,
 )
 from dialogs.clock import ManualClock
+from dialogs.delivery import Delivered
 from dialogs.engine import Engine
 from dialogs.events import Address, Outbound
 from dialogs.followups.dispatcher import Dispatcher, RecipientUnreachable
@@ -537,7 +538,10 @@ async def test_what_got_through_is_reported_message_by_message() -> None:
     class Tracking:
         tracks_delivery = True
 
-        async def send(self, address: Address, messages: Sequence[Outbound], delivered) -> None:  # type: ignore[no-untyped-def]
+        async def send(
+            self, address: Address, messages: Sequence[Outbound], delivered: Delivered | None = None
+        ) -> None:
+            assert delivered is not None  # the outbox reports to a tracking sender
             delivered(0)
             raise ConnectionError("dropped after the first")
 
@@ -627,12 +631,10 @@ async def test_close_before_start_fails_queued_callers() -> None:
         await finish(task)
 
 
-def production(
-    platform: str, sender: RecordingSender, time: FakeTime, **settings: object
-) -> Outbox:
+def production(platform: str, sender: RecordingSender, time: FakeTime, **settings: Any) -> Outbox:
     """An outbox with the limits `Guide.add_platform` gives it (`limits_for` of the
     settings, the environment left out), on the fake clock."""
-    limits = limits_for(platform, Settings(_env_file=None, **settings))  # type: ignore[call-arg]
+    limits = limits_for(platform, Settings(_env_file=None, **settings))
     return Outbox.with_limits(sender, limits, now=time.now, sleep=time.sleep)
 
 

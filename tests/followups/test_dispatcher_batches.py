@@ -16,7 +16,8 @@ import pytest
 from sqlalchemy import text as sql
 
 from dialogs.clock import ManualClock
-from dialogs.engine import DueOutcome, Engine
+from dialogs.due import DueOutcome
+from dialogs.engine import Engine
 from dialogs.events import Address, Outbound
 from dialogs.followups.dispatcher import Dispatcher
 from dialogs.store import FollowUp, FollowUpRequest, UserKey

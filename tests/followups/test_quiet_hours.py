@@ -13,6 +13,7 @@ from sqlalchemy import text as sql
 from dialogs.clock import ManualClock
 from dialogs.content import Content
 from dialogs.engine import Engine
+from dialogs.events import Address, Outbound
 from dialogs.followups.dispatcher import Dispatcher
 from dialogs.followups.times import DEFAULT_QUIET, after_quiet_hours
 from dialogs.safety.resource_text import resource_text
@@ -132,7 +133,9 @@ def test_an_end_the_clocks_skip_comes_right_after_the_gap() -> None:
 # ----------------------------------------------------------------- paths that move a due time
 
 
-def dispatcher(store: SqlStore, engine: Engine, clock: ManualClock) -> tuple[Dispatcher, list]:
+def dispatcher(
+    store: SqlStore, engine: Engine, clock: ManualClock
+) -> tuple[Dispatcher, list[tuple[Address, list[Outbound]]]]:
     sender = RecordingSender()
     return Dispatcher(store, engine, {"test": sender}, clock), sender.sent
 

@@ -31,7 +31,7 @@ async def rows(store: SqlStore) -> list[tuple[str, str, str | None, int | None, 
         found = await connection.execute(
             sql("select kind, status, reason, turn, followup_id from outbound order by id")
         )
-        return [tuple(r) for r in found]  # type: ignore[misc]
+        return [tuple(r) for r in found]
 
 
 async def everything_so_far_was_sent(store: SqlStore) -> None:

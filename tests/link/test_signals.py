@@ -246,7 +246,7 @@ async def test_unlinking_needs_nobody_and_says_only_that_it_ended(
     alice: Chat, bob: Chat, lcopy: Any
 ) -> None:
     await link_up(alice, bob)
-    out = await bob.command("unlink")
+    out: list[Outbound] = await bob.command("unlink")
     assert here(out) == [lcopy.unlinked]
     assert to(out, ALICE) == [lcopy.link_ended]
     assert texts(await bob.command("unlink")) == lcopy.not_linked
