@@ -5,6 +5,7 @@ setting that can hold a wrong value and over every command of the CLI."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from typing import Any, Literal, get_args, get_origin
 import pytest
 import typer
 from typer.core import TyperGroup
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from bot.cli import app
 from bot.config import Settings, variable_name
@@ -97,7 +98,7 @@ def test_every_command_is_covered() -> None:
     assert {"console", "run", "content check", "db upgrade", "keys rotate"} <= names
 
 
-def invoke(args: list[str], env: dict[str, str], tmp_path: Path) -> Any:
+def invoke(args: list[str], env: dict[str, str], tmp_path: Path) -> Result:
     runner = CliRunner()
     base = {
         "PAUSECHECK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'pc.db'}",
@@ -106,7 +107,7 @@ def invoke(args: list[str], env: dict[str, str], tmp_path: Path) -> Any:
     return runner.invoke(app, args, env={**base, **env}, input="")
 
 
-def assert_one_line_naming(result: Any, name: str, value: str | None = None) -> str:
+def assert_one_line_naming(result: Result, name: str, value: str | None = None) -> str:
     assert result.exit_code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
@@ -162,7 +163,8 @@ def test_a_missing_driver_names_the_package_to_install(
     monkeypatch.chdir(tmp_path)
     pytest.importorskip("sqlalchemy.dialects.postgresql.asyncpg")
     try:
-        import asyncpg  # noqa: F401
+        # By name: the test needs the driver absent, and mypy cannot resolve a missing one.
+        importlib.import_module("asyncpg")
     except ImportError:
         pass
     else:
@@ -217,14 +219,12 @@ def test_a_read_only_database_directory_is_one_line_before_anything_starts(
 ) -> None:
     """A read-only directory (a read-only mount; as root, permissions do not stop
     writes) is found by `os.access`, so it is stood in for here."""
-    import storage.engine
-
     monkeypatch.chdir(tmp_path)
     assert invoke(["db", "upgrade"], {}, tmp_path).exit_code == 0
     real = os.access
+    # By its path: storage.engine does not export the os module it uses.
     monkeypatch.setattr(
-        storage.engine.os,
-        "access",
+        "storage.engine.os.access",
         lambda path, mode, **kw: False if Path(path) == tmp_path else real(path, mode, **kw),
     )
     for command in (["db", "upgrade"], ["console"]):

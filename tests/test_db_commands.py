@@ -9,24 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from bot.cli import app
 from storage.readiness import head_revision
 from tests.postgres import postgres_schema_url
 
 
-def db(command: str, url: str) -> Any:
+def db(command: str, url: str) -> Result:
     env = {"PAUSECHECK_DATABASE_URL": url, "PAUSECHECK_TIMEZONE": "Europe/London"}
     return CliRunner().invoke(app, ["db", command], env=env)
 
 
-def one_line(result: Any) -> str:
+def one_line(result: Result) -> str:
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.output
     assert "Traceback" not in result.output

@@ -120,18 +120,19 @@ async def use_the_guide(
         await bob.press("Done")
         # A group reflection: three people join and answer, one in words (sealed).
         group = Group(alice)
-        for person in PEOPLE:
-            await onboard(store, clock, Address("test", person, person, True))
+        for name in PEOPLE:
+            await onboard(store, clock, Address("test", name, name, True))
         await group.act("fac", group=True, command=Command("reflect", ("start", "noticing", "5")))
         join = next(
             c for m in group.seen["g1"] for c in m.choices if c.label == "Join"
         ).start_payload
-        for person in PEOPLE[:3]:
-            await group.act(person, command=Command("start", (join,)))
-            await group.act(person, choice=group.button(person, "I reached out, texted or asked"))
+        assert join is not None
+        for name in PEOPLE[:3]:
+            await group.act(name, command=Command("start", (join,)))
+            await group.act(name, choice=group.button(name, "I reached out, texted or asked"))
         await group.act("fac", group=True, choice=group.button("g1", "Next step"))
-        for person in PEOPLE[:3]:
-            await group.act(person, text=f"my alarm, said by {person}")
+        for name in PEOPLE[:3]:
+            await group.act(name, text=f"my alarm, said by {name}")
         return bob.buttons()[0].id
     finally:
         await store.close()

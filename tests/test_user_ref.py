@@ -52,7 +52,7 @@ async def test_the_secret_is_made_once_and_stored_or_taken_from_the_setting(
     tmp_path: Path,
 ) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'pc.db'}"
-    settings = Settings(_env_file=None, database_url=url, timezone="UTC")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, database_url=url, timezone="UTC")
     refs = []
     for _ in range(2):
         guide = await open_guide(settings, ManualClock())

@@ -42,10 +42,10 @@ from tests.conftest import onboarded
 
 ADDRESS = Address("walker", "w1", "w1")
 USER = UserKey("walker", "w1")
-END = ("<end>",)
+StateKey = tuple[object, ...]
+END: StateKey = ("<end>",)
 # The engine's zone in tests (tests/conftest.py); the walker's profile has no other.
 ZONE = ZoneInfo("Europe/London")
-StateKey = tuple[object, ...]
 
 
 def _scale_values(flow: Flow) -> list[int]:
@@ -126,10 +126,11 @@ class Walk:
         assert state.flow_id is not None and state.node_id is not None
         flow = self.content.flows[state.flow_id]
         step = flow.step(state.node_id)
+        assert step is not None, f"{flow.id} has no step {state.node_id}"
         at = self.clock.now()
 
         def press(option: str, when: datetime = at) -> Inbound:
-            payload = encode_payload(Payload(flow.id, step.id, option, state.turn))  # type: ignore[union-attr]
+            payload = encode_payload(Payload(flow.id, step.id, option, state.turn))
             return Inbound(ADDRESS, f"w{next(self.events)}", when, choice=payload)
 
         if isinstance(step, ChoiceStep):

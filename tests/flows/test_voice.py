@@ -31,10 +31,10 @@ def _all_texts(content: Content) -> list[tuple[str, str]]:
     for reflection in content.reflections.values():
         found += [(f"{reflection.id}/intro", reflection.intro)]
         found += [(f"{reflection.id}/closing", reflection.closing)]
-        for step in reflection.steps:
-            found += [(f"{reflection.id}/{step.id}", step.prompt)]
-            found += [(f"{reflection.id}/{step.id}", step.group_text)]
-            found += [(f"{reflection.id}/{step.id}", o.label) for o in step.options]
+        for part in reflection.steps:
+            found += [(f"{reflection.id}/{part.id}", part.prompt)]
+            found += [(f"{reflection.id}/{part.id}", part.group_text)]
+            found += [(f"{reflection.id}/{part.id}", o.label) for o in part.options]
     return found
 
 
@@ -88,7 +88,7 @@ def test_every_flow_a_person_starts_has_a_command(content: Content) -> None:
     # A flow one tap away from a commanded one (/checkin -> "Check in now") counts.
     reachable = set(commanded)
     for flow_id in commanded:
-        flow = content.flows[flow_id]  # type: ignore[index]
+        flow = content.flows[flow_id]
         reachable |= {s.flow for s in flow.steps if isinstance(s, HandoffStep)}
     assert set(content.flows) - reachable - STARTED_BY_THE_GUIDE == set()
     assert set(content.flows) >= STARTED_BY_THE_GUIDE

@@ -14,6 +14,7 @@ from dialogs.link.codes import code_hash, normalised
 from dialogs.safety.resource_text import resource_text
 from dialogs.safety.resources import SafetyResources
 from dialogs.safety.screen import SafetyScreen
+from dialogs.store import UserKey
 from storage import SqlStore
 from tests.conftest import Chat, onboard, texts
 from tests.link.conftest import ALICE, BOB, here, invite, link_up, to
@@ -42,7 +43,7 @@ async def test_link_says_what_it_shares_in_plain_words_before_anything_is_made(
     ]
     # Nothing exists until they agree.
     async with store.session() as s:
-        assert await s.links_of(alice.address and _key(alice)) == []
+        assert await s.links_of(_key(alice)) == []
     safe = texts(await alice.press("How it stays safe"))
     assert "At most three messages a day and one an hour" in safe
     assert "Nothing arrives in the other's quiet hours" in safe
@@ -153,8 +154,10 @@ async def test_only_the_code_hash_is_stored(alice: Chat, store: SqlStore) -> Non
         dump = repr(
             [tuple(r) for r in await connection.exec_driver_sql("SELECT * FROM partner_links")]
         )
-    assert normalised(code) not in dump and code not in dump
-    assert code_hash(normalised(code) or "") in dump
+    normal = normalised(code)
+    assert normal is not None
+    assert normal not in dump and code not in dump
+    assert code_hash(normal) in dump
 
 
 async def test_telegram_gets_a_deep_link_that_opens_the_invitation(
@@ -198,14 +201,12 @@ async def test_a_person_never_screened_answers_the_safety_screen_first(
     assert "Your partner invited you." in out
 
 
-def _key(chat: Chat):  # type: ignore[no-untyped-def]
-    from dialogs.store import UserKey
-
+def _key(chat: Chat) -> UserKey:
     return UserKey(chat.address.platform, chat.address.user_id)
 
 
 async def _live_links(chat: Chat) -> int:
-    async with chat.engine._store.session() as s:  # type: ignore[attr-defined]
+    async with chat.engine._store.session() as s:
         return len(await s.links_of(_key(chat)))
 
 

@@ -11,9 +11,10 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import cast
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 
 from dialogs.clock import ManualClock
 from dialogs.engine import Engine
@@ -317,10 +318,11 @@ async def test_a_share_is_screened_again_before_posting(
     async with store.engine.begin() as connection:
         from storage.crypto import encode_variables
 
+        # SQLAlchemy types a mapped class's __table__ as any FromClause; this one is a Table.
         await connection.execute(
-            ReflectionAnswerRow.__table__.update().values(
-                text=encode_variables({"text": "I don't want to be alive anymore"}, None)
-            )
+            cast(Table, ReflectionAnswerRow.__table__)
+            .update()
+            .values(text=encode_variables({"text": "I don't want to be alive anymore"}, None))
         )
     out = await room.act("ana", choice=room.button("private:ana", "Share anonymously").id)
     assert "haven't shared that" in out[0].text

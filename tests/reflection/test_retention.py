@@ -61,7 +61,7 @@ async def test_the_daily_job_purges_unsaved_answers_after_the_configured_days(
 ) -> None:
     monkeypatch.delenv("PAUSECHECK_REFLECTION_RETENTION_DAYS", raising=False)
     clock = ManualClock()
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None,
         database_url=store_url,
         timezone="Europe/London",

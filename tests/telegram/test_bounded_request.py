@@ -106,7 +106,7 @@ async def test_a_connection_the_server_closed_while_idle_is_not_used_again() -> 
 
 async def test_the_bots_connections_answer_readability_from_their_socket(tg: Harness) -> None:
     request = tg.adapter._bot_app().bot.request
-    pool = request._client._transport._pool  # type: ignore[attr-defined]
+    pool = request._client._transport._pool
     assert isinstance(pool._network_backend, _KeptSocketBackend)
 
 

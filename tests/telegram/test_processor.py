@@ -17,10 +17,11 @@ from tests.telegram.fake_bot_api import FakeBotAPI
 
 CONTENT = load_content(CONTENT_DIR)
 SLOW_DOWN = CONTENT.copy.slow_down
-_SOS_FLOW = CONTENT.flows[CONTENT.commands.get("sos").flow]  # type: ignore[union-attr,index]
+_SOS = CONTENT.commands.get("sos")
+assert _SOS is not None and _SOS.flow is not None
 # The first words /sos answers with, before any template field.
-SOS_REPLY = _SOS_FLOW.steps[0].text[0].split("{")[0]  # type: ignore[union-attr]
-CRISIS_REPLY = CONTENT.flows["crisis"].steps[0].text[0].split("{")[0]  # type: ignore[union-attr]
+SOS_REPLY = CONTENT.flows[_SOS.flow].steps[0].text[0].split("{")[0]
+CRISIS_REPLY = CONTENT.flows["crisis"].steps[0].text[0].split("{")[0]
 FLOODER, OTHER = 6101, 6102
 
 

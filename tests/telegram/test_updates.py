@@ -9,7 +9,7 @@ from telegram import Bot, Update
 
 from bot.telegram.render import is_private_chat, keyboard, render
 from bot.telegram.updates import BotIdentity, callback_inbound, message_inbound, parse_command
-from dialogs.events import Address, Choice, Command, Outbound
+from dialogs.events import Address, Choice, Command, Inbound, Outbound
 from tests.telegram.fake_bot_api import BOT_ID, BOT_USERNAME, DEFAULT_TOKEN, FakeBotAPI
 
 ME = BotIdentity(BOT_ID, BOT_USERNAME)
@@ -104,7 +104,7 @@ def test_short_labels_share_rows_and_oversized_data_is_dropped() -> None:
 def test_a_mention_in_a_group_is_the_command_addressed_to_the_bot() -> None:
     fake = FakeBotAPI()
 
-    def said(text: str, **kwargs: Any) -> object:
+    def said(text: str, **kwargs: Any) -> Inbound | None:
         body = fake.message_update(5, text, chat_id=-9, chat_type="supergroup", **kwargs)
         return message_inbound(update(body), ME, KNOWN)
 
@@ -116,8 +116,8 @@ def test_a_mention_in_a_group_is_the_command_addressed_to_the_bot() -> None:
     bare = said(f"@{BOT_USERNAME}")
     assert bare is not None and bare.command == Command("help")
     # Anything else said to the bot is text, the mention taken out (and screened).
-    text = said(f"@{BOT_USERNAME.upper()} what is this")
-    assert text is not None and text.text == "what is this"
+    plain = said(f"@{BOT_USERNAME.upper()} what is this")
+    assert plain is not None and plain.text == "what is this"
     # Another bot's mention, or none at all, is not for us.
     assert said("@someone_else_bot pause") is None
     assert said("pause now, everyone") is None

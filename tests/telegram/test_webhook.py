@@ -192,7 +192,7 @@ async def test_bodies_over_a_megabyte_are_refused_even_with_the_secret(hooked: H
 async def test_four_100_mb_bodies_without_the_secret_leave_memory_flat(hooked: Harness) -> None:
     """The review's probe: four requests of 100 MB without the secret (PTB's own
     server read each into memory: 114 -> 674 MB). Here they are refused unread."""
-    import psutil
+    import psutil  # type: ignore[import-untyped]  # psutil ships no types
 
     process = psutil.Process()
     before = process.memory_info().rss

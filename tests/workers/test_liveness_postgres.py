@@ -236,7 +236,7 @@ async def test_a_running_guide_delivers_a_dead_workers_follow_up_at_once(
     try:
         assert isinstance(guide.heartbeat, Heartbeat)
         arrivals = Arrivals()
-        guide.senders["test"] = arrivals  # type: ignore[assignment]
+        guide.senders["test"] = arrivals
         await guide.scheduler.start()
         await onboard(dead, clock, ADDRESS)
         # The database's clock: it lapses a tenth of a second after this beat.

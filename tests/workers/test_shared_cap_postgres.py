@@ -104,7 +104,7 @@ async def test_discord_waves_from_two_workers_keep_discords_global_limit(
     with postgres_schema_url() as url:
         monkeypatch.setenv("PAUSECHECK_DATABASE_URL", url)
         monkeypatch.setenv("PAUSECHECK_TIMEZONE", "Europe/London")
-        settings = Settings(_env_file=None)  # type: ignore[call-arg]
+        settings = Settings(_env_file=None)
         cap = settings.discord_rate
         assert cap == 50.0
         wave = int(cap)  # per worker: two seconds' worth together
