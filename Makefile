@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy dialogs storage bot soak bench
+	$(BIN)/mypy dialogs storage bot soak bench tests
 
 content-check: $(STAMP)
 	$(BIN)/pausecheck content check
