@@ -392,8 +392,10 @@ class Soak:
         span = max(0.0, until.at - LAST_KILL_BEFORE_END - start)
         moments = sorted(start + self.rng.uniform(0, span) for _ in range(self.o.kill_count))
         up_since = time.monotonic()
-        late = 0.0
+        asked_end = until.at
         for planned in moments:
+            # How far restarts have moved the end is how far each moment moves.
+            late = until.at - asked_end
             moment = max(planned + late, up_since + MIN_UPTIME)
             await asyncio.sleep(max(0.0, moment - time.monotonic()))
             if self.o.webhook:
@@ -407,9 +409,7 @@ class Soak:
             await self._kill_once(in_window=self.rng.random() < 0.35)
             if not self.o.webhook:
                 up_since = time.monotonic()
-                delay = up_since - (planned + late)
-                until.later_by(delay)
-                late += delay
+                until.later_by(up_since - (planned + late))
         await asyncio.sleep(until.left())
 
     async def _victim(self, until: float) -> GuideProcess | None:
